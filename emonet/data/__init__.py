@@ -1,0 +1,1 @@
+"""Data: csv partitions, audio decoding, log-mel features and the demo corpus."""

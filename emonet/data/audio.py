@@ -1,0 +1,72 @@
+"""Audio probing and decoding: anything soundfile reads, downmixed to mono and resampled
+(torchaudio) to the target rate."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+
+class AudioReadError(Exception):
+    """The file is missing, unreadable, corrupt or empty (message says which)."""
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    num_samples: int
+
+    @property
+    def seconds(self) -> float:
+        return self.num_samples / self.sample_rate
+
+
+def probe(path: Path) -> AudioInfo:
+    """Reads the header only. Raises AudioReadError with a short reason."""
+    if not path.exists():
+        raise AudioReadError("file not found")
+    if not path.is_file():
+        raise AudioReadError("not a regular file")
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile: unknown format, truncated header, ...
+        reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        raise AudioReadError(f"unreadable or corrupt audio ({reason.strip()})") from None
+    if info.frames <= 0:
+        raise AudioReadError("empty audio (0 samples)")
+    if info.samplerate <= 0 or info.channels <= 0:
+        raise AudioReadError("invalid header (sample rate or channel count is 0)")
+    return AudioInfo(sample_rate=int(info.samplerate), channels=int(info.channels), num_samples=int(info.frames))
+
+
+def resampled_length(num_samples: int, orig_rate: int, new_rate: int) -> int:
+    """Length torchaudio.functional.resample produces (it reduces the rates by their gcd)."""
+    if orig_rate == new_rate:
+        return num_samples
+    g = math.gcd(orig_rate, new_rate)
+    orig, new = orig_rate // g, new_rate // g
+    return -(-new * num_samples // orig)  # ceil without float error
+
+
+def load_mono(path: Path, target_rate: int) -> tuple[torch.Tensor, bool]:
+    """float32 mono waveform at ``target_rate`` and whether it had to be converted."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+        raise AudioReadError(f"unreadable or corrupt audio ({reason.strip()})") from None
+    if data.shape[0] == 0:
+        raise AudioReadError("empty audio (0 samples)")
+    converted = data.shape[1] != 1 or rate != target_rate
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    wav = torch.from_numpy(np.ascontiguousarray(mono))
+    if rate != target_rate:
+        wav = AF.resample(wav, rate, target_rate)
+    return wav, converted

@@ -1,0 +1,110 @@
+"""Log-mel feature configuration and computation (torchaudio)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+import torch
+import torchaudio
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """How log-mel features are computed. Defaults follow the original EmoNet:
+    16 kHz, n_fft 1024, hop 512, Hann window, 128 mels from 20 to 8000 Hz, power
+    spectrum, natural log of (mel + 1e-6). Frames are centred (zero padding at the edges),
+    so a clip of n samples has ``1 + n // hop_length`` frames."""
+
+    sample_rate: int = 16000
+    n_fft: int = 1024
+    hop_length: int = 512
+    n_mels: int = 128
+    f_min: float = 20.0
+    f_max: float = 8000.0
+    log_offset: float = 1e-6
+    power: float = 2.0
+    window: str = "hann"
+    mel_scale: str = "htk"
+    center: bool = True
+    pad_mode: str = "constant"
+    dtype: str = "float16"
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> None:
+            raise ValueError(f"invalid feature config: {msg}")
+
+        if self.sample_rate <= 0:
+            bad(f"sample_rate must be > 0, got {self.sample_rate}")
+        if self.n_fft <= 0 or self.hop_length <= 0:
+            bad(f"n_fft and hop_length must be > 0, got {self.n_fft} and {self.hop_length}")
+        if self.hop_length > self.n_fft:
+            bad(f"hop_length ({self.hop_length}) must not exceed n_fft ({self.n_fft})")
+        if self.n_mels <= 0:
+            bad(f"n_mels must be > 0, got {self.n_mels}")
+        if not 0 <= self.f_min < self.f_max:
+            bad(f"need 0 <= f_min < f_max, got f_min={self.f_min} f_max={self.f_max}")
+        if self.f_max > self.sample_rate / 2:
+            bad(f"f_max ({self.f_max}) is above the Nyquist frequency {self.sample_rate / 2} of sample_rate {self.sample_rate}")
+        if self.window != "hann":
+            bad(f"only the 'hann' window is supported, got {self.window!r}")
+        if self.dtype not in ("float16", "float32"):
+            bad(f"dtype must be float16 or float32, got {self.dtype!r}")
+        if not self.center:
+            bad("only centred frames (center=True) are supported")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "FeatureConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"invalid feature config: unknown keys {sorted(unknown)}")
+        return cls(**data)
+
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the feature values."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop_length
+
+    def seconds_to_frames(self, seconds: float) -> int:
+        return self.num_frames(int(round(seconds * self.sample_rate)))
+
+
+class LogMel:
+    """Computes [frames, n_mels] log-mel features from a mono waveform."""
+
+    def __init__(self, config: FeatureConfig, device: str | torch.device = "cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.transform = torchaudio.transforms.MelSpectrogram(
+            sample_rate=config.sample_rate,
+            n_fft=config.n_fft,
+            hop_length=config.hop_length,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            power=config.power,
+            center=config.center,
+            pad_mode=config.pad_mode,
+            mel_scale=config.mel_scale,
+            window_fn=torch.hann_window,
+        ).to(self.device)
+        self.np_dtype = np.dtype(config.dtype)
+
+    @torch.inference_mode()
+    def tensor(self, waveform: torch.Tensor) -> torch.Tensor:
+        """float32 [frames, n_mels] on the extractor's device."""
+        mel = self.transform(waveform.to(self.device, non_blocking=True))
+        return torch.log(mel + self.config.log_offset).transpose(-1, -2)
+
+    def __call__(self, waveform: torch.Tensor) -> np.ndarray:
+        """[frames, n_mels] in the storage dtype, as a numpy array."""
+        return self.tensor(waveform).to(torch.float32).cpu().numpy().astype(self.np_dtype)

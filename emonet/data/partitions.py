@@ -1,0 +1,147 @@
+"""csv partitions in the seed's layout: a header ``file,label``, one row per utterance,
+paths relative to the data path. The label column may be absent from a test csv
+(unlabelled). Row problems are returned, not raised, so ``--skip-bad`` can skip them."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emonet.errors import EmoNetError, InputError
+
+PARTITIONS = ("train", "devel", "test")
+# csv names used by the seed for each store partition, in order of preference
+MULTI_TASK_CSV_NAMES = {"train": ("train.csv",), "devel": ("val.csv", "devel.csv"), "test": ("test.csv",)}
+
+
+@dataclass(frozen=True)
+class Row:
+    line: int  # line number in the csv file (the header is line 1)
+    file: str  # the file key exactly as written in the csv
+    label: str | None
+
+
+@dataclass
+class PartitionCsv:
+    partition: str  # train | devel | test
+    path: Path
+    sha256: str
+    labelled: bool
+    rows: list[Row]
+    problems: list[InputError] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TaskSources:
+    """Where one task's csvs are: partition name -> csv path."""
+
+    task: str
+    csvs: dict[str, Path]
+
+
+def _fail(path: Path, msg: str) -> EmoNetError:
+    return EmoNetError(f"{path}: {msg}")
+
+
+def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
+    """Parses and checks one csv. csv-level problems raise EmoNetError; row problems are
+    collected in ``.problems``."""
+    path = Path(path)
+    if not path.is_file():
+        raise _fail(path, "csv file not found; check the path")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise _fail(path, "is not UTF-8 text; save the csv as UTF-8") from None
+    lines = list(csv.reader(io.StringIO(text)))
+    # drop blank lines but keep line numbers
+    numbered = [(i + 1, r) for i, r in enumerate(lines) if any(c.strip() for c in r)]
+    if not numbered:
+        raise _fail(path, "csv is empty; it needs a header 'file,label' and one row per utterance")
+    header_line, header = numbered[0]
+    cols = [c.strip().lower() for c in header]
+    if "file" not in cols:
+        first = ",".join(header)[:60]
+        raise _fail(path, f"line {header_line} is not a header with a 'file' column (found '{first}'); add the header line 'file,label'")
+    labelled = "label" in cols
+    if partition != "test" and not labelled:
+        raise _fail(path, f"has no 'label' column (header: {','.join(header)}); the {partition} csv needs 'file,label'")
+    fi, li = cols.index("file"), (cols.index("label") if labelled else None)
+    body = numbered[1:]
+    if not body:
+        raise _fail(path, "csv has a header but no rows; add one row per utterance")
+
+    rows: list[Row] = []
+    problems: list[InputError] = []
+    seen: dict[str, int] = {}
+    for line, rec in body:
+        need = max(fi, li if li is not None else 0) + 1
+        if len(rec) < need:
+            problems.append(InputError(f"{path} row {line}: has {len(rec)} column(s), expected {len(cols)}; fix the row", source=str(path), row=line))
+            continue
+        key = rec[fi].strip()
+        label = rec[li].strip() if li is not None else None
+        if not key:
+            problems.append(InputError(f"{path} row {line}: empty file name; fill it in or delete the row", source=str(path), row=line))
+            continue
+        if li is not None and not label:
+            problems.append(InputError(f"{path} row {line}: empty label for '{key}'; fill it in or delete the row", source=str(path), row=line, file=key))
+            continue
+        if key in seen:
+            problems.append(InputError(f"{path} row {line}: '{key}' duplicates row {seen[key]}; delete one of the two rows", source=str(path), row=line, file=key))
+            continue
+        seen[key] = line
+        rows.append(Row(line=line, file=key, label=label))
+    return PartitionCsv(partition=partition, path=path, sha256=hashlib.sha256(raw).hexdigest(), labelled=labelled, rows=rows, problems=problems)
+
+
+def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:
+    csvs = {"train": Path(train)}
+    if devel is not None:
+        csvs["devel"] = Path(devel)
+    if test is not None:
+        csvs["test"] = Path(test)
+    return TaskSources(task=task, csvs=csvs)
+
+
+def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
+    """The seed's multi-task setup: one folder per task with train.csv, val.csv (or
+    devel.csv) and test.csv."""
+    setup_dir = Path(setup_dir)
+    if not setup_dir.is_dir():
+        raise EmoNetError(f"{setup_dir}: multi-task setup folder not found; pass the folder that holds one subfolder per task")
+    available = sorted(p.name for p in setup_dir.iterdir() if p.is_dir())
+    if not tasks:
+        raise EmoNetError(f"no tasks given; name them with --tasks (available in {setup_dir}: {', '.join(available) or 'none'})")
+    out = []
+    for task in tasks:
+        folder = setup_dir / task
+        if not folder.is_dir():
+            raise EmoNetError(f"{folder}: no such task folder in the multi-task setup; available: {', '.join(available) or 'none'}")
+        csvs: dict[str, Path] = {}
+        for part, names in MULTI_TASK_CSV_NAMES.items():
+            found = [folder / n for n in names if (folder / n).is_file()]
+            if len(found) > 1:
+                raise EmoNetError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one as the validation partition")
+            if found:
+                csvs[part] = found[0]
+        if "train" not in csvs:
+            raise EmoNetError(f"{folder}: train.csv not found; each task folder needs train.csv, val.csv and test.csv")
+        out.append(TaskSources(task=task, csvs=csvs))
+    return out
+
+
+def label_sort_key(label: str):
+    """Numeric labels sort by value (so ordinal ranks are right), others alphabetically."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+def class_list(train_labels) -> list[str]:
+    return sorted(set(train_labels), key=label_sort_key)

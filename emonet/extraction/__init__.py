@@ -1,0 +1,1 @@
+"""`emonet extract`: csv partitions + wavs -> a feature store."""

@@ -1,0 +1,46 @@
+"""What a partition will hold, fixed before anything is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class PartitionContent:
+    """Per-utterance facts of one partition, in csv order. ``frames`` are known in advance
+    from the audio headers, so every block's frame range is fixed before decoding."""
+
+    task: str
+    partition: str
+    files: list[str]
+    label_ids: np.ndarray  # int16, -1 for unlabelled
+    frames: np.ndarray  # int64
+    seconds: np.ndarray  # float64, original durations
+    n_mels: int
+    labelled: bool = True
+
+    offsets: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.label_ids = np.asarray(self.label_ids, dtype=np.int16)
+        self.frames = np.asarray(self.frames, dtype=np.int64)
+        self.seconds = np.asarray(self.seconds, dtype=np.float64)
+        self.offsets = np.concatenate([[0], np.cumsum(self.frames)]).astype(np.int64)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def total_frames(self) -> int:
+        return int(self.offsets[-1])
+
+    def fingerprint(self, *extra) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps([self.task, self.partition, self.files, self.n_mels, self.labelled, *extra]).encode())
+        for arr in (self.label_ids, self.frames, self.seconds):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:24]

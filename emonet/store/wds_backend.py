@@ -1,0 +1,129 @@
+"""webdataset backend: the same content as tar shards, for streaming from object storage.
+
+Each tar holds whole utterances in csv order; a sample is ``<index>.logmel.blosc``
+(float16 [frames, n_mels], blosc-zstd compressed like the zarr store) and
+``<index>.json`` (file, label, label_id, frames, n_mels, seconds). Beside the tars,
+``index.npz`` holds the per-utterance arrays for random access."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import webdataset as wds
+from numcodecs import Blosc
+
+from emonet.store.partition_plan import PartitionContent
+from emonet.store.writer import StagedPartitionWriter
+
+FRAMES_PER_TAR = 262144  # ~64 MiB of float16 at 128 mels before compression
+CODEC = Blosc(cname="zstd", clevel=5, shuffle=Blosc.SHUFFLE)
+
+
+def tar_name(k: int) -> str:
+    return f"shard-{k:06d}.tar"
+
+
+def encode_logmel(x: np.ndarray) -> bytes:
+    return bytes(CODEC.encode(np.ascontiguousarray(x, dtype=np.float16)))
+
+
+def decode_logmel(blob: bytes, frames: int, n_mels: int) -> np.ndarray:
+    return np.frombuffer(CODEC.decode(blob), dtype=np.float16).reshape(frames, n_mels)
+
+
+class WdsPartitionWriter(StagedPartitionWriter):
+    def __init__(self, staging: Path, content: PartitionContent, frames_per_tar: int = FRAMES_PER_TAR, classes=None):
+        self.frames_per_tar = int(frames_per_tar)
+        self.classes = list(classes or [])
+        super().__init__(staging, content, f"wds:{self.frames_per_tar}")
+
+    def block_bounds(self) -> np.ndarray:
+        """Cut at utterance edges once a tar holds at least ``frames_per_tar`` frames."""
+        edges, start = [0], 0
+        for off in self.content.offsets[1:]:
+            if off - start >= self.frames_per_tar:
+                edges.append(int(off))
+                start = int(off)
+        if edges[-1] != self.content.total_frames:
+            edges.append(self.content.total_frames)
+        return np.asarray(edges, dtype=np.int64)
+
+    def initialise(self) -> None:
+        c = self.content
+        np.savez(self.dir / "index.npz", files=np.array(c.files, dtype=str), labels=c.label_ids,
+                 offsets=c.offsets, seconds=c.seconds, block_bounds=self.bounds)
+
+    def discard_blocks_from(self, k: int) -> None:
+        for f in self.dir.glob("shard-*.tar*"):
+            stem = f.name.split(".")[0]
+            if int(stem.split("-")[1]) >= k or ".tmp" in f.name:
+                f.unlink()
+
+    def write_block(self, k: int, frames: np.ndarray) -> None:
+        c = self.content
+        lo, hi = int(self.bounds[k]), int(self.bounds[k + 1])
+        first = int(np.searchsorted(c.offsets, lo, side="left"))
+        last = int(np.searchsorted(c.offsets, hi, side="left"))
+        tmp = self.dir / (tar_name(k) + ".tmp")
+        with open(tmp, "wb") as fh:
+            with wds.TarWriter(fh, encoder=False, mtime=0, user="emonet", group="emonet") as sink:
+                for i in range(first, last):
+                    a, b = int(c.offsets[i]) - lo, int(c.offsets[i + 1]) - lo
+                    label_id = int(c.label_ids[i])
+                    meta = {"file": c.files[i], "label": self.classes[label_id] if label_id >= 0 and self.classes else None,
+                            "label_id": label_id, "frames": b - a, "n_mels": c.n_mels, "seconds": float(c.seconds[i])}
+                    sink.write({"__key__": f"{i:09d}", "logmel.blosc": encode_logmel(frames[a:b]),
+                                "json": json.dumps(meta, sort_keys=True).encode()})
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.dir / tar_name(k))
+
+
+class WdsPartitionReader:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        idx = np.load(self.path / "index.npz", allow_pickle=False)
+        self.files = [str(f) for f in idx["files"]]
+        self.labels = idx["labels"].astype(np.int64)
+        self.offsets = idx["offsets"].astype(np.int64)
+        self.seconds = idx["seconds"].astype(np.float64)
+        self.block_bounds = idx["block_bounds"].astype(np.int64)
+        self._cache: tuple[int, np.ndarray] | None = None
+
+    def shard_urls(self) -> list[str]:
+        return [str(self.path / tar_name(k)) for k in range(len(self.block_bounds) - 1)]
+
+    def _read_block(self, k: int) -> np.ndarray:
+        if self._cache and self._cache[0] == k:
+            return self._cache[1]
+        parts = []
+        with tarfile.open(self.path / tar_name(k)) as tf:
+            metas, blobs = {}, {}
+            for m in tf:
+                key, ext = m.name.split(".", 1)
+                data = tf.extractfile(m).read()
+                (metas if ext == "json" else blobs)[key] = data
+            for key in sorted(blobs):
+                meta = json.loads(metas[key])
+                parts.append(decode_logmel(blobs[key], meta["frames"], meta["n_mels"]))
+        n_mels = parts[0].shape[1] if parts else 0
+        arr = np.concatenate(parts) if parts else np.zeros((0, n_mels), np.float16)
+        self._cache = (k, arr)
+        return arr
+
+    def read_frames(self, lo: int, hi: int) -> np.ndarray:
+        b = self.block_bounds
+        k0 = int(np.searchsorted(b, lo, side="right") - 1)
+        k1 = int(np.searchsorted(b, hi, side="left"))
+        pieces = []
+        for k in range(k0, max(k1, k0 + 1)):
+            blk = self._read_block(k)
+            a = max(lo, int(b[k])) - int(b[k])
+            z = min(hi, int(b[k + 1])) - int(b[k])
+            pieces.append(blk[a:z])
+        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
