@@ -180,6 +180,8 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
                     raise StoreError(f"{root / tp.task / part}: already extracted from a different {existing.get('csv', {}).get('name', 'csv')} or options; use --overwrite to replace it")
             todo.append((tp, part, pp, content_id))
 
+    featurizer = Featurizer(opts.features, opts.device) if todo else None  # checks the device before writing
+
     # 2. create the store and task folders (each appears atomically)
     staging = root / layout.STAGING
     if todo or not exists or replace_all:
@@ -201,7 +203,6 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
             os.replace(tmp, root / tp.task)
 
     # 3. write what is missing
-    featurizer = Featurizer(opts.features, opts.device) if todo else None
     progress.begin(sum(len(pp.content) for *_x, pp, _c in todo), sum(float(pp.content.seconds.sum()) for *_x, pp, _c in todo))
     try:
         with pinned_torch_threads(1) if opts.workers > 1 else contextlib.nullcontext():

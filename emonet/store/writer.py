@@ -10,12 +10,17 @@ block are kept in the progress record, so normalisation statistics need no re-re
 from __future__ import annotations
 
 import abc
+import os
+import time
 from pathlib import Path
 
 import numpy as np
 
 from emonet.store.partition_plan import PartitionContent
 from emonet.utils.fs import atomic_write_json, read_json
+
+
+_TEST_BLOCK_DELAY = float(os.environ.get("_EMONET_TEST_BLOCK_DELAY", "0") or 0)
 
 
 class StagedPartitionWriter(abc.ABC):
@@ -118,6 +123,8 @@ class StagedPartitionWriter(abc.ABC):
         self.block_sums.append([int(x.shape[0]), x.sum(0).tolist(), (x * x).sum(0).tolist()])
         self.blocks_done = k + 1
         self._save_progress()
+        if _TEST_BLOCK_DELAY:  # fault-injection hook for the kill -9 tests: widen the window
+            time.sleep(_TEST_BLOCK_DELAY)
         self._block = k + 1
         if not self.done:
             self._new_buffer()

@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import torch
+import torchaudio.functional as AF
+
+from emonet.data.audio import AudioReadError, load_mono, probe, resampled_length
+from emonet.data.features import FeatureConfig, LogMel
+from tests.helpers import write_wav
+
+
+@pytest.mark.parametrize("orig", [8000, 11025, 22050, 44100, 48000, 16000])
+@pytest.mark.parametrize("n", [1, 513, 16001, 44099])
+def test_resampled_length_matches_torchaudio(orig, n):
+    out = AF.resample(torch.zeros(n), orig, 16000)
+    assert resampled_length(n, orig, 16000) == out.shape[-1]
+
+
+@pytest.mark.parametrize("n", [1, 100, 512, 513, 16000, 16383])
+def test_frame_count_formula_matches_logmel(n):
+    cfg = FeatureConfig(n_mels=32)
+    feats = LogMel(cfg)(torch.randn(n))
+    assert feats.shape == (cfg.num_frames(n), 32) and feats.dtype == np.float16
+
+
+def test_logmel_is_natural_log_of_mel_power():
+    cfg = FeatureConfig(n_mels=40, dtype="float32")
+    x = torch.zeros(4000)
+    feats = LogMel(cfg)(x)
+    assert np.allclose(feats, np.log(1e-6), atol=1e-4)  # silence -> log(offset)
+
+
+def test_stereo_44k_is_downmixed_and_resampled(tmp_path):
+    p = write_wav(tmp_path / "s.wav", seconds=0.5, rate=44100, channels=2)
+    info = probe(p)
+    assert (info.sample_rate, info.channels) == (44100, 2)
+    wav, converted = load_mono(p, 16000)
+    assert converted and wav.ndim == 1 and wav.shape[0] == resampled_length(info.num_samples, 44100, 16000)
+
+
+def test_probe_reports_missing_corrupt_and_empty(tmp_path):
+    with pytest.raises(AudioReadError, match="not found"):
+        probe(tmp_path / "nope.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEjunkjunkjunk" * 3)
+    with pytest.raises(AudioReadError, match="unreadable or corrupt"):
+        probe(bad)
+    empty = write_wav(tmp_path / "empty.wav", seconds=0)
+    with pytest.raises(AudioReadError, match="empty"):
+        probe(empty)
+
+
+def test_feature_config_validates_and_fingerprints():
+    with pytest.raises(ValueError, match="Nyquist"):
+        FeatureConfig(sample_rate=8000, f_max=8000)
+    with pytest.raises(ValueError, match="f_min < f_max"):
+        FeatureConfig(f_min=9000, f_max=8000)
+    a, b = FeatureConfig(), FeatureConfig(n_mels=64)
+    assert a.fingerprint() != b.fingerprint()
+    assert FeatureConfig.from_dict(a.to_dict()) == a

@@ -1,0 +1,54 @@
+"""Helpers for tests: real wav files and store comparison."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+def write_wav(path: Path, seconds: float = 1.0, rate: int = 16000, channels: int = 1, freq: float = 440.0, subtype="PCM_16") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.3 * np.sin(2 * np.pi * freq * t)
+    data = np.stack([x * (0.5 + 0.5 * c) for c in range(channels)], axis=1) if channels > 1 else x
+    sf.write(str(path), data, rate, subtype=subtype)
+    return path
+
+
+def write_csv(path: Path, rows, header="file,label") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ([header] if header else []) + [",".join(r) if isinstance(r, (tuple, list)) else r for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def tree_digest(root: Path, exclude=(".staging",)) -> dict[str, str]:
+    """relative path -> sha256 of every file below root."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in exclude]
+        for f in files:
+            p = Path(dirpath) / f
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def make_task(root: Path, name: str = "t", n_per_class: int = 4, classes=("a", "b"), seconds=0.6, partitions=("train", "devel", "test")):
+    """Writes wavs under root/data/name and csvs under root/csv/name; returns (data, csvs)."""
+    data = root / "data"
+    csvs = {}
+    for part in partitions:
+        rows = []
+        for ci, c in enumerate(classes):
+            for i in range(n_per_class):
+                rel = f"{name}/{part}_{c}_{i}.wav"
+                write_wav(data / rel, seconds=seconds + 0.05 * i, freq=200 + 300 * ci)
+                rows.append((rel, c))
+        csvs[part] = write_csv(root / "csv" / name / f"{part}.csv", rows)
+    return data, csvs
