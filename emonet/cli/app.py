@@ -79,7 +79,7 @@ def extract(
 ) -> None:
     """Turn wavs listed in csv partitions into a sharded, compressed log-mel store."""
     from emonet.cli.progress import RichProgress
-    from emonet.cli.render import skipped_table, store_table
+    from emonet.cli.render import skipped_lines, store_table
     from emonet.data.features import FeatureConfig
     from emonet.data.partitions import multi_task_sources, single_task_sources
     from emonet.extraction.runner import ExtractOptions, run_extract
@@ -108,7 +108,7 @@ def extract(
     out.print(store_table(info, statuses))
     skipped = [s for r in report.results for s in r.skipped]
     if skipped:
-        out.print(skipped_table(skipped))
+        out.print(skipped_lines(skipped), soft_wrap=True, highlight=False, markup=False)
     converted = sum(r.converted for r in report.results if r.status != "up to date")
     work = report.work_seconds
     if work:

@@ -25,6 +25,8 @@ class RichProgress:
         self.enabled = enabled
         self._p: Progress | None = None
         self._task = None
+        self._pending = [0, 0, 0.0]  # files advanced, new files, new seconds since the last refresh
+        self._last = 0.0
 
     def begin(self, total_files: int, total_seconds: float) -> None:
         if not self.enabled or total_files == 0:
@@ -41,12 +43,24 @@ class RichProgress:
     def advance(self, files: int, seconds: float) -> None:
         if self._p is None:
             return
-        t = self._p.tasks[0]
+        pend = self._pending
+        pend[0] += files
         if files == 1:  # resumed items (advanced in bulk) do not count towards the rates
-            self._p.update(self._task, new_files=t.fields["new_files"] + 1, new_seconds=t.fields["new_seconds"] + seconds)
-        self._p.advance(self._task, files)
+            pend[1] += 1
+            pend[2] += seconds
+        now = time.monotonic()
+        if now - self._last > 0.1:  # refresh at most 10 times a second: cheap per file
+            self._flush(now)
+
+    def _flush(self, now: float) -> None:
+        t = self._p.tasks[0]
+        files, new, secs = self._pending
+        self._p.update(self._task, advance=files, new_files=t.fields["new_files"] + new, new_seconds=t.fields["new_seconds"] + secs)
+        self._pending = [0, 0, 0.0]
+        self._last = now
 
     def end(self) -> None:
         if self._p is not None:
+            self._flush(time.monotonic())
             self._p.stop()
             self._p = None

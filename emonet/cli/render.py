@@ -35,10 +35,6 @@ def store_table(info: dict, statuses: dict | None = None) -> Table:
     return t
 
 
-def skipped_table(skipped: list[dict]) -> Table:
-    t = Table(title="skipped rows (--skip-bad)", title_justify="left")
-    for col in ("csv", "row", "file", "reason"):
-        t.add_column(col, overflow="fold")
-    for s in skipped:
-        t.add_row(str(s.get("csv", "")), str(s.get("row", "")), str(s.get("file", "")), str(s.get("reason", "")))
-    return t
+def skipped_lines(skipped: list[dict]) -> str:
+    """One line per skipped row; each reason already names the csv, row and file."""
+    return "\n".join([f"skipped {len(skipped)} bad row(s) (--skip-bad; recorded in the store):"] + [f"  - {s['reason']}" for s in skipped])

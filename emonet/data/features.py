@@ -97,14 +97,16 @@ class LogMel:
             mel_scale=config.mel_scale,
             window_fn=torch.hann_window,
         ).to(self.device)
-        self.np_dtype = np.dtype(config.dtype)
+        self.torch_dtype = getattr(torch, config.dtype)
 
     @torch.inference_mode()
     def tensor(self, waveform: torch.Tensor) -> torch.Tensor:
         """float32 [frames, n_mels] on the extractor's device."""
         mel = self.transform(waveform.to(self.device, non_blocking=True))
-        return torch.log(mel + self.config.log_offset).transpose(-1, -2)
+        return mel.add_(self.config.log_offset).log_().transpose(-1, -2)
 
+    @torch.inference_mode()
     def __call__(self, waveform: torch.Tensor) -> np.ndarray:
-        """[frames, n_mels] in the storage dtype, as a numpy array."""
-        return self.tensor(waveform).to(torch.float32).cpu().numpy().astype(self.np_dtype)
+        """[frames, n_mels] in the storage dtype, as a numpy array (the cast rounds to
+        nearest even, exactly as numpy's would)."""
+        return self.tensor(waveform).contiguous().to(self.torch_dtype).cpu().numpy()

@@ -139,7 +139,7 @@ def test_skip_bad_skips_lists_and_records(store_with_task, capsys):
         BREAKS[name](data, csvs)
     assert main(_args(store, data, csvs)[:-1] + ["--skip-bad"]) == 0
     out = capsys.readouterr().out
-    assert "skipped rows" in out and "file not found" in out and "outside the data path" in out
+    assert "skipped 5 bad row(s)" in out and "file not found" in out and "outside the data path" in out
     s = open_store(store)
     train, devel, test = (s.partition("t", p) for p in ("train", "devel", "test"))
     assert len(train) == 7 and len(devel) == 7 and len(test) == 7  # 8 good rows each, one bad each (+ extra rows)
