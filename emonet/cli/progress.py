@@ -40,13 +40,13 @@ class RichProgress:
         if self._p is not None:
             self._p.update(self._task, description=f"{task}/{partition}")
 
-    def advance(self, files: int, seconds: float) -> None:
+    def advance(self, files: int, seconds: float, resumed: bool = False) -> None:
         if self._p is None:
             return
         pend = self._pending
         pend[0] += files
-        if files == 1:  # resumed items (advanced in bulk) do not count towards the rates
-            pend[1] += 1
+        if not resumed:  # work finished before a crash does not count towards the rates
+            pend[1] += files
             pend[2] += seconds
         now = time.monotonic()
         if now - self._last > 0.1:  # refresh at most 10 times a second: cheap per file

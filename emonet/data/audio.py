@@ -30,20 +30,21 @@ class AudioInfo:
 
 def probe(path: Path) -> AudioInfo:
     """Reads the header only. Raises AudioReadError with a short reason."""
-    if not path.exists():
-        raise AudioReadError("file not found")
-    if not path.is_file():
-        raise AudioReadError("not a regular file")
     try:
-        info = sf.info(str(path))
-    except Exception as exc:  # libsndfile: unknown format, truncated header, ...
+        with sf.SoundFile(str(path)) as fh:
+            rate, channels, frames = fh.samplerate, fh.channels, fh.frames
+    except Exception as exc:  # missing, a folder, unknown format, truncated header, ...
+        if not path.exists():
+            raise AudioReadError("file not found") from None
+        if not path.is_file():
+            raise AudioReadError("not a regular file") from None
         reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
         raise AudioReadError(f"unreadable or corrupt audio ({reason.strip()})") from None
-    if info.frames <= 0:
+    if frames <= 0:
         raise AudioReadError("empty audio (0 samples)")
-    if info.samplerate <= 0 or info.channels <= 0:
+    if rate <= 0 or channels <= 0:
         raise AudioReadError("invalid header (sample rate or channel count is 0)")
-    return AudioInfo(sample_rate=int(info.samplerate), channels=int(info.channels), num_samples=int(info.frames))
+    return AudioInfo(sample_rate=int(rate), channels=int(channels), num_samples=int(frames))
 
 
 def resampled_length(num_samples: int, orig_rate: int, new_rate: int) -> int:

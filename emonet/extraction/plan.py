@@ -5,7 +5,7 @@ from its audio header. Nothing is written until the whole plan is valid."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,22 +45,21 @@ def _resolve(data_path: Path, key: str) -> Path | None:
     return None
 
 
-def _probe_all(paths: list[Path], workers: int) -> list[AudioInfo | AudioReadError]:
-    def one(p: Path):
+def _probe_serial(paths: list[Path]) -> list[AudioInfo | AudioReadError]:
+    out = []
+    for p in paths:
         try:
-            return probe(p)
+            out.append(probe(p))
         except AudioReadError as exc:
-            return exc
-
-    if workers <= 1 or len(paths) < 64:
-        return [one(p) for p in paths]
-    with ThreadPoolExecutor(max_workers=min(8, workers * 2)) as ex:
-        return list(ex.map(one, paths, chunksize=64))
+            out.append(exc)
+    return out
 
 
-def plan_task(sources: TaskSources, data_path: Path, config: FeatureConfig, *, workers: int = 1) -> tuple[TaskPlan, list[InputError]]:
-    """Reads and checks one task's csvs and audio headers. Returns the plan (without the
-    bad rows) and the row problems found."""
+def plan_task(sources: TaskSources, data_path: Path, config: FeatureConfig, *,
+              probe_many: Callable[[list[Path]], list] = _probe_serial) -> tuple[TaskPlan, list[InputError]]:
+    """Reads and checks one task's csvs and audio headers (``probe_many`` reads a list of
+    headers, possibly in parallel). Returns the plan (without the bad rows) and the row
+    problems found."""
     csvs = {p: read_partition_csv(path, p) for p, path in sources.csvs.items()}
     problems: list[InputError] = []
     train = csvs["train"]
@@ -86,7 +85,7 @@ def plan_task(sources: TaskSources, data_path: Path, config: FeatureConfig, *, w
                 continue
             rows.append(r)
             paths.append(path)
-        results = _probe_all(paths, workers)
+        results = probe_many(paths)
         good_rows, good_paths, infos = [], [], []
         for r, p, res in zip(rows, paths, results):
             if isinstance(res, AudioReadError):
@@ -100,6 +99,7 @@ def plan_task(sources: TaskSources, data_path: Path, config: FeatureConfig, *, w
             task=sources.task, partition=part, files=[r.file for r in good_rows],
             label_ids=[label_id[r.label] if r.label is not None else -1 for r in good_rows],
             frames=frames, seconds=[i.seconds for i in infos], n_mels=config.n_mels, labelled=pc.labelled,
+            paths=[str(p) for p in good_paths],
         )
         part_problems.sort(key=lambda e: e.row or 0)
         plan = PartitionPlan(csv=pc, paths=good_paths, infos=infos, content=content,

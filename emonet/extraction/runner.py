@@ -4,21 +4,19 @@ work; a different feature config or csv is refused unless ``overwrite``."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from emonet.data.audio import AudioReadError
 from emonet.data.features import FeatureConfig
 from emonet.data.partitions import PARTITIONS, TaskSources
 from emonet.errors import EmoNetError, StoreError
-from emonet.extraction.featurize import Featurizer, pinned_torch_threads
+from emonet.extraction.blocks import BlockExecutor, BlockFailure
 from emonet.extraction.plan import PartitionPlan, TaskPlan, label_counts, plan_task
 from emonet.store import layout
-from emonet.store.partition_plan import PartitionContent
+from emonet.store.writer import StagedPartition
 from emonet.utils.fs import remove_tree
 
 
@@ -52,14 +50,14 @@ class ExtractOptions:
 class ProgressSink(Protocol):
     def begin(self, total_files: int, total_seconds: float) -> None: ...
     def partition(self, task: str, partition: str) -> None: ...
-    def advance(self, files: int, seconds: float) -> None: ...
+    def advance(self, files: int, seconds: float, resumed: bool = False) -> None: ...
     def end(self) -> None: ...
 
 
 class _NoProgress:
     def begin(self, total_files, total_seconds): pass
     def partition(self, task, partition): pass
-    def advance(self, files, seconds): pass
+    def advance(self, files, seconds, resumed=False): pass
     def end(self): pass
 
 
@@ -109,15 +107,15 @@ def _check_store(opts: ExtractOptions) -> tuple[bool, bool]:
     return True, False
 
 
-def _writer(opts: ExtractOptions, staging: Path, content: PartitionContent, classes: list[str]):
+def _layout(opts: ExtractOptions):
     if opts.backend == "zarr":
-        from emonet.store.zarr_backend import FRAMES_PER_SHARD, ZarrPartitionWriter
+        from emonet.store.zarr_backend import FRAMES_PER_CHUNK, FRAMES_PER_SHARD, ZarrLayout
 
         fps = opts.frames_per_shard or FRAMES_PER_SHARD
-        return ZarrPartitionWriter(staging, content, frames_per_shard=fps, frames_per_chunk=min(2048, fps))
-    from emonet.store.wds_backend import FRAMES_PER_TAR, WdsPartitionWriter
+        return ZarrLayout(frames_per_shard=fps, frames_per_chunk=min(FRAMES_PER_CHUNK, fps))
+    from emonet.store.wds_backend import FRAMES_PER_TAR, WdsLayout
 
-    return WdsPartitionWriter(staging, content, frames_per_tar=opts.frames_per_shard or FRAMES_PER_TAR, classes=classes)
+    return WdsLayout(frames_per_tar=opts.frames_per_shard or FRAMES_PER_TAR)
 
 
 def _partition_meta(plan: PartitionPlan, classes: list[str], content_id: str, stats) -> dict:
@@ -148,12 +146,19 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
     if not opts.data_path.is_dir():
         raise EmoNetError(f"{opts.data_path}: data path not found; pass the folder the csv file paths are relative to")
     exists, replace_all = _check_store(opts)
+    executor = BlockExecutor(opts.features, opts.device, opts.workers)  # checks the device; workers start on first use
+    try:
+        return _run(opts, progress, executor, exists, replace_all, t0)
+    finally:
+        executor.close()
 
+
+def _run(opts: ExtractOptions, progress: ProgressSink, executor: BlockExecutor, exists: bool, replace_all: bool, t0: float) -> ExtractReport:
     # 1. validate everything before writing anything
     plans: list[TaskPlan] = []
     problems = []
     for src in opts.sources:
-        plan, probs = plan_task(src, opts.data_path, opts.features, workers=opts.workers)
+        plan, probs = plan_task(src, opts.data_path, opts.features, probe_many=executor.probe_many)
         plans.append(plan)
         problems.extend(probs)
     if problems and not opts.skip_bad:
@@ -180,8 +185,6 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
                     raise StoreError(f"{root / tp.task / part}: already extracted from a different {existing.get('csv', {}).get('name', 'csv')} or options; use --overwrite to replace it")
             todo.append((tp, part, pp, content_id))
 
-    featurizer = Featurizer(opts.features, opts.device) if todo else None  # checks the device before writing
-
     # 2. create the store and task folders (each appears atomically)
     staging = root / layout.STAGING
     if todo or not exists or replace_all:
@@ -202,13 +205,10 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
                 remove_tree(root / tp.task)  # only reached with --overwrite (checked above)
             os.replace(tmp, root / tp.task)
 
-    # 3. write what is missing
+    # 3. write what is missing: every block of every partition, in parallel, in order
     progress.begin(sum(len(pp.content) for *_x, pp, _c in todo), sum(float(pp.content.seconds.sum()) for *_x, pp, _c in todo))
     try:
-        with pinned_torch_threads(1) if opts.workers > 1 else contextlib.nullcontext():
-            for tp, part, pp, content_id in todo:
-                progress.partition(tp.task, part)
-                results.append(_write_partition(opts, featurizer, tp, part, pp, content_id, progress))
+        results.extend(_write_partitions(opts, executor, todo, progress))
     finally:
         progress.end()
     if staging.is_dir() and not any(staging.iterdir()):
@@ -218,49 +218,66 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
     return ExtractReport(store=root, results=results, elapsed=time.perf_counter() - t0)
 
 
-def _write_partition(opts, featurizer, tp: TaskPlan, part: str, pp: PartitionPlan, content_id: str, progress) -> PartitionResult:
+def _write_partitions(opts: ExtractOptions, executor: BlockExecutor, todo, progress) -> list[PartitionResult]:
+    """Streams the blocks of all partitions through the executor. A partition's staging
+    folder is prepared only when its first block is due, so preparing overlaps the
+    workers' computing; a partition is committed as soon as its last block is recorded."""
+    lay = _layout(opts)
+    results: list[PartitionResult] = []
+    by_stage: dict = {}
+
+    def finish(entry) -> None:
+        tp, part, pp, content_id, sp, resumed = entry
+        progress.partition(tp.task, part)
+        _commit(opts, tp, part, pp, content_id, sp)
+        results.append(PartitionResult(tp.task, part, "resumed" if resumed else "extracted", len(pp.content),
+                                       float(pp.content.seconds.sum()), pp.skipped, pp.converted))
+
+    def jobs():
+        for tp, part, pp, content_id in todo:
+            sp = StagedPartition(opts.store / layout.STAGING / tp.task / part, pp.content, lay, tp.classes)
+            entry = (tp, part, pp, content_id, sp, sp.blocks_done > 0)
+            pending = sp.prepare()
+            for k in range(sp.blocks_done):
+                progress.advance(*sp.finished_in_block(k), resumed=True)
+            if sp.done:  # nothing left to write (empty, or finished before a crash)
+                finish(entry)
+                continue
+            by_stage[sp.dir] = entry
+            yield from pending
+
+    for job, res in executor.run(jobs()):
+        entry = by_stage[job.stage]
+        tp, part, pp, _cid, sp, _resumed = entry
+        if isinstance(res, BlockFailure):
+            raise _failure_error(pp, res)
+        progress.partition(tp.task, part)
+        sp.record(job.k, res)
+        progress.advance(*sp.finished_in_block(job.k))
+        if sp.done:
+            finish(entry)
+    return results
+
+
+def _commit(opts: ExtractOptions, tp: TaskPlan, part: str, pp: PartitionPlan, content_id: str, sp: StagedPartition) -> None:
+    """Writes the partition's metadata and renames it into place: from now on it exists."""
     root = opts.store
-    stage = root / layout.STAGING / tp.task / part
-    writer = _writer(opts, stage, pp.content, tp.classes)
-    resumed = writer.blocks_done > 0
-    first = writer.prepare()
-    c = pp.content
-    progress.advance(first, float(c.seconds[:first].sum()))
-    paths = pp.paths[first:]
-    for i, (feats, _conv) in enumerate(_featurize(featurizer, paths, pp, first, opts.workers), start=first):
-        writer.add(i, feats)
-        progress.advance(1, float(c.seconds[i]))
-    if not writer.done:
-        raise RuntimeError(f"internal error: {tp.task}/{part} ended with {writer.blocks_done} of {len(writer.bounds) - 1} blocks written")
-    stats = writer.mel_stats() if part == "train" else None
+    stats = sp.mel_stats() if part == "train" else None
     meta = _partition_meta(pp, tp.classes, content_id, stats)
-    (stage / "progress.json").unlink()
-    layout.MetaIO(opts.backend).write(stage, "partition", meta)
+    (sp.dir / "progress.json").unlink()
+    layout.MetaIO(opts.backend).write(sp.dir, "partition", meta)
     target = root / tp.task / part
     if target.exists():
         remove_tree(target)  # only with --overwrite: checked during planning
-    os.replace(stage, target)
-    parent = stage.parent
+    os.replace(sp.dir, target)
+    parent = sp.dir.parent
     if parent.is_dir() and not any(parent.iterdir()):
         parent.rmdir()
-    return PartitionResult(tp.task, part, "resumed" if resumed else "extracted", len(c), float(c.seconds.sum()), pp.skipped, pp.converted)
 
 
-def _featurize(featurizer: Featurizer, paths, pp: PartitionPlan, first: int, workers: int):
-    """Features for each path in order; decoding failures become one-line errors."""
-    it = featurizer.map(paths, workers)
-    i = first
-    while True:
-        try:
-            feats, conv = next(it)
-        except StopIteration:
-            return
-        except AudioReadError as exc:
-            key = pp.content.files[i]
-            line = next((r.line for r in pp.csv.rows if r.file == key), "?")
-            raise EmoNetError(f"{pp.csv.path} row {line}: {pp.paths[i]}: {exc}; fix or remove the file, then re-run (finished work is kept)") from None
-        expected = int(pp.content.frames[i])
-        if feats.shape[0] != expected:
-            raise EmoNetError(f"{pp.paths[i]}: decoded {feats.shape[0]} frames but its header promised {expected}; the file is truncated or corrupt: fix or remove it, then re-run")
-        yield feats, conv
-        i += 1
+def _failure_error(pp: PartitionPlan, f: BlockFailure) -> EmoNetError:
+    key = pp.content.files[f.index]
+    line = next((r.line for r in pp.csv.rows if r.file == key), "?")
+    if f.kind == "frames":
+        return EmoNetError(f"{pp.csv.path} row {line}: {f.path}: {f.reason}; the file is truncated or corrupt: fix or remove it, then re-run (finished work is kept)")
+    return EmoNetError(f"{pp.csv.path} row {line}: {f.path}: {f.reason}; fix or remove the file, then re-run (finished work is kept)")

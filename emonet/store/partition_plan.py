@@ -22,6 +22,7 @@ class PartitionContent:
     seconds: np.ndarray  # float64, original durations
     n_mels: int
     labelled: bool = True
+    paths: list[str] = field(default_factory=list)  # audio paths, for writing (not part of the content)
 
     offsets: np.ndarray = field(init=False)
 

@@ -7,10 +7,10 @@ Each tar holds whole utterances in csv order; a sample is ``<index>.logmel.blosc
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +18,10 @@ import webdataset as wds
 from numcodecs import Blosc
 
 from emonet.store.partition_plan import PartitionContent
-from emonet.store.writer import StagedPartitionWriter
+from emonet.store.writer import BlockItem, BlockLayout
 
 FRAMES_PER_TAR = 262144  # ~64 MiB of float16 at 128 mels before compression
-CODEC = Blosc(cname="zstd", clevel=5, shuffle=Blosc.SHUFFLE)
+CODEC = Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE, blocksize=262144)  # as the zarr store
 
 
 def tar_name(k: int) -> str:
@@ -36,52 +36,47 @@ def decode_logmel(blob: bytes, frames: int, n_mels: int) -> np.ndarray:
     return np.frombuffer(CODEC.decode(blob), dtype=np.float16).reshape(frames, n_mels)
 
 
-class WdsPartitionWriter(StagedPartitionWriter):
-    def __init__(self, staging: Path, content: PartitionContent, frames_per_tar: int = FRAMES_PER_TAR, classes=None):
-        self.frames_per_tar = int(frames_per_tar)
-        self.classes = list(classes or [])
-        super().__init__(staging, content, f"wds:{self.frames_per_tar}")
+@dataclass(frozen=True)
+class WdsLayout(BlockLayout):
+    frames_per_tar: int = FRAMES_PER_TAR
+    name: str = "webdataset"
 
-    def block_bounds(self) -> np.ndarray:
+    def key(self) -> str:
+        return f"wds:{self.frames_per_tar}"
+
+    def block_bounds(self, content: PartitionContent) -> np.ndarray:
         """Cut at utterance edges once a tar holds at least ``frames_per_tar`` frames."""
         edges, start = [0], 0
-        for off in self.content.offsets[1:]:
+        for off in content.offsets[1:]:
             if off - start >= self.frames_per_tar:
                 edges.append(int(off))
                 start = int(off)
-        if edges[-1] != self.content.total_frames:
-            edges.append(self.content.total_frames)
+        if edges[-1] != content.total_frames:
+            edges.append(content.total_frames)
         return np.asarray(edges, dtype=np.int64)
 
-    def initialise(self) -> None:
-        c = self.content
-        np.savez(self.dir / "index.npz", files=np.array(c.files, dtype=str), labels=c.label_ids,
-                 offsets=c.offsets, seconds=c.seconds, block_bounds=self.bounds)
+    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray, classes: list[str]) -> None:
+        c = content
+        np.savez(stage / "index.npz", files=np.array(c.files, dtype=str), labels=c.label_ids,
+                 offsets=c.offsets, seconds=c.seconds, block_bounds=bounds)
 
-    def discard_blocks_from(self, k: int) -> None:
-        for f in self.dir.glob("shard-*.tar*"):
+    def discard_blocks_from(self, stage: Path, k: int) -> None:
+        for f in stage.glob("shard-*.tar*"):
             stem = f.name.split(".")[0]
-            if int(stem.split("-")[1]) >= k or ".tmp" in f.name:
+            if ".tmp" in f.name or int(stem.split("-")[1]) >= k:
                 f.unlink()
 
-    def write_block(self, k: int, frames: np.ndarray) -> None:
-        c = self.content
-        lo, hi = int(self.bounds[k]), int(self.bounds[k + 1])
-        first = int(np.searchsorted(c.offsets, lo, side="left"))
-        last = int(np.searchsorted(c.offsets, hi, side="left"))
-        tmp = self.dir / (tar_name(k) + ".tmp")
+    def write_block(self, stage: Path, k: int, lo: int, frames: np.ndarray, items: list[BlockItem]) -> None:
+        tmp = stage / (tar_name(k) + f".tmp-{os.getpid()}")
         with open(tmp, "wb") as fh:
             with wds.TarWriter(fh, encoder=False, mtime=0, user="emonet", group="emonet") as sink:
-                for i in range(first, last):
-                    a, b = int(c.offsets[i]) - lo, int(c.offsets[i + 1]) - lo
-                    label_id = int(c.label_ids[i])
-                    meta = {"file": c.files[i], "label": self.classes[label_id] if label_id >= 0 and self.classes else None,
-                            "label_id": label_id, "frames": b - a, "n_mels": c.n_mels, "seconds": float(c.seconds[i])}
-                    sink.write({"__key__": f"{i:09d}", "logmel.blosc": encode_logmel(frames[a:b]),
-                                "json": json.dumps(meta, sort_keys=True).encode()})
+                for it in items:
+                    x = frames[it.lo - lo : it.hi - lo]
+                    sink.write({"__key__": f"{it.index:09d}", "logmel.blosc": encode_logmel(x),
+                                "json": json.dumps(it.meta, sort_keys=True).encode()})
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, self.dir / tar_name(k))
+        os.replace(tmp, stage / tar_name(k))
 
 
 class WdsPartitionReader:

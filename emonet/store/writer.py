@@ -1,17 +1,18 @@
 """Resumable partition writing shared by both backends.
 
 The partition's frames are cut into blocks fixed in advance (zarr: shards; webdataset:
-tar files). Decoded utterances are copied into the current block's buffer; a block is
-written whole by exactly one writer, then recorded in ``progress.json`` (atomic rename).
-After a crash, writing resumes at the first utterance of the first unrecorded block, and
-anything that block may have left half-written is removed first. Per-band sums of each
+tar files). Each block is written whole by exactly one writer (a worker process), and
+recorded in ``progress.json`` (atomic rename) in block order once it and every block
+before it are on disk. After a crash, writing resumes at the first unrecorded block, and
+whatever later blocks may have left half-written is removed first. Per-band sums of each
 block are kept in the progress record, so normalisation statistics need no re-read."""
 
 from __future__ import annotations
 
 import abc
 import os
-import time
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,39 +21,78 @@ from emonet.store.partition_plan import PartitionContent
 from emonet.utils.fs import atomic_write_json, read_json
 
 
-_TEST_BLOCK_DELAY = float(os.environ.get("_EMONET_TEST_BLOCK_DELAY", "0") or 0)
+class BlockLayout(abc.ABC):
+    """How one backend cuts a partition into blocks and writes them. ``write_block`` runs
+    in worker processes, so a layout holds only small, picklable settings."""
 
-
-class StagedPartitionWriter(abc.ABC):
-    def __init__(self, staging: Path, content: PartitionContent, layout_key: str):
-        self.dir = Path(staging)
-        self.content = content
-        self.bounds = self.block_bounds()  # frame offsets of block edges: [0, ..., total]
-        self.plan_id = content.fingerprint(layout_key, self.bounds.tolist())
-        self._progress_file = self.dir / "progress.json"
-        self.blocks_done, self.block_sums = self._load_progress()
-        self._block = self.blocks_done
-        self._buf: np.ndarray | None = None
-        self._fill_to = 0
-
-    # -- backend hooks ---------------------------------------------------------------
-    @abc.abstractmethod
-    def block_bounds(self) -> np.ndarray:
-        """Frame offsets of block edges, starting at 0 and ending at total frames."""
+    name: str
 
     @abc.abstractmethod
-    def initialise(self) -> None:
+    def block_bounds(self, content: PartitionContent) -> np.ndarray:
+        """Frame offsets of block edges, starting at 0 and ending at the total frames."""
+
+    @abc.abstractmethod
+    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray, classes: list[str]) -> None:
         """Create the (empty) partition in the staging folder, per-utterance arrays included."""
 
     @abc.abstractmethod
-    def discard_blocks_from(self, k: int) -> None:
+    def discard_blocks_from(self, stage: Path, k: int) -> None:
         """Remove whatever blocks >= k may have left on disk."""
 
     @abc.abstractmethod
-    def write_block(self, k: int, frames: np.ndarray) -> None:
-        """Write block k (its whole frame range) in one go."""
+    def write_block(self, stage: Path, k: int, lo: int, frames: np.ndarray, items: list["BlockItem"]) -> None:
+        """Write block k (frames ``lo`` to ``lo + len(frames)``) in one go."""
 
-    # -- resume ----------------------------------------------------------------------
+    def key(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class BlockItem:
+    """An utterance overlapping a block."""
+
+    index: int
+    path: str
+    lo: int  # the utterance's first frame (partition offset)
+    hi: int  # one past its last frame
+    meta: dict  # what a sample needs besides its frames (webdataset)
+
+
+@dataclass(frozen=True)
+class BlockJob:
+    """One block to compute and write: everything a worker needs, picklable."""
+
+    stage: Path
+    layout: BlockLayout
+    k: int
+    lo: int
+    hi: int
+    items: tuple[BlockItem, ...]
+    n_mels: int
+
+
+def block_sums(frames: np.ndarray) -> list:
+    x = frames.astype(np.float32)  # exact for float16 values; sums accumulate in float64
+    return [int(x.shape[0]), x.sum(0, dtype=np.float64).tolist(), np.square(x).sum(0, dtype=np.float64).tolist()]
+
+
+class StagedPartition:
+    """The main process's view of a partition being written in its staging folder."""
+
+    def __init__(self, stage: Path, content: PartitionContent, layout: BlockLayout, classes: list[str]):
+        self.dir = Path(stage)
+        self.content = content
+        self.layout = layout
+        self.classes = list(classes)
+        self.bounds = layout.block_bounds(content)
+        self.plan_id = content.fingerprint(layout.key(), self.bounds.tolist())
+        self._progress_file = self.dir / "progress.json"
+        self.blocks_done, self.block_sums = self._load_progress()
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.bounds) - 1
+
     def _load_progress(self) -> tuple[int, list]:
         if self._progress_file.is_file():
             try:
@@ -66,68 +106,54 @@ class StagedPartitionWriter(abc.ABC):
     def _save_progress(self) -> None:
         atomic_write_json(self._progress_file, {"plan": self.plan_id, "blocks_done": self.blocks_done, "sums": self.block_sums})
 
-    def prepare(self) -> int:
-        """Gets the staging folder ready and returns the first utterance index to decode."""
+    def prepare(self) -> list[BlockJob]:
+        """Gets the staging folder ready and returns the blocks still to write, in order."""
         if self.blocks_done < 0:
             if self.dir.exists():
-                import shutil
-
                 shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
-            self.initialise()
+            self.layout.initialise(self.dir, self.content, self.bounds, self.classes)
             self.blocks_done, self.block_sums = 0, []
             self._save_progress()
-        self.discard_blocks_from(self.blocks_done)
-        self._block = self.blocks_done
-        if self._block >= len(self.bounds) - 1:
-            return len(self.content)
-        start = int(self.bounds[self._block])
-        first = int(np.searchsorted(self.content.offsets, start, side="right") - 1)
-        self._new_buffer()
-        return max(first, 0)
+        self.layout.discard_blocks_from(self.dir, self.blocks_done)
+        return [self.job(k) for k in range(self.blocks_done, self.n_blocks)]
 
-    @property
-    def done(self) -> bool:
-        return self.blocks_done >= len(self.bounds) - 1
-
-    def _new_buffer(self) -> None:
-        k = self._block
-        size = int(self.bounds[k + 1] - self.bounds[k])
-        self._buf = np.empty((size, self.content.n_mels), dtype=np.float16)
-        self._fill_to = 0
-
-    # -- writing ---------------------------------------------------------------------
-    def add(self, index: int, feats: np.ndarray) -> None:
-        """Utterance ``index``'s features [frames, n_mels]; indices must come in order."""
+    def job(self, k: int) -> BlockJob:
         c = self.content
-        lo, hi = int(c.offsets[index]), int(c.offsets[index + 1])
-        if feats.shape != (hi - lo, c.n_mels):
-            raise RuntimeError(f"{c.files[index]}: got features {feats.shape}, planned {(hi - lo, c.n_mels)}")
-        pos = lo
-        while pos < hi and self._block < len(self.bounds) - 1:
-            b_lo, b_hi = int(self.bounds[self._block]), int(self.bounds[self._block + 1])
-            if pos < b_lo:  # part before the resumed block: already on disk
-                pos = b_lo
-                continue
-            take = min(hi, b_hi) - pos
-            self._buf[pos - b_lo : pos - b_lo + take] = feats[pos - lo : pos - lo + take]
-            pos += take
-            self._fill_to = pos - b_lo
-            if pos == b_hi:
-                self._flush()
+        lo, hi = int(self.bounds[k]), int(self.bounds[k + 1])
+        first = int(np.searchsorted(c.offsets, lo, side="right") - 1)
+        last = int(np.searchsorted(c.offsets, hi, side="left"))  # utterances [first, last) overlap
+        items = []
+        for i in range(max(first, 0), last):
+            label_id = int(c.label_ids[i])
+            meta = {"file": c.files[i], "label": self.classes[label_id] if label_id >= 0 else None, "label_id": label_id,
+                    "frames": int(c.frames[i]), "n_mels": c.n_mels, "seconds": float(c.seconds[i])}
+            items.append(BlockItem(i, str(c.paths[i]), int(c.offsets[i]), int(c.offsets[i + 1]), meta))
+        return BlockJob(self.dir, self.layout, k, lo, hi, tuple(items), c.n_mels)
 
-    def _flush(self) -> None:
-        k = self._block
-        self.write_block(k, self._buf)
-        x = self._buf.astype(np.float64)
-        self.block_sums.append([int(x.shape[0]), x.sum(0).tolist(), (x * x).sum(0).tolist()])
+    def finished_in_block(self, k: int) -> tuple[int, float]:
+        """(files, seconds) whose last frame lies in block k: each file counts once."""
+        c = self.content
+        lo, hi = int(self.bounds[k]), int(self.bounds[k + 1])
+        ends = c.offsets[1:] - 1
+        sel = (ends >= lo) & (ends < hi)
+        return int(sel.sum()), float(c.seconds[sel].sum())
+
+    def record(self, k: int, sums: list) -> None:
+        """Block k is on disk (blocks must be recorded in order)."""
+        if k != self.blocks_done:
+            raise RuntimeError(f"internal error: block {k} recorded after {self.blocks_done}")
+        self.block_sums.append(sums)
         self.blocks_done = k + 1
         self._save_progress()
         if _TEST_BLOCK_DELAY:  # fault-injection hook for the kill -9 tests: widen the window
+            import time
+
             time.sleep(_TEST_BLOCK_DELAY)
-        self._block = k + 1
-        if not self.done:
-            self._new_buffer()
+
+    @property
+    def done(self) -> bool:
+        return self.blocks_done >= self.n_blocks
 
     def mel_stats(self) -> tuple[list[float], list[float]]:
         """Per-band mean and std of all frames (float64 accumulation)."""
@@ -139,3 +165,6 @@ class StagedPartitionWriter(abc.ABC):
         mean = s1 / n
         std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
         return mean.tolist(), np.maximum(std, 1e-5).tolist()
+
+
+_TEST_BLOCK_DELAY = float(os.environ.get("_EMONET_TEST_BLOCK_DELAY", "0") or 0)

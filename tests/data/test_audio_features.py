@@ -57,3 +57,16 @@ def test_feature_config_validates_and_fingerprints():
     a, b = FeatureConfig(), FeatureConfig(n_mels=64)
     assert a.fingerprint() != b.fingerprint()
     assert FeatureConfig.from_dict(a.to_dict()) == a
+
+
+@pytest.mark.parametrize("cfg", [FeatureConfig(dtype="float32"), FeatureConfig(n_mels=64, n_fft=512, hop_length=160, f_min=0.0, f_max=7600.0, dtype="float32")])
+def test_logmel_matches_torchaudio_melspectrogram(cfg):
+    import torchaudio
+
+    ref = torchaudio.transforms.MelSpectrogram(cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, f_min=cfg.f_min,
+                                               f_max=cfg.f_max, n_mels=cfg.n_mels, power=2.0, center=True, pad_mode="constant")
+    x = torch.randn(23456) * torch.linspace(0, 1, 23456)
+    ours = LogMel(cfg)(x)
+    theirs = torch.log(ref(x) + 1e-6).T.numpy()
+    assert ours.shape == theirs.shape
+    assert np.abs(ours - theirs).max() < 1e-4

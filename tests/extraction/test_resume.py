@@ -14,7 +14,8 @@ import pytest
 from emonet.cli.app import main
 from emonet.store import open_store
 from emonet.store.partition_plan import PartitionContent
-from emonet.store.zarr_backend import ZarrPartitionWriter
+from emonet.store.writer import StagedPartition
+from emonet.store.zarr_backend import ZarrLayout
 from tests.conftest import DEMO_TASKS
 from tests.helpers import tree_digest
 
@@ -81,18 +82,16 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tmp_path, demo_corpus, fmt, 
 
 def test_stale_staging_from_another_plan_is_discarded(tmp_path):
     """A staging folder left by a run with other inputs is not resumed into this one."""
-    import numpy as np
-
     def content(frames):
         return PartitionContent("t", "train", [f"f{i}" for i in range(len(frames))], [0] * len(frames), frames,
-                                [1.0] * len(frames), n_mels=4)
+                                [1.0] * len(frames), n_mels=4, paths=[f"/x/f{i}.wav" for i in range(len(frames))])
 
     stage = tmp_path / "stage"
-    w = ZarrPartitionWriter(stage, content([10, 10, 10]), frames_per_shard=8, frames_per_chunk=8)
-    w.prepare()
-    w.add(0, np.ones((10, 4), np.float16))
-    assert w.blocks_done == 1
-    w2 = ZarrPartitionWriter(stage, content([10, 12, 10]), frames_per_shard=8, frames_per_chunk=8)
-    assert w2.blocks_done == -1 and w2.prepare() == 0
-    w3 = ZarrPartitionWriter(stage, content([10, 12, 10]), frames_per_shard=8, frames_per_chunk=8)
-    assert w3.blocks_done == 0  # same plan: resumes
+    lay = ZarrLayout(frames_per_shard=8, frames_per_chunk=8)
+    sp = StagedPartition(stage, content([10, 10, 10]), lay, ["a"])
+    jobs = sp.prepare()
+    assert [j.k for j in jobs] == [0, 1, 2, 3] and [it.index for it in jobs[1].items] == [0, 1]
+    sp.record(0, [8, [0.0] * 4, [0.0] * 4])
+    assert StagedPartition(stage, content([10, 10, 10]), lay, ["a"]).blocks_done == 1  # same plan: resumes
+    other = StagedPartition(stage, content([10, 12, 10]), lay, ["a"])
+    assert other.blocks_done == -1 and [j.k for j in other.prepare()][0] == 0
