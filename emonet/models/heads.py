@@ -1,0 +1,23 @@
+"""Per-task classifier head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .dropout import Dropout
+
+
+class Head(nn.Module):
+    """Dense(D/2) -> BatchNorm -> ReLU -> Dropout -> Dense(classes); returns logits."""
+
+    def __init__(self, dim: int, n_classes: int, dropout: float) -> None:
+        super().__init__()
+        hidden = max(dim // 2, 1)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.bn = nn.BatchNorm1d(hidden)
+        self.drop = Dropout(dropout)
+        self.fc2 = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(torch.relu(self.bn(self.fc1(x)))))

@@ -1,0 +1,135 @@
+"""Training modes: which parameters train (REFERENCE table) and how a model is set up for them.
+
+| mode       | shared convs / rnn | adapters (1x1 / bottleneck) | BN (per task)      | attention | head |
+| ---------- | ------------------ | --------------------------- | ------------------ | --------- | ---- |
+| scratch    | trained            | none (adapter_type none)    | trained            | trained   | new  |
+| finetune   | loaded, trained    | none (trained if loaded)    | trained            | trained   | new  |
+| last-layer | loaded, frozen     | frozen if loaded            | frozen (eval mode) | frozen    | new, the only part trained |
+| adapters   | loaded, frozen     | per task, trained           | per task, trained  | trained   | new  |
+
+A new task's adapters, BNs and attention start as copies of a source task's (``setup_model``).
+``adapters`` without an initial model is multi-task training: the shared convs train jointly
+with every task's parts (``apply_mode(..., pretrained=False)``). A shared attention layer
+(``share_feature_layer``) counts as shared. Parts of tasks not being trained are frozen.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping, Sequence
+
+from torch import nn
+
+from .config import ModelConfig
+from .network import EmoNet, build_model
+from .task_parts import UnknownTaskError
+
+MODES = ("scratch", "finetune", "last-layer", "adapters")
+
+
+def trainable_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the parameters with ``requires_grad``, sorted."""
+    return sorted(n for n, p in model.named_parameters() if p.requires_grad)
+
+
+def task_parameters(model: EmoNet, task: str, category: str | None = None) -> list[nn.Parameter]:
+    """A task's own parameters, optionally of one category (adapters, bn, attention, head)."""
+    if task not in model.tasks:
+        raise UnknownTaskError(f"unknown task {task!r}; this model has tasks: {', '.join(model.tasks)}")
+    roles = model.tensor_roles()
+    return [p for n, p in model.named_parameters()
+            if roles[n][0] == task and (category is None or roles[n][1] == category)]
+
+
+def adapter_parameters(model: EmoNet, task: str) -> list[nn.Parameter]:
+    """The task's adapter kernels (1x1 convs; bottleneck Linear weights for rnn), without
+    biases or norms: what 'individual weight decay' puts its L2 penalty on."""
+    return [p for p in task_parameters(model, task, "adapters") if p.dim() >= 2]
+
+
+def apply_mode(model: EmoNet, mode: str, tasks: Iterable[str] | None = None, *,
+               pretrained: bool = True) -> list[str]:
+    """Set ``requires_grad`` for ``mode`` when training ``tasks`` (default: all) and return
+    the trainable parameter names. ``pretrained=False`` only matters for ``adapters``:
+    the shared network then trains too (multi-task training from scratch)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    tasks = list(model.tasks) if tasks is None else list(tasks)
+    if not tasks:
+        raise ValueError("apply_mode needs at least one task to train")
+    for task in tasks:
+        if task not in model.tasks:
+            raise UnknownTaskError(f"unknown task {task!r}; this model has tasks: {', '.join(model.tasks)}")
+    if mode == "adapters" and not model.config.has_adapters:
+        raise ValueError("mode 'adapters' needs a model with adapters (adapter_type parallel or series)")
+    train_shared = mode in ("scratch", "finetune") or (mode == "adapters" and not pretrained)
+    chosen = set(tasks)
+    roles = model.tensor_roles()
+    for name, param in model.named_parameters():
+        task, category = roles[name]
+        if task is None:
+            param.requires_grad_(train_shared)
+        elif task not in chosen:
+            param.requires_grad_(False)
+        else:
+            param.requires_grad_(mode != "last-layer" or category == "head")
+    model.train(model.training)  # frozen BatchNorms switch to eval mode
+    names = trainable_parameter_names(model)
+    assert names, f"mode {mode!r} left nothing to train"
+    return names
+
+
+def setup_model(mode: str, tasks: Mapping[str, Sequence[str]], *, config: ModelConfig | None = None,
+                initial: EmoNet | None = None, source_task: str | None = None) -> EmoNet:
+    """A model ready to train ``tasks`` in ``mode`` (``apply_mode`` already applied).
+
+    * scratch: a new adapter-free model (``adapter_type`` forced to none); no initial model.
+    * finetune / last-layer: ``initial`` required; its architecture, weights and tasks are kept.
+    * adapters: without ``initial`` a new multi-task model (shared convs train); with it, the
+      initial model's weights (an adapter-free one gains identity adapters of
+      ``config.adapter_type``, default parallel) and only the tasks' own parts train.
+
+    Tasks new to the model start from ``source_task``'s adapters, BNs and attention (default:
+    the initial model's first task) with a new head; tasks it already has keep their parts.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    if not tasks:
+        raise ValueError("setup_model needs at least one task")
+    config = config or ModelConfig()
+    if initial is None:
+        if mode in ("finetune", "last-layer"):
+            raise ValueError(f"mode {mode!r} needs an initial model (-im/--initial-model)")
+        if mode == "scratch":
+            config = config.replace(adapter_type="none")
+        elif not config.has_adapters:
+            raise ValueError("mode 'adapters' needs adapter_type parallel or series")
+        model = build_model(config, tasks)
+        apply_mode(model, mode, list(tasks), pretrained=False)
+        return model
+    if mode == "scratch":
+        raise ValueError("mode 'scratch' takes no initial model")
+    base = initial.config
+    if mode == "adapters" and not base.has_adapters:
+        adapter_type = config.adapter_type if config.has_adapters else "parallel"
+        base = base.replace(adapter_type=adapter_type)
+    model = build_model(base.replace(memory_format=config.memory_format), initial.tasks)
+    _load_from(model, initial)
+    source = source_task or next(iter(initial.tasks), None)
+    for name, classes in tasks.items():
+        if name in model.tasks:
+            if model.tasks[name] != list(classes):
+                raise ValueError(f"task {name!r} exists in the initial model with classes "
+                                 f"{model.tasks[name]}, not {list(classes)}")
+            continue
+        model.add_task(name, classes, init_from=source)
+    apply_mode(model, mode, list(tasks), pretrained=True)
+    return model
+
+
+def _load_from(model: EmoNet, initial: EmoNet) -> None:
+    """Copy ``initial``'s weights by name; only adapter parts may be missing (they stay identity)."""
+    missing, unexpected = model.load_state_dict(initial.state_dict(), strict=False)
+    roles = model.tensor_roles()
+    bad = [k for k in missing if roles[k][1] not in ("adapters",) and ".adapter_bn." not in k]
+    if unexpected or bad:
+        raise ValueError(f"initial model does not match: missing {bad[:5]}, unexpected {unexpected[:5]}")

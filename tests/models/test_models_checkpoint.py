@@ -1,0 +1,141 @@
+"""Checkpoints: one safetensors file, JSON metadata, no pickle; task export/attach."""
+
+import json
+import struct
+import zipfile
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from emonet.models import (attach_task, build_model, export_task, load_checkpoint, read_checkpoint_metadata,
+                           save_checkpoint)
+
+FEATURES = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 512, "n_mels": 32, "f_min": 20.0}
+NORM = {"a": {"mean": [0.5] * 32, "std": [2.0] * 32}, "b": None}
+
+
+@pytest.fixture
+def trained(tiny, tasks, randomize):
+    def make(**config):
+        return randomize(build_model(tiny(**config), tasks), seed=3).eval()
+    return make
+
+
+@pytest.mark.parametrize("kind, adapter_type, classifier", [
+    ("cnn", "parallel", "attention"), ("cnn", "series", "avgpool"), ("cnn", "none", "attention"),
+    ("rnn", "parallel", "attention"), ("fusion", "series", "attention"),
+])
+def test_round_trip_reproduces_outputs_and_metadata(tmp_path, trained, make_batch, kind, adapter_type,
+                                                    classifier):
+    model = trained(model=kind, adapter_type=adapter_type, classifier=classifier, share_feature_layer=True)
+    path = save_checkpoint(tmp_path / "model.safetensors", model, feature_config=FEATURES, norm_stats=NORM,
+                           extra={"best_uar": 0.61})
+    assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left behind
+    loaded, meta = load_checkpoint(path)
+    assert not loaded.training
+    x, lengths = make_batch()
+    with torch.no_grad():
+        for task in model.tasks:
+            assert torch.equal(loaded(x, lengths, task), model(x, lengths, task))
+    assert loaded.config == model.config
+    assert list(loaded.tasks.items()) == list(model.tasks.items())  # task and label order kept
+    assert meta["feature_config"] == FEATURES and meta["norm_stats"] == NORM
+    assert meta["extra"] == {"best_uar": 0.61}
+    assert meta["format"] == "emonet-model" and meta["format_version"] == 1
+    assert isinstance(meta["emonet_version"], str) and meta["emonet_version"]
+    assert read_checkpoint_metadata(path) == meta
+
+
+def test_file_is_plain_safetensors_without_pickle(tmp_path, trained):
+    path = save_checkpoint(tmp_path / "m.safetensors", trained())
+    raw = path.read_bytes()
+    header_len = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + header_len])
+    assert json.loads(header["__metadata__"]["emonet"])["tasks"][0] == {"name": "a", "classes": ["neg", "neu", "pos"]}
+    assert not zipfile.is_zipfile(path)  # torch.save files are zip archives holding pickles
+    with pytest.raises(Exception):
+        torch.load(path, weights_only=True)
+    tensors = load_file(str(path))
+    assert set(tensors) == set(trained().state_dict())
+
+
+def test_metadata_serialises_numpy_and_tensors(tmp_path, trained):
+    import numpy as np
+    stats = {"a": {"mean": np.zeros(3), "std": torch.ones(3)}}
+    path = save_checkpoint(tmp_path / "m.safetensors", trained(), norm_stats=stats)
+    assert read_checkpoint_metadata(path)["norm_stats"] == {"a": {"mean": [0.0] * 3, "std": [1.0] * 3}}
+    with pytest.raises(ValueError, match="not JSON-safe"):
+        save_checkpoint(tmp_path / "bad.safetensors", trained(), extra={"f": object()})
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
+def test_non_emonet_files_are_refused_clearly(tmp_path, trained):
+    junk = tmp_path / "junk.bin"
+    junk.write_bytes(b"definitely not safetensors")
+    with pytest.raises(ValueError, match=r"junk.bin: not an EmoNet checkpoint"):
+        load_checkpoint(junk)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"foreign.safetensors: not an EmoNet checkpoint \(safetensors file without"):
+        read_checkpoint_metadata(foreign)
+    pickled = tmp_path / "model.pt"
+    torch.save(trained().state_dict(), pickled)
+    with pytest.raises(ValueError, match="model.pt: not an EmoNet checkpoint"):
+        load_checkpoint(pickled)
+
+
+def test_mismatched_weights_are_refused(tmp_path, trained):
+    path = save_checkpoint(tmp_path / "m.safetensors", trained())
+    meta = read_checkpoint_metadata(path)
+    meta["config"]["n_filters"] = 8
+    save_file({k: v.contiguous() for k, v in load_file(str(path)).items()}, str(tmp_path / "x.safetensors"),
+              metadata={"emonet": json.dumps(meta)})
+    with pytest.raises(ValueError, match="x.safetensors: weights do not match the stored config"):
+        load_checkpoint(tmp_path / "x.safetensors")
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn", "fusion"])
+def test_export_attach_round_trip(tmp_path, trained, make_batch, kind):
+    model = trained(model=kind)
+    full = save_checkpoint(tmp_path / "full.safetensors", model, feature_config=FEATURES, norm_stats=NORM)
+    task_file = export_task(full, "a", tmp_path / "a.safetensors")  # from a path
+    assert task_file.stat().st_size < 0.5 * full.stat().st_size
+    tensors = load_file(str(task_file))
+    assert all(".a." in k for k in tensors) and any(k.startswith("heads.a.") for k in tensors)
+    meta = read_checkpoint_metadata(task_file)
+    assert meta["task"] == "a" and meta["norm_stats"] == NORM["a"] and meta["feature_config"] == FEATURES
+
+    backbone, _ = load_checkpoint(full)
+    backbone.remove_task("a")
+    assert "a" not in backbone.tasks and not any(".a." in k for k in backbone.state_dict())
+    attach_task(backbone, task_file)
+    backbone.eval()
+    x, lengths = make_batch()
+    with torch.no_grad():
+        assert torch.equal(backbone(x, lengths, "a"), model(x, lengths, "a"))
+    assert backbone.tasks["a"] == model.tasks["a"]
+
+
+def test_attach_refuses_other_backbones_and_duplicates(tmp_path, tiny, tasks, trained, randomize):
+    model = trained()
+    task_file = export_task(model, "b", tmp_path / "b.safetensors")
+    with pytest.raises(ValueError, match="already has a task named 'b'"):
+        attach_task(model, task_file)
+
+    other = randomize(build_model(tiny(), {"a": tasks["a"]}), seed=42)  # same shapes, other weights
+    with pytest.raises(ValueError, match=r"b.safetensors: task 'b' was trained on a different backbone"):
+        attach_task(other, task_file)
+    assert "b" not in other.tasks
+    attach_task(other, task_file, force=True)
+    assert "b" in other.tasks
+
+    wider = build_model(tiny(n_filters=8), {"a": tasks["a"]})
+    with pytest.raises(ValueError, match=r"different architecture: n_filters=4 \(model: 8\)"):
+        attach_task(wider, task_file, force=True)
+
+    full = save_checkpoint(tmp_path / "full.safetensors", model)
+    with pytest.raises(ValueError, match="a full model checkpoint, not a task file"):
+        attach_task(other, full)
+    with pytest.raises(ValueError, match="a task file, not a model"):
+        load_checkpoint(task_file)

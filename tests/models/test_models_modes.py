@@ -1,0 +1,184 @@
+"""Modes: exactly the trainable/frozen sets of the REFERENCE table, and frozen means frozen."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from emonet.models import (MODES, adapter_parameters, apply_mode, build_model, setup_model,
+                           trainable_parameter_names)
+
+NEW = {"new": ["lo", "mid", "hi", "top"]}
+
+
+def _train_steps(model, task, make_batch, steps=3, lr=0.05):
+    """SGD with momentum and weight decay over *all* parameters: frozen ones must not move."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-2)
+    model.train()
+    n_classes = len(model.tasks[task])
+    for step in range(steps):
+        x, lengths = make_batch(seed=10 + step)
+        y = torch.arange(x.shape[0]) % n_classes
+        opt.zero_grad()
+        F.cross_entropy(model(x, lengths, task), y).backward()
+        opt.step()
+
+
+def _snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _expected_trainable(mode, names):
+    """The REFERENCE table, written against parameter names (independent of the model's own roles)."""
+    old = (".a.", ".b.")
+    if mode in ("scratch", "finetune"):
+        return {n for n in names if not any(o in n for o in old)}
+    if mode == "last-layer":
+        return {n for n in names if n.startswith("heads.new.")}
+    if mode == "adapters":
+        return {n for n in names if ".new." in n}
+    raise AssertionError(mode)
+
+
+@pytest.fixture
+def initial(tiny, tasks, randomize, make_batch):
+    """A trained multi-task model (adapters mode, no initial model) with tasks a and b."""
+    def make(kind="cnn", adapter_type="parallel", classifier="attention"):
+        mode = "scratch" if adapter_type == "none" else "adapters"  # multi-task, no initial model
+        model = setup_model(mode, tasks, config=tiny(model=kind, adapter_type=adapter_type,
+                                                     classifier=classifier))
+        randomize(model)
+        for task in tasks:
+            _train_steps(model, task, make_batch, steps=1)
+        return model.eval()
+    return make
+
+
+# (mode, adapter type of the initial model): the original's single-task initial models had no
+# adapters; a multi-task one has them; adapters mode also converts an adapter-free model.
+SETUPS = [("scratch", None), ("finetune", "none"), ("finetune", "parallel"), ("last-layer", "none"),
+          ("last-layer", "series"), ("adapters", "parallel"), ("adapters", "series"), ("adapters", "none")]
+
+
+def test_every_mode_is_covered():
+    assert {m for m, _ in SETUPS} == set(MODES)
+
+
+@pytest.mark.parametrize("kind", ["cnn", "rnn", "fusion"])
+@pytest.mark.parametrize("mode, initial_adapters", SETUPS, ids=[f"{m}-from-{a}" for m, a in SETUPS])
+def test_mode_trains_exactly_the_table_and_freezes_the_rest(mode, initial_adapters, kind, tiny, initial,
+                                                            make_batch):
+    if mode == "scratch":
+        model = setup_model("scratch", NEW, config=tiny(model=kind))
+        assert model.config.adapter_type == "none"
+        assert not any("adapter" in n for n in model.state_dict())
+    else:
+        model = setup_model(mode, NEW, initial=initial(kind, adapter_type=initial_adapters))
+        assert set(model.tasks) == {"a", "b", "new"}
+    names = [n for n, _ in model.named_parameters()]
+    expected = _expected_trainable(mode, names)
+    assert set(trainable_parameter_names(model)) == expected
+    if mode == "adapters":
+        assert any(".adapter" in n or ".adapters." in n for n in expected)
+
+    # Gradients reach every trainable parameter and nothing else.
+    model.train()
+    x, lengths = make_batch()
+    F.cross_entropy(model(x, lengths, "new"), torch.tensor([0, 1, 2, 3])).backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    assert with_grad == expected
+    model.zero_grad(set_to_none=True)
+
+    # Optimiser steps: frozen parameters and buffers (BN statistics included) stay bit-identical.
+    before = _snapshot(model)
+    _train_steps(model, "new", make_batch)
+    after = model.state_dict()
+    trainable_buffers_may_move = {k for k in after if k.rsplit(".", 1)[0] + ".weight" in expected}
+    for key, value in after.items():
+        if key in expected:
+            assert not torch.equal(value, before[key]), f"{key} should have trained"
+        elif key not in trainable_buffers_may_move:
+            assert torch.equal(value, before[key]), f"{key} is frozen but changed"
+
+
+def test_frozen_batchnorm_stays_in_eval_mode(initial):
+    model = setup_model("last-layer", NEW, initial=initial())
+    model.train()
+    bns = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    assert bns and not any(m.training for m in bns.values())
+    assert model.heads["new"].bn.training  # the head's BN trains
+    apply_mode(model, "finetune", ["new"])
+    assert all(m.training for n, m in bns.items() if ".new" in n)
+
+
+def test_adapters_mode_from_adapter_free_model_starts_from_it(tiny, tasks, randomize, make_batch):
+    """An adapter-free (scratch) model gains identity adapters: its tasks' outputs are unchanged."""
+    for adapter_type in ("parallel", "series"):
+        scratch = randomize(setup_model("scratch", tasks, config=tiny())).eval()
+        model = setup_model("adapters", NEW, initial=scratch, config=tiny(adapter_type=adapter_type)).eval()
+        assert model.config.adapter_type == adapter_type
+        x, lengths = make_batch()
+        with torch.no_grad():
+            for task in tasks:
+                assert torch.equal(model(x, lengths, task), scratch(x, lengths, task))
+
+
+def test_new_task_in_adapters_mode_leaves_earlier_tasks_bit_identical(initial, make_batch):
+    for kind in ("cnn", "rnn", "fusion"):
+        model = initial(kind)
+        x, lengths = make_batch(seed=99)
+        with torch.no_grad():
+            before = {t: model(x, lengths, t) for t in ("a", "b")}
+        state = _snapshot(model)
+        model.add_task("c", ["p", "q"], init_from="a")
+        apply_mode(model, "adapters", ["c"])
+        _train_steps(model, "c", make_batch, steps=3)
+        model.eval()
+        with torch.no_grad():
+            for t in ("a", "b"):
+                assert torch.equal(model(x, lengths, t), before[t]), (kind, t)
+        new_state = model.state_dict()
+        assert all(torch.equal(new_state[k], v) for k, v in state.items())
+        assert not torch.equal(new_state["heads.c.fc2.weight"], torch.zeros_like(new_state["heads.c.fc2.weight"]))
+
+
+def test_multitask_adapters_without_initial_model_train_shared_convs(tiny, tasks):
+    model = setup_model("adapters", tasks, config=tiny())
+    trainable = set(trainable_parameter_names(model))
+    assert "cnn.stages.0.0.unit1.conv.weight" in trainable
+    assert {"cnn.stem.adapter.a.weight", "cnn.stem.adapter.b.weight"} <= trainable
+
+
+def test_mode_errors(tiny, tasks, initial):
+    model = build_model(tiny(adapter_type="none"), tasks)
+    with pytest.raises(ValueError, match="unknown mode 'full'"):
+        apply_mode(model, "full")
+    with pytest.raises(ValueError, match="needs a model with adapters"):
+        apply_mode(model, "adapters")
+    with pytest.raises(KeyError, match="unknown task 'zzz'"):
+        apply_mode(model, "finetune", ["zzz"])
+    with pytest.raises(ValueError, match="needs an initial model"):
+        setup_model("finetune", NEW, config=tiny())
+    with pytest.raises(ValueError, match="takes no initial model"):
+        setup_model("scratch", NEW, initial=initial())
+    with pytest.raises(ValueError, match="exists in the initial model with classes"):
+        setup_model("adapters", {"a": ["x", "y"]}, initial=initial())
+
+
+def test_existing_task_keeps_its_parts_when_resumed(initial, make_batch):
+    source = initial()
+    model = setup_model("adapters", {"a": source.tasks["a"]}, initial=source).eval()
+    x, lengths = make_batch()
+    with torch.no_grad():
+        assert torch.equal(model(x, lengths, "a"), source(x, lengths, "a"))
+
+
+def test_adapter_parameters_are_the_tasks_1x1_kernels(tiny, tasks):
+    model = build_model(tiny(n_blocks=2), tasks)
+    kernels = adapter_parameters(model, "a")
+    n_units = 1 + 3 * 2 * 2  # stem + 3 stages x 2 blocks x 2 units
+    assert len(kernels) == n_units
+    assert all(p.shape[-2:] == (1, 1) for p in kernels)
+    ids_b = {id(p) for p in adapter_parameters(model, "b")}
+    assert not ids_b & {id(p) for p in kernels}
+    rnn = build_model(tiny(model="rnn"), tasks)
+    assert len(adapter_parameters(rnn, "a")) == 2 * 2  # down and up weights per layer
