@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import wave
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +57,38 @@ def resampled_length(num_samples: int, orig_rate: int, new_rate: int) -> int:
     return -(-new * num_samples // orig)  # ceil without float error
 
 
+def _read_pcm16_wav(path: str) -> tuple[np.ndarray, int] | None:
+    """Plain 16-bit PCM WAV through the standard library, or None for anything else.
+
+    soundfile spends ~100 us of Python per file around a ~10 us decode; for the most
+    common corpus format this reader is 3x faster and gives bit-identical samples
+    (int16 / 32768, as libsndfile; a test checks it). Everything else, and every file
+    this reader cannot parse, goes to soundfile."""
+    try:
+        with wave.open(path, "rb") as w:
+            if w.getsampwidth() != 2 or w.getcomptype() != "NONE":
+                return None
+            channels, rate = w.getnchannels(), w.getframerate()
+            raw = w.readframes(w.getnframes())
+    except (wave.Error, EOFError, OSError, ValueError):
+        return None
+    data = np.frombuffer(raw, dtype="<i2")
+    if channels <= 0 or data.size % channels:
+        return None
+    return data.reshape(-1, channels).astype(np.float32) * np.float32(1 / 32768), rate
+
+
 def load_mono(path: Path, target_rate: int) -> tuple[torch.Tensor, bool]:
     """float32 mono waveform at ``target_rate`` and whether it had to be converted."""
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as exc:
-        reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
-        raise AudioReadError(f"unreadable or corrupt audio ({reason.strip()})") from None
+    fast = _read_pcm16_wav(str(path)) if str(path).lower().endswith(".wav") else None
+    if fast is not None:
+        data, rate = fast
+    else:
+        try:
+            data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as exc:
+            reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+            raise AudioReadError(f"unreadable or corrupt audio ({reason.strip()})") from None
     if data.shape[0] == 0:
         raise AudioReadError("empty audio (0 samples)")
     converted = data.shape[1] != 1 or rate != target_rate

@@ -132,7 +132,7 @@ class BlockExecutor:
 
     def probe_many(self, paths: list) -> list:
         """Audio headers (AudioInfo, or the AudioReadError) of ``paths``, in order."""
-        if not self.parallel or len(paths) < 256:
+        if not self.parallel or len(paths) < 128:
             return _probe_chunk(paths)
         step = max(64, len(paths) // (self.workers * 8))
         chunks = [paths[i : i + step] for i in range(0, len(paths), step)]

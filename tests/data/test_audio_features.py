@@ -70,3 +70,24 @@ def test_logmel_matches_torchaudio_melspectrogram(cfg):
     theirs = torch.log(ref(x) + 1e-6).T.numpy()
     assert ours.shape == theirs.shape
     assert np.abs(ours - theirs).max() < 1e-4
+
+
+@pytest.mark.parametrize("channels, rate, subtype", [(1, 16000, "PCM_16"), (2, 44100, "PCM_16"), (3, 8000, "PCM_16"),
+                                                      (1, 16000, "PCM_24"), (1, 16000, "FLOAT"), (2, 22050, "PCM_U8")])
+def test_fast_wav_path_is_bit_identical_to_soundfile(tmp_path, channels, rate, subtype):
+    import soundfile as sf
+
+    from emonet.data.audio import _read_pcm16_wav
+
+    rng = np.random.default_rng(0)
+    data = np.clip(rng.normal(0, 0.3, (int(0.3 * rate), channels)), -1, 1)
+    p = tmp_path / "x.wav"
+    sf.write(str(p), data, rate, subtype=subtype)
+    fast = _read_pcm16_wav(str(p))
+    assert (fast is not None) == (subtype == "PCM_16")  # only plain 16-bit PCM takes the fast path
+    wav, converted = load_mono(p, 16000)
+    ref, ref_rate = sf.read(str(p), dtype="float32", always_2d=True)
+    mono = ref[:, 0] if channels == 1 else ref.mean(axis=1, dtype=np.float32)
+    expect = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), ref_rate, 16000) if ref_rate != 16000 else torch.from_numpy(mono)
+    assert torch.equal(wav, expect)
+    assert converted == (channels != 1 or rate != 16000)
