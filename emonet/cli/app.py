@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
+from emonet.cli import model_options as mo
 from emonet.cli.argv import expand_list_options
 from emonet.errors import EmoNetError
 
@@ -57,7 +58,7 @@ def demo_data(
 def extract(
     store: Annotated[Path, typer.Option("--store", "-s", help="Feature store folder to create or add to.")],
     data_path: Annotated[Path, typer.Option("--data-path", "-dp", help="Folder the csv file paths are relative to.")],
-    task: Annotated[Optional[str], typer.Option("--task", "-t", help="Single-task mode: the task's name.")] = None,
+    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Single-task mode: the task's name.")] = None,
     train_csv: Annotated[Optional[Path], typer.Option("--train-csv", "-tr", help="Single-task mode: training csv.")] = None,
     val_csv: Annotated[Optional[Path], typer.Option("--val-csv", "-v", help="Single-task mode: validation (devel) csv.")] = None,
     test_csv: Annotated[Optional[Path], typer.Option("--test-csv", "-te", help="Single-task mode: test csv (label column optional).")] = None,
@@ -85,6 +86,9 @@ def extract(
     from emonet.extraction.runner import ExtractOptions, run_extract
     from emonet.store import open_store
 
+    if task and len(task) > 1:
+        raise EmoNetError(f"--task takes one name (got {' '.join(task)}); for several tasks use --multi-task-setup DIR --tasks a b c")
+    task = task[0] if task else None
     if multi_task_setup is not None:
         if task or train_csv or val_csv or test_csv:
             raise EmoNetError("use either --multi-task-setup with --tasks, or --task with -tr/-v/-te, not both")
@@ -116,6 +120,37 @@ def extract(
                   f"{converted} file(s) downmixed/resampled to mono {sample_rate} Hz")
     else:
         out.print("nothing to do: every partition is up to date")
+
+
+@app.command("init-model")
+def init_model(
+    out_path: Annotated[Path, typer.Argument(help="Checkpoint file to write (.safetensors).")],
+    store: Annotated[Path, typer.Option("--store", "-s", help="Feature store whose tasks, label maps and feature config the model takes.")],
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Tasks of the store to include (default: all), space-separated.")] = None,
+    mode: mo.Mode = "adapters",
+    initial_model: mo.InitialModel = None,
+    model: mo.ModelType = "cnn",
+    blocks: mo.Blocks = 2,
+    filters: mo.Filters = 32,
+    widen: mo.Widen = 1,
+    dropout: mo.Dropout = "0,0.5",
+    classifier: mo.Classifier = "attention",
+    share_feature_layer: mo.ShareFeatureLayer = False,
+    adapter_type: mo.AdapterType = "parallel",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+) -> None:
+    """Build an (untrained) model for a store's tasks in a training mode and save it."""
+    from emonet.models import describe_model, render_model_summary
+    from emonet.store import open_store
+    from emonet.training.model_setup import init_model as build, save_initial_model
+
+    if out_path.exists() and not overwrite:
+        raise EmoNetError(f"{out_path}: exists; choose another path or pass --overwrite")
+    cfg = mo.model_config(model, blocks, filters, widen, dropout, classifier, share_feature_layer, adapter_type)
+    net, meta = build(open_store(store), tasks, mode, cfg, initial_model)
+    save_initial_model(out_path, net, meta)
+    out.print(render_model_summary(describe_model(net)))
+    out.print(f"wrote {out_path} (mode {mode}; trainable: {sum(p.numel() for p in net.parameters() if p.requires_grad):,} parameters)")
 
 
 @app.command()

@@ -1,9 +1,9 @@
 """Lets list options take space-separated values after one flag, as the seed's CLI did
-(``--tasks a b c``), by rewriting them into click's repeated form (``--tasks a --tasks b``)."""
+(``--tasks a b c``, ``-t a b c``), by rewriting them into click's repeated form (``--tasks a --tasks b``)."""
 
 from __future__ import annotations
 
-LIST_OPTIONS = ("--tasks",)
+LIST_OPTIONS = ("--tasks", "-t")
 
 
 def expand_list_options(argv: list[str]) -> list[str]:

@@ -1,0 +1,1 @@
+"""Training: model set-up from stores (more with `emonet train`)."""
