@@ -3,14 +3,19 @@
     .venv/bin/pip install -e '.[bench]'          # librosa, psutil
     .venv/bin/python bench/bench_extract.py --files 3000 --rounds 3
 
-Measures, on the same files, interleaved over rounds (median reported):
-  * bare loop: soundfile read + torchaudio MelSpectrogram + log, nothing written
-  * librosa loop: soundfile read + librosa.feature.melspectrogram + log, nothing written
-  * emonet extract through the Python API (the whole job: validation, decoding, features,
-    compression, writing, stats) and as the CLI process (interpreter start included; the
-    bare loop is then also timed as its own process)
-and, once: peak RSS of the `emonet extract` process at two corpus sizes 10x apart, store
-size against float32, and sequential read speed of every partition through the API.
+Every variant runs in a fresh subprocess per round (so no variant inherits another's
+threads or caches), times only its own work after imports and a warm-up, and the rounds
+interleave the variants; medians are reported. On the same files:
+  * bare: soundfile read + torchaudio MelSpectrogram + log per file, nothing written
+  * librosa: soundfile read + librosa.feature.melspectrogram + log per file, nothing written
+  * extract: emonet's Python API, the whole job (validation, decoding, features,
+    compression, writing, stats), zarr and webdataset
+  * as whole processes, interpreter start and imports included: the `emonet extract`
+    CLI against the bare loop run as its own script
+Then, once: peak memory of `emonet extract` with its workers (PSS and RSS summed over
+the process tree, sampled) at 1/10, 1x and 10x the corpus (the 10x corpus lists
+hard-linked copies of the same wavs under new names), store size against float32, and
+sequential read speed of every partition through the API.
 """
 
 from __future__ import annotations
@@ -25,43 +30,82 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["acted", "arousal", "valence"]
 
-BARE = """
+LOOPS = {
+    "bare": """
 import sys, time, soundfile as sf, torch, torchaudio
-files = [l.strip() for l in open(sys.argv[1])]
+files = open(sys.argv[1]).read().split()
 mel = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, hop_length=512, f_min=20.0, f_max=8000.0, n_mels=128)
+def run(fs):
+    for f in fs:
+        x, sr = sf.read(f, dtype="float32")
+        torch.log(mel(torch.from_numpy(x)) + 1e-6)
+run(files[:20])
+t = time.perf_counter(); run(files); print(time.perf_counter() - t)
+""",
+    "librosa": """
+import sys, time, soundfile as sf, numpy as np, librosa
+files = open(sys.argv[1]).read().split()
+def run(fs):
+    for f in fs:
+        x, sr = sf.read(f, dtype="float32")
+        np.log(librosa.feature.melspectrogram(y=x, sr=sr, n_fft=1024, hop_length=512, n_mels=128, fmin=20, fmax=8000, power=2.0) + 1e-6)
+run(files[:20])
+t = time.perf_counter(); run(files); print(time.perf_counter() - t)
+""",
+    "extract": """
+import sys, time, shutil
+from pathlib import Path
+from emonet.data.partitions import multi_task_sources
+from emonet.extraction.runner import ExtractOptions, run_extract
+corpus, store, fmt = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+srcs = multi_task_sources(corpus / "multi-task-setup", ["acted", "arousal", "valence"])
+shutil.rmtree(store, ignore_errors=True)
 t = time.perf_counter()
-for f in files:
-    x, sr = sf.read(f, dtype="float32")
-    m = torch.log(mel(torch.from_numpy(x)) + 1e-6)
+run_extract(ExtractOptions(store=store, data_path=corpus / "data", sources=srcs, backend=fmt))
 print(time.perf_counter() - t)
-"""
+""",
+}
 
 
 def corpus(out: Path, files: int) -> Path:
     from emonet.data.demo import generate_demo_corpus
 
-    done = out / "DONE"
-    if not done.exists():
+    if not (out / "DONE").exists():
         shutil.rmtree(out, ignore_errors=True)
         generate_demo_corpus(out, files_per_task=files // len(TASKS), min_seconds=0.5, max_seconds=2.5, seed=1)
-        done.write_text("ok")
+        (out / "DONE").write_text("ok")
     return out
 
 
-def subset(src: Path, dst: Path, fraction: float) -> Path:
-    """A multi-task setup with the first ``fraction`` of every csv."""
+def scaled_setup(src: Path, dst: Path, factor: float) -> Path:
+    """A multi-task setup with ``factor`` times the rows of every csv: a prefix for
+    factor < 1, or hard-linked copies of the wavs under new names for factor > 1."""
+    shutil.rmtree(dst, ignore_errors=True)
     for task in TASKS:
         for name in ("train.csv", "val.csv", "test.csv"):
             lines = (src / "multi-task-setup" / task / name).read_text().splitlines()
-            keep = lines[:1] + lines[1:][: max(3, int(len(lines[1:]) * fraction))]
+            rows = lines[1:]
+            if factor < 1:
+                rows = rows[: max(3, int(len(rows) * factor))]
+            else:
+                out = []
+                for copy in range(int(factor)):
+                    for row in rows:
+                        rel, label = row.split(",")
+                        new = f"copies{copy}/{rel}"
+                        target = src / "data" / new
+                        if not target.exists():
+                            target.parent.mkdir(parents=True, exist_ok=True)
+                            os.link(src / "data" / rel, target)
+                        out.append(f"{new},{label}")
+                rows = out
             (dst / task).mkdir(parents=True, exist_ok=True)
-            (dst / task / name).write_text("\n".join(keep) + "\n")
+            (dst / task / name).write_text("\n".join([lines[0], *rows]) + "\n")
     return dst
 
 
@@ -74,53 +118,52 @@ def wav_list(c: Path) -> list[str]:
     return files
 
 
-def bare_loop(files):
-    import torch
-    import torchaudio
+def timed_loop(name: str, *args: str) -> float:
+    out = subprocess.run([sys.executable, "-c", LOOPS[name], *args], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(out.stderr)
+    return float(out.stdout.strip().splitlines()[-1])
 
-    mel = torchaudio.transforms.MelSpectrogram(16000, n_fft=1024, hop_length=512, f_min=20.0, f_max=8000.0, n_mels=128)
+
+def wall(cmd: list[str]) -> float:
     t = time.perf_counter()
-    for f in files:
-        x, _ = sf.read(f, dtype="float32")
-        torch.log(mel(torch.from_numpy(x)) + 1e-6)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
 
 
-def librosa_loop(files):
-    import librosa
-
-    t = time.perf_counter()
-    for f in files:
-        x, sr = sf.read(f, dtype="float32")
-        np.log(librosa.feature.melspectrogram(y=x, sr=sr, n_fft=1024, hop_length=512, n_mels=128, fmin=20, fmax=8000, power=2.0) + 1e-6)
-    return time.perf_counter() - t
-
-
-def api_extract(c: Path, store: Path, fmt: str = "zarr") -> float:
-    from emonet.data.partitions import multi_task_sources
-    from emonet.extraction.runner import ExtractOptions, run_extract
-
-    shutil.rmtree(store, ignore_errors=True)
-    t = time.perf_counter()
-    run_extract(ExtractOptions(store=store, data_path=c / "data", sources=multi_task_sources(c / "multi-task-setup", TASKS), backend=fmt))
-    return time.perf_counter() - t
-
-
-def process_peak_rss(cmd: list[str]) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of a child process, from wait4's rusage."""
-    t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t
-    if status != 0:
-        raise RuntimeError(f"{cmd} failed: {proc.stderr.read().decode()}")
-    return wall, usage.ru_maxrss * 1024
-
-
-def cli_extract(c: Path, setup: Path, store: Path) -> tuple[float, int]:
+def cli_cmd(data: Path, setup: Path, store: Path) -> list[str]:
     shutil.rmtree(store, ignore_errors=True)
     exe = str(Path(sys.executable).with_name("emonet"))
-    return process_peak_rss([exe, "extract", "--store", str(store), "-dp", str(c / "data"), "--multi-task-setup", str(setup), "--tasks", *TASKS, "-q"])
+    return [exe, "extract", "--store", str(store), "-dp", str(data), "--multi-task-setup", str(setup), "--tasks", *TASKS, "-q"]
+
+
+def process_tree_peak(cmd: list[str], every: float = 0.02) -> dict:
+    """Peak memory of a command and its worker processes together, sampled every
+    ``every`` s: the sum of PSS (shared pages split between the processes sharing them,
+    the fair measure for forked workers) and the sum of RSS (counts shared pages once
+    per process: an upper bound)."""
+    import psutil
+
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    root = psutil.Process(proc.pid)
+    peak_pss = peak_rss = 0
+    while proc.poll() is None:
+        pss = rss = 0
+        try:
+            for p in [root, *root.children(recursive=True)]:
+                try:
+                    m = p.memory_full_info()
+                    pss, rss = pss + m.pss, rss + m.rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+        except psutil.NoSuchProcess:
+            break
+        peak_pss, peak_rss = max(peak_pss, pss), max(peak_rss, rss)
+        time.sleep(every)
+    if proc.wait() != 0:
+        raise RuntimeError(f"{cmd} failed: {proc.stderr.read().decode()}")
+    return {"seconds": round(time.perf_counter() - t, 2), "pss_mb": round(peak_pss / 1e6), "rss_sum_mb": round(peak_rss / 1e6)}
 
 
 def read_all(store: Path) -> tuple[float, float]:
@@ -133,7 +176,7 @@ def read_all(store: Path) -> tuple[float, float]:
     for task in s.tasks:
         for part in s.partitions(task):
             p = s.partition(task, part)
-            for _file, _label, x in p:
+            for _file, _label, _x in p:
                 pass
             audio += float(p.seconds.sum())
     return time.perf_counter() - t, audio
@@ -153,45 +196,43 @@ def main() -> None:
     flist.write_text("\n".join(files) + "\n")
     print(f"corpus: {len(files)} files, {audio / 3600:.3f} h of audio, cores: {os.cpu_count()}", flush=True)
 
-    res: dict[str, list[float]] = {k: [] for k in ("bare", "librosa", "extract_api", "extract_wds_api", "bare_process", "extract_cli")}
-    bare_loop(files[:20]), librosa_loop(files[:20])  # warm-up (imports, caches)
+    res: dict[str, list[float]] = {k: [] for k in ("bare", "librosa", "extract_zarr", "extract_wds", "bare_process", "extract_cli")}
     for r in range(a.rounds):
-        res["bare"].append(bare_loop(files))
-        res["extract_api"].append(api_extract(c, a.out / "store-api"))
-        res["librosa"].append(librosa_loop(files))
-        res["extract_wds_api"].append(api_extract(c, a.out / "store-wds", "webdataset"))
-        res["bare_process"].append(process_peak_rss([sys.executable, "-c", BARE, str(flist)])[0])
-        res["extract_cli"].append(cli_extract(c, c / "multi-task-setup", a.out / "store-cli")[0])
+        res["bare"].append(timed_loop("bare", str(flist)))
+        res["extract_zarr"].append(timed_loop("extract", str(flist), str(c), str(a.out / "store-zarr"), "zarr"))
+        res["librosa"].append(timed_loop("librosa", str(flist)))
+        res["extract_wds"].append(timed_loop("extract", str(flist), str(c), str(a.out / "store-wds"), "webdataset"))
+        res["bare_process"].append(wall([sys.executable, "-c", LOOPS["bare"], str(flist)]))
+        res["extract_cli"].append(wall(cli_cmd(c / "data", c / "multi-task-setup", a.out / "store-cli")))
         print(f"round {r + 1}: " + ", ".join(f"{k} {audio / v[-1]:,.0f}x" for k, v in res.items()), flush=True)
-    med = {k: statistics.median(v) for k, v in res.items()}
-    speed = {k: audio / v for k, v in med.items()}
+    speed = {k: audio / statistics.median(v) for k, v in res.items()}
 
-    small = subset(c, a.out / "setup-small", 0.1)
-    _, rss_small = cli_extract(c, small, a.out / "store-small")
-    _, rss_big = cli_extract(c, c / "multi-task-setup", a.out / "store-big")
-    small_files = sum(len((small / t / n).read_text().splitlines()) - 1 for t in TASKS for n in ("train.csv", "val.csv", "test.csv"))
+    memory = {}
+    for label, factor in (("0.1x", 0.1), ("1x", 1), ("10x", 10)):
+        setup = scaled_setup(c, a.out / f"setup-{label}", factor)
+        n = sum(len((setup / t / n).read_text().splitlines()) - 1 for t in TASKS for n in ("train.csv", "val.csv", "test.csv"))
+        memory[f"{n} files"] = process_tree_peak(cli_cmd(c / "data", setup, a.out / f"store-mem-{label}"))
+        print(f"memory at {n} files: {memory[f'{n} files']}", flush=True)
 
     from emonet.store import open_store
 
-    info = open_store(a.out / "store-big").info()
-    frames = sum(p["frames"] for t in info["tasks"].values() for p in t["partitions"].values())
-    disk = sum(p["bytes_on_disk"] for t in info["tasks"].values() for p in t["partitions"].values())
-    ratio = frames * 128 * 4 / disk
-    wds_info = open_store(a.out / "store-wds").info()
-    wds_disk = sum(p["bytes_on_disk"] for t in wds_info["tasks"].values() for p in t["partitions"].values())
-    reads = [read_all(a.out / "store-big") for _ in range(3)]
-    read_x = statistics.median(au / w for w, au in reads)
-    wds_reads = [read_all(a.out / "store-wds") for _ in range(2)]
-    wds_read_x = statistics.median(au / w for w, au in wds_reads)
+    def ratio(store: Path) -> float:
+        info = open_store(store).info()
+        parts = [p for t in info["tasks"].values() for p in t["partitions"].values()]
+        return sum(p["frames"] for p in parts) * 128 * 4 / sum(p["bytes_on_disk"] for p in parts)
 
+    reads = [read_all(a.out / "store-zarr") for _ in range(3)]
+    wds_reads = [read_all(a.out / "store-wds") for _ in range(3)]
     summary = {
-        "files": len(files), "audio_hours": audio / 3600, "rounds": a.rounds, "x_real_time": speed,
-        "extract_api_vs_bare": speed["extract_api"] / speed["bare"],
-        "extract_api_vs_librosa": speed["extract_api"] / speed["librosa"],
-        "extract_cli_vs_bare_process": speed["extract_cli"] / speed["bare_process"],
-        "peak_rss_mb": {f"{small_files} files": rss_small / 1e6, f"{len(files)} files": rss_big / 1e6},
-        "store_ratio_vs_float32": ratio, "wds_ratio_vs_float32": frames * 128 * 4 / wds_disk,
-        "read_x_real_time": read_x, "wds_read_x_real_time": wds_read_x,
+        "files": len(files), "audio_hours": round(audio / 3600, 3), "rounds": a.rounds,
+        "x_real_time": {k: round(v) for k, v in speed.items()},
+        "extract_vs_bare": round(speed["extract_zarr"] / speed["bare"], 2),
+        "extract_vs_librosa": round(speed["extract_zarr"] / speed["librosa"], 2),
+        "extract_cli_vs_bare_process": round(speed["extract_cli"] / speed["bare_process"], 2),
+        "peak_memory_process_tree": memory,
+        "store_ratio_vs_float32": round(ratio(a.out / "store-zarr"), 3), "wds_ratio_vs_float32": round(ratio(a.out / "store-wds"), 3),
+        "read_x_real_time": round(statistics.median(au / w for w, au in reads)),
+        "wds_read_x_real_time": round(statistics.median(au / w for w, au in wds_reads)),
     }
     (a.out / "extract.json").write_text(json.dumps(summary, indent=1))
     print(json.dumps(summary, indent=1))
