@@ -43,7 +43,7 @@ class ModelConfig:
     rnn_time_pool: int = 8                # average non-overlapping frames before the rnn (1: off)
     rnn_bidirectional: bool = False
     rnn_adapter_reduction: int = 4        # bottleneck adapters: dim -> dim / reduction -> dim
-    memory_format: str = "channels_last"  # cnn layout: channels_last|contiguous (speed only; bench/MODELS.md)
+    memory_format: str = "channels_last"  # cnn layout: channels_last|contiguous (speed only; bench/README.md)
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
