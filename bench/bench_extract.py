@@ -62,6 +62,7 @@ import sys, time, shutil
 from pathlib import Path
 from emonet.data.partitions import multi_task_sources
 from emonet.extraction.runner import ExtractOptions, run_extract
+import emonet.store.zarr_backend, emonet.store.wds_backend  # imports before timing, as the loops import torch
 corpus, store, fmt = Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 srcs = multi_task_sources(corpus / "multi-task-setup", ["acted", "arousal", "valence"])
 shutil.rmtree(store, ignore_errors=True)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 import wave
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +30,29 @@ class AudioInfo:
         return self.num_samples / self.sample_rate
 
 
+def _probe_pcm16_wav(path: str) -> AudioInfo | None:
+    """The header of a plain 16-bit PCM WAV (the files ``load_mono`` reads with the
+    standard library), or None to leave the file to soundfile."""
+    try:
+        with wave.open(path, "rb") as w:
+            if w.getsampwidth() != 2 or w.getcomptype() != "NONE":
+                return None
+            info = AudioInfo(sample_rate=w.getframerate(), channels=w.getnchannels(), num_samples=w.getnframes())
+    except Exception:  # anything wave cannot parse (it may raise RuntimeError): soundfile decides
+        return None
+    # wave takes the length from the header; a canonical header is 44 bytes, so a file
+    # shorter than that plus the promised data is certainly truncated
+    promised = 44 + info.num_samples * info.channels * 2
+    if os.path.getsize(path) < promised:
+        raise AudioReadError(f"truncated audio (the header promises {info.num_samples} samples, the file is {promised - os.path.getsize(path)} bytes short)")
+    return info
+
+
 def probe(path: Path) -> AudioInfo:
     """Reads the header only. Raises AudioReadError with a short reason."""
+    info = _probe_pcm16_wav(str(path)) if str(path).lower().endswith(".wav") else None
+    if info is not None and info.num_samples > 0 and info.sample_rate > 0 and info.channels > 0:
+        return info
     try:
         with sf.SoundFile(str(path)) as fh:
             rate, channels, frames = fh.samplerate, fh.channels, fh.frames
@@ -70,12 +92,12 @@ def _read_pcm16_wav(path: str) -> tuple[np.ndarray, int] | None:
                 return None
             channels, rate = w.getnchannels(), w.getframerate()
             raw = w.readframes(w.getnframes())
-    except (wave.Error, EOFError, OSError, ValueError):
+    except Exception:  # anything wave cannot parse (it may raise RuntimeError): soundfile decides
         return None
     data = np.frombuffer(raw, dtype="<i2")
     if channels <= 0 or data.size % channels:
         return None
-    return data.reshape(-1, channels).astype(np.float32) * np.float32(1 / 32768), rate
+    return np.multiply(data.reshape(-1, channels), np.float32(1 / 32768), dtype=np.float32), rate  # one pass
 
 
 def load_mono(path: Path, target_rate: int) -> tuple[torch.Tensor, bool]:

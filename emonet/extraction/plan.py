@@ -20,9 +20,10 @@ from emonet.store.partition_plan import PartitionContent
 
 @dataclass
 class PartitionPlan:
+    """A partition's checked csv and content (per-row objects are not kept: a plan is
+    held for the whole run, so it stays small per row)."""
+
     csv: PartitionCsv
-    paths: list[Path]
-    infos: list[AudioInfo]
     content: PartitionContent
     skipped: list[dict] = field(default_factory=list)
     converted: int = 0  # files that needed downmixing or resampling
@@ -102,7 +103,7 @@ def plan_task(sources: TaskSources, data_path: Path, config: FeatureConfig, *,
             paths=[str(p) for p in good_paths],
         )
         part_problems.sort(key=lambda e: e.row or 0)
-        plan = PartitionPlan(csv=pc, paths=good_paths, infos=infos, content=content,
+        plan = PartitionPlan(csv=pc, content=content,
                              skipped=[e.as_record() for e in part_problems],
                              converted=sum(1 for i in infos if i.channels != 1 or i.sample_rate != config.sample_rate))
         plans[part] = plan

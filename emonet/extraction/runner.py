@@ -146,6 +146,7 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
     if not opts.data_path.is_dir():
         raise EmoNetError(f"{opts.data_path}: data path not found; pass the folder the csv file paths are relative to")
     exists, replace_all = _check_store(opts)
+    _layout(opts)  # imports the backend (zarr: 0.35 s) here, once, so forked workers inherit it
     executor = BlockExecutor(opts.features, opts.device, opts.workers)  # checks the device; workers start on first use
     try:
         return _run(opts, progress, executor, exists, replace_all, t0)
@@ -244,7 +245,7 @@ def _write_partitions(opts: ExtractOptions, executor: BlockExecutor, todo, progr
                 finish(entry)
                 continue
             by_stage[sp.dir] = entry
-            yield from pending
+            yield from (sp.job(k) for k in pending)
 
     for job, res in executor.run(jobs()):
         entry = by_stage[job.stage]

@@ -106,8 +106,9 @@ class StagedPartition:
     def _save_progress(self) -> None:
         atomic_write_json(self._progress_file, {"plan": self.plan_id, "blocks_done": self.blocks_done, "sums": self.block_sums})
 
-    def prepare(self) -> list[BlockJob]:
-        """Gets the staging folder ready and returns the blocks still to write, in order."""
+    def prepare(self) -> range:
+        """Gets the staging folder ready and returns the blocks still to write, in order
+        (make each one's job with ``job(k)`` when it is due)."""
         if self.blocks_done < 0:
             if self.dir.exists():
                 shutil.rmtree(self.dir)
@@ -116,7 +117,7 @@ class StagedPartition:
             self.blocks_done, self.block_sums = 0, []
             self._save_progress()
         self.layout.discard_blocks_from(self.dir, self.blocks_done)
-        return [self.job(k) for k in range(self.blocks_done, self.n_blocks)]
+        return range(self.blocks_done, self.n_blocks)
 
     def job(self, k: int) -> BlockJob:
         c = self.content

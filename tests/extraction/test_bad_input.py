@@ -43,6 +43,13 @@ def _break_empty_wav(data, csvs):
     return csvs["train"], "row 2", "empty audio"
 
 
+def _break_truncated(data, csvs):
+    key = csvs["train"].read_text().splitlines()[3].split(",")[0]
+    blob = (data / key).read_bytes()
+    (data / key).write_bytes(blob[: len(blob) // 2])
+    return csvs["train"], "row 4", "truncated audio"
+
+
 def _break_no_header(data, csvs):
     lines = csvs["train"].read_text().splitlines()
     csvs["train"].write_text("\n".join(lines[1:]) + "\n")
@@ -81,7 +88,7 @@ def _break_unknown_label(data, csvs):
     return csvs["test"], "row 3", "label 'zzz' does not occur in train.csv"
 
 
-BREAKS = {f.__name__[7:]: f for f in [_break_missing, _break_corrupt, _break_not_audio, _break_empty_wav, _break_no_header,
+BREAKS = {f.__name__[7:]: f for f in [_break_missing, _break_corrupt, _break_not_audio, _break_empty_wav, _break_truncated, _break_no_header,
                                       _break_wrong_columns, _break_empty_csv, _break_duplicate, _break_escape, _break_unknown_label]}
 
 

@@ -89,9 +89,9 @@ def test_stale_staging_from_another_plan_is_discarded(tmp_path):
     stage = tmp_path / "stage"
     lay = ZarrLayout(frames_per_shard=8, frames_per_chunk=8)
     sp = StagedPartition(stage, content([10, 10, 10]), lay, ["a"])
-    jobs = sp.prepare()
-    assert [j.k for j in jobs] == [0, 1, 2, 3] and [it.index for it in jobs[1].items] == [0, 1]
+    pending = sp.prepare()
+    assert list(pending) == [0, 1, 2, 3] and [it.index for it in sp.job(1).items] == [0, 1]
     sp.record(0, [8, [0.0] * 4, [0.0] * 4])
     assert StagedPartition(stage, content([10, 10, 10]), lay, ["a"]).blocks_done == 1  # same plan: resumes
     other = StagedPartition(stage, content([10, 12, 10]), lay, ["a"])
-    assert other.blocks_done == -1 and [j.k for j in other.prepare()][0] == 0
+    assert other.blocks_done == -1 and list(other.prepare())[0] == 0
