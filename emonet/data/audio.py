@@ -70,6 +70,17 @@ def probe(path: Path) -> AudioInfo:
     return AudioInfo(sample_rate=int(rate), channels=int(channels), num_samples=int(frames))
 
 
+def probe_all(paths) -> list[AudioInfo | AudioReadError]:
+    """Headers of ``paths`` in order; a file that cannot be read gives its AudioReadError."""
+    out: list[AudioInfo | AudioReadError] = []
+    for p in paths:
+        try:
+            out.append(probe(Path(p)))
+        except AudioReadError as exc:
+            out.append(exc)
+    return out
+
+
 def resampled_length(num_samples: int, orig_rate: int, new_rate: int) -> int:
     """Length torchaudio.functional.resample produces (it reduces the rates by their gcd)."""
     if orig_rate == new_rate:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emonet.data.audio import AudioReadError, probe
+from emonet.data.audio import AudioReadError, probe_all
 from emonet.data.features import FeatureConfig
 from emonet.extraction.featurize import Featurizer
 from emonet.store.writer import BlockJob, block_sums
@@ -84,15 +84,6 @@ def _work(job: BlockJob):
     return run_block(job, _featurizer.many(it.path for it in job.items))
 
 
-def _probe_chunk(paths: list) -> list:
-    out = []
-    for p in paths:
-        try:
-            out.append(probe(p))
-        except AudioReadError as exc:
-            out.append(exc)
-    return out
-
 
 class BlockExecutor:
     """Runs block jobs in order of submission: in ``workers`` forked processes, or here
@@ -133,10 +124,10 @@ class BlockExecutor:
     def probe_many(self, paths: list) -> list:
         """Audio headers (AudioInfo, or the AudioReadError) of ``paths``, in order."""
         if not self.parallel or len(paths) < 128:
-            return _probe_chunk(paths)
+            return probe_all(paths)
         step = max(64, len(paths) // (self.workers * 8))
         chunks = [paths[i : i + step] for i in range(0, len(paths), step)]
-        return [r for chunk in self.pool().map(_probe_chunk, chunks) for r in chunk]
+        return [r for chunk in self.pool().map(probe_all, chunks) for r in chunk]
 
     def run(self, jobs: Iterable[BlockJob]) -> Iterator[tuple[BlockJob, list | BlockFailure]]:
         if not self.parallel:

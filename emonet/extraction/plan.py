@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emonet.data.audio import AudioInfo, AudioReadError, probe, resampled_length
+from emonet.data.audio import AudioReadError, probe_all, resampled_length
 from emonet.data.features import FeatureConfig
 from emonet.data.partitions import PARTITIONS, PartitionCsv, TaskSources, class_list, read_partition_csv
 from emonet.errors import EmoNetError, InputError
@@ -46,18 +46,8 @@ def _resolve(data_path: Path, key: str) -> Path | None:
     return None
 
 
-def _probe_serial(paths: list[Path]) -> list[AudioInfo | AudioReadError]:
-    out = []
-    for p in paths:
-        try:
-            out.append(probe(p))
-        except AudioReadError as exc:
-            out.append(exc)
-    return out
-
-
 def plan_task(sources: TaskSources, data_path: Path, config: FeatureConfig, *,
-              probe_many: Callable[[list[Path]], list] = _probe_serial) -> tuple[TaskPlan, list[InputError]]:
+              probe_many: Callable[[list[Path]], list] = probe_all) -> tuple[TaskPlan, list[InputError]]:
     """Reads and checks one task's csvs and audio headers (``probe_many`` reads a list of
     headers, possibly in parallel). Returns the plan (without the bad rows) and the row
     problems found."""

@@ -146,15 +146,15 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
     if not opts.data_path.is_dir():
         raise EmoNetError(f"{opts.data_path}: data path not found; pass the folder the csv file paths are relative to")
     exists, replace_all = _check_store(opts)
-    _layout(opts)  # imports the backend (zarr: 0.35 s) here, once, so forked workers inherit it
+    lay = _layout(opts)  # imports the backend (zarr: 0.35 s) before the workers fork, so they inherit it
     executor = BlockExecutor(opts.features, opts.device, opts.workers)  # checks the device; workers start on first use
     try:
-        return _run(opts, progress, executor, exists, replace_all, t0)
+        return _run(opts, lay, progress, executor, exists, replace_all, t0)
     finally:
         executor.close()
 
 
-def _run(opts: ExtractOptions, progress: ProgressSink, executor: BlockExecutor, exists: bool, replace_all: bool, t0: float) -> ExtractReport:
+def _run(opts: ExtractOptions, lay, progress: ProgressSink, executor: BlockExecutor, exists: bool, replace_all: bool, t0: float) -> ExtractReport:
     # 1. validate everything before writing anything
     plans: list[TaskPlan] = []
     problems = []
@@ -209,7 +209,7 @@ def _run(opts: ExtractOptions, progress: ProgressSink, executor: BlockExecutor, 
     # 3. write what is missing: every block of every partition, in parallel, in order
     progress.begin(sum(len(pp.content) for *_x, pp, _c in todo), sum(float(pp.content.seconds.sum()) for *_x, pp, _c in todo))
     try:
-        results.extend(_write_partitions(opts, executor, todo, progress))
+        results.extend(_write_partitions(opts, lay, executor, todo, progress))
     finally:
         progress.end()
     if staging.is_dir() and not any(staging.iterdir()):
@@ -219,11 +219,10 @@ def _run(opts: ExtractOptions, progress: ProgressSink, executor: BlockExecutor, 
     return ExtractReport(store=root, results=results, elapsed=time.perf_counter() - t0)
 
 
-def _write_partitions(opts: ExtractOptions, executor: BlockExecutor, todo, progress) -> list[PartitionResult]:
+def _write_partitions(opts: ExtractOptions, lay, executor: BlockExecutor, todo, progress) -> list[PartitionResult]:
     """Streams the blocks of all partitions through the executor. A partition's staging
     folder is prepared only when its first block is due, so preparing overlaps the
     workers' computing; a partition is committed as soon as its last block is recorded."""
-    lay = _layout(opts)
     results: list[PartitionResult] = []
     by_stage: dict = {}
 
