@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +40,7 @@ class Featurizer:
         rate = self.config.sample_rate
         with ThreadPoolExecutor(prefetch_threads, thread_name_prefix="emonet-decode") as ex:
             it = iter(paths)
-            pending = deque(ex.submit(load_mono, p, rate) for p, _ in zip(it, range(prefetch_threads * 4)))
+            pending = deque(ex.submit(load_mono, p, rate) for p in itertools.islice(it, prefetch_threads * 4))
             while pending:
                 wav, _ = pending.popleft().result()
                 nxt = next(it, None)
