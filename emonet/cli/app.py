@@ -204,10 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         err.print("aborted")
         return 1
-    except typer.TyperException as exc:  # usage errors: typer prints the usage and the problem
-        show = getattr(exc, "show", None)
-        if show is not None:
-            show()
+    except typer.TyperException as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
+            show = getattr(exc, "show", None)  # bare `emonet` or `emonet extract`: the help
+            if show is not None:
+                show()
+            return int(getattr(exc, "exit_code", 2))
+        # a usage error (unknown option, missing or bad value): one line and where to look
+        ctx = getattr(exc, "ctx", None)
+        where = f"{ctx.command_path} --help" if ctx is not None else "emonet --help"
+        msg = " ".join(exc.format_message().split()).rstrip(".")
+        err.print(f"[bold red]error:[/] {msg}; see '{where}'", highlight=False, soft_wrap=True, markup=True)
         return int(getattr(exc, "exit_code", 2))
     return 0
 

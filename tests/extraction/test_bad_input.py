@@ -165,4 +165,8 @@ def test_usage_errors(tmp_path, capsys):
     assert "Nyquist" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "nostore")]) == 2
     assert "no feature store here" in capsys.readouterr().err
-    assert main(["extract", "--bogus"]) == 2
+    for argv, needle in ((["extract", "--bogus"], "No such option: --bogus"), (["extract", "--store", "x"], "Missing option '--data-path'"),
+                         (["extract", "--store", "x", "-dp", "y", "--n-fft", "abc"], "Invalid value for '--n-fft'"), (["bogus"], "No such command")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert needle in err and "--help" in err and len(err.splitlines()) == 1, err
