@@ -37,7 +37,7 @@ def demo_data(
     out_dir: Annotated[Path, typer.Argument(help="Folder to write the demo corpus into.")],
     files_per_task: Annotated[int, typer.Option("--files-per-task", "-n", help="Wav files per task.")] = 120,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed writes the same files.")] = 0,
-    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Demo tasks to write (default: all).")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", metavar="TASK...", help="Demo tasks to write (default: all).")] = None,
     min_seconds: Annotated[float, typer.Option(help="Shortest utterance.")] = 1.0,
     max_seconds: Annotated[float, typer.Option(help="Longest utterance.")] = 3.0,
 ) -> None:
@@ -58,12 +58,12 @@ def demo_data(
 def extract(
     store: Annotated[Path, typer.Option("--store", "-s", help="Feature store folder to create or add to.")],
     data_path: Annotated[Path, typer.Option("--data-path", "-dp", help="Folder the csv file paths are relative to.")],
-    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", help="Single-task mode: the task's name.")] = None,
+    task: Annotated[Optional[list[str]], typer.Option("--task", "-t", metavar="NAME", help="Single-task mode: the task's name.")] = None,
     train_csv: Annotated[Optional[Path], typer.Option("--train-csv", "-tr", help="Single-task mode: training csv.")] = None,
     val_csv: Annotated[Optional[Path], typer.Option("--val-csv", "-v", help="Single-task mode: validation (devel) csv.")] = None,
     test_csv: Annotated[Optional[Path], typer.Option("--test-csv", "-te", help="Single-task mode: test csv (label column optional).")] = None,
     multi_task_setup: Annotated[Optional[Path], typer.Option("--multi-task-setup", "-mts", help="Multi-task mode: folder with one subfolder of csvs per task.")] = None,
-    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", help="Multi-task mode: the tasks, space-separated (--tasks a b c).")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", metavar="TASK...", help="Multi-task mode: the tasks, space-separated (--tasks a b c).")] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="Store format: zarr or webdataset.")] = "zarr",
     sample_rate: Annotated[int, typer.Option("--sample-rate", "-sr", help="Store sample rate; audio is resampled to it.")] = 16000,
     num_mels: Annotated[int, typer.Option("--num-mels", "-nm", help="Number of mel bands.")] = 128,
@@ -126,7 +126,7 @@ def extract(
 def init_model(
     out_path: Annotated[Path, typer.Argument(help="Checkpoint file to write (.safetensors).")],
     store: Annotated[Path, typer.Option("--store", "-s", help="Feature store whose tasks, label maps and feature config the model takes.")],
-    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", help="Tasks of the store to include (default: all), space-separated.")] = None,
+    tasks: Annotated[Optional[list[str]], typer.Option("--tasks", "-t", metavar="TASK...", help="Tasks of the store to include (default: all), space-separated.")] = None,
     mode: mo.Mode = "adapters",
     initial_model: mo.InitialModel = None,
     model: mo.ModelType = "cnn",
