@@ -199,6 +199,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted: re-run the same command to resume; finished work is kept")
         return 130
+    except OSError as exc:  # the filesystem said no: a path under a file, no permission, disk full
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.print(f"[bold red]error:[/] {where}{exc.strerror or exc}; check the path, its permissions and free space "
+                  "(finished work is kept; re-run to resume)", highlight=False, soft_wrap=True)
+        return 1
     except typer.Exit as exc:
         return exc.exit_code
     except typer.Abort:

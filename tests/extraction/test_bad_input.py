@@ -170,3 +170,12 @@ def test_usage_errors(tmp_path, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and "--help" in err and len(err.splitlines()) == 1, err
+
+
+def test_filesystem_errors_are_one_line(tmp_path, capsys):
+    data, csvs = make_task(tmp_path, partitions=("train",))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["extract", "--store", str(blocker / "store"), "-dp", str(data), "-t", "t", "-tr", str(csvs["train"])]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Not a directory" in err and str(blocker / "store") in err, err
