@@ -140,15 +140,15 @@ def init_model(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
     """Build an (untrained) model for a store's tasks in a training mode and save it."""
-    from emonet.models import describe_model, render_model_summary
+    from emonet.models import describe_model, render_model_summary, save_checkpoint
     from emonet.store import open_store
-    from emonet.training.model_setup import init_model as build, save_initial_model
+    from emonet.training.model_setup import init_model as build
 
     if out_path.exists() and not overwrite:
         raise EmoNetError(f"{out_path}: exists; choose another path or pass --overwrite")
     cfg = mo.model_config(model, blocks, filters, widen, dropout, classifier, share_feature_layer, adapter_type)
     net, meta = build(open_store(store), tasks, mode, cfg, initial_model)
-    save_initial_model(out_path, net, meta)
+    save_checkpoint(out_path, net, **meta)
     out.print(render_model_summary(describe_model(net)))
     out.print(f"wrote {out_path} (mode {mode}; trainable: {sum(p.numel() for p in net.parameters() if p.requires_grad):,} parameters)")
 

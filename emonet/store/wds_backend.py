@@ -55,7 +55,7 @@ class WdsLayout(BlockLayout):
             edges.append(content.total_frames)
         return np.asarray(edges, dtype=np.int64)
 
-    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray, classes: list[str]) -> None:
+    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray) -> None:
         c = content
         np.savez(stage / "index.npz", files=np.array(c.files, dtype=str), labels=c.label_ids,
                  offsets=c.offsets, seconds=c.seconds, block_bounds=bounds)

@@ -32,7 +32,7 @@ class BlockLayout(abc.ABC):
         """Frame offsets of block edges, starting at 0 and ending at the total frames."""
 
     @abc.abstractmethod
-    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray, classes: list[str]) -> None:
+    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray) -> None:
         """Create the (empty) partition in the staging folder, per-utterance arrays included."""
 
     @abc.abstractmethod
@@ -113,7 +113,7 @@ class StagedPartition:
             if self.dir.exists():
                 shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
-            self.layout.initialise(self.dir, self.content, self.bounds, self.classes)
+            self.layout.initialise(self.dir, self.content, self.bounds)
             self.blocks_done, self.block_sums = 0, []
             self._save_progress()
         self.layout.discard_blocks_from(self.dir, self.blocks_done)

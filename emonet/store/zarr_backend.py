@@ -19,6 +19,11 @@ FRAMES_PER_CHUNK = 2048  # unit of reading
 FRAMES_PER_SHARD = 16384  # unit of writing (one file on disk, one writer)
 
 
+def shard_bounds(total_frames: int, frames_per_shard: int) -> np.ndarray:
+    """Frame offsets of shard edges: 0, one per shard, and the end."""
+    return np.unique(np.concatenate([np.arange(0, total_frames, frames_per_shard), [total_frames]])).astype(np.int64)
+
+
 def compressor() -> zc.BloscCodec:
     # Measured on log-mel float16 (bench/README.md): 2.6x smaller than float32. Blosc's
     # automatic block size gave zstd too little context (level 3: 2.43x); 256 KiB blocks
@@ -40,10 +45,9 @@ class ZarrLayout(BlockLayout):
         return f"zarr:{self.frames_per_shard}:{self.frames_per_chunk}"
 
     def block_bounds(self, content: PartitionContent) -> np.ndarray:
-        total = content.total_frames
-        return np.unique(np.concatenate([np.arange(0, total, self.frames_per_shard), [total]])).astype(np.int64)
+        return shard_bounds(content.total_frames, self.frames_per_shard)
 
-    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray, classes: list[str]) -> None:
+    def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray) -> None:
         c = content
         g = zarr.open_group(str(stage), mode="w", zarr_format=3)
         g.create_array("features", shape=(c.total_frames, c.n_mels), dtype="float16",
@@ -89,9 +93,8 @@ class ZarrPartitionReader:
         self.labels = np.asarray(zarr.open_array(f"{path}/labels", mode="r")[:], dtype=np.int64)
         self.seconds = np.asarray(zarr.open_array(f"{path}/seconds", mode="r")[:], dtype=np.float64)
         self.files = [str(f) for f in zarr.open_array(f"{path}/files", mode="r")[:]] if len(self.labels) else []
-        total = int(self.offsets[-1])
         step = int(self.features.shards[0]) if self.features.shards else int(self.features.chunks[0])
-        self.block_bounds = np.unique(np.concatenate([np.arange(0, total, step), [total]])).astype(np.int64)
+        self.block_bounds = shard_bounds(int(self.offsets[-1]), step)
 
     def read_frames(self, lo: int, hi: int) -> np.ndarray:
         return np.asarray(self.features[lo:hi])

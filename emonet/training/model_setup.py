@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emonet.errors import EmoNetError
-from emonet.models import ModelConfig, load_checkpoint, save_checkpoint, setup_model
+from emonet.models import ModelConfig, load_checkpoint, setup_model
 from emonet.store import FeatureStore
 
 
@@ -21,7 +21,8 @@ def store_norm_stats(store: FeatureStore, tasks: list[str]) -> dict[str, dict[st
 
 def init_model(store: FeatureStore, tasks: list[str] | None, mode: str, config: ModelConfig,
                initial_model: Path | None = None):
-    """(model, checkpoint metadata kwargs) for ``tasks`` of ``store`` (default: all)."""
+    """(model, keyword arguments for ``save_checkpoint``) for ``tasks`` of ``store``
+    (default: all)."""
     tasks = list(tasks or store.tasks)
     missing = [t for t in tasks if t not in store.tasks]
     if missing:
@@ -46,6 +47,3 @@ def init_model(store: FeatureStore, tasks: list[str] | None, mode: str, config: 
             "extra": {"mode": mode, "store": str(store.path), "initial_model": str(initial_model) if initial_model else None}}
     return model, meta
 
-
-def save_initial_model(path: Path, model, meta: dict) -> None:
-    save_checkpoint(path, model, **meta)
