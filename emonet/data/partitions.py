@@ -66,6 +66,9 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     cols = [c.strip().lower() for c in header]
     if "file" not in cols:
         first = ",".join(header)[:60]
+        for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+            if sep in first and "file" in first.lower():
+                raise _fail(path, f"line {header_line} separates columns with {name} (found '{first}'); save the csv comma-separated, as 'file,label'")
         raise _fail(path, f"line {header_line} is not a header with a 'file' column (found '{first}'); add the header line 'file,label'")
     labelled = "label" in cols
     if partition != "test" and not labelled:

@@ -21,6 +21,8 @@ def test_reads_rows_with_line_numbers(tmp_path):
         ("a.wav,x\nb.wav,y\n", "not a header with a 'file' column"),
         ("path,emotion\na.wav,x\n", "not a header with a 'file' column"),
         ("file\na.wav\n", "has no 'label' column"),
+        ("file;label\na.wav;x\n", "separates columns with semicolons"),
+        ("file\tlabel\na.wav\tx\n", "separates columns with tabs"),
     ],
 )
 def test_csv_level_errors_name_the_file_and_the_fix(tmp_path, content, needle):
