@@ -135,7 +135,19 @@ def wall(cmd: list[str]) -> float:
 def cli_cmd(data: Path, setup: Path, store: Path) -> list[str]:
     shutil.rmtree(store, ignore_errors=True)
     exe = str(Path(sys.executable).with_name("emonet"))
-    return [exe, "extract", "--store", str(store), "-dp", str(data), "--multi-task-setup", str(setup), "--tasks", *TASKS, "-q"]
+    return [
+        exe,
+        "extract",
+        "--store",
+        str(store),
+        "-dp",
+        str(data),
+        "--multi-task-setup",
+        str(setup),
+        "--tasks",
+        *TASKS,
+        "-q",
+    ]
 
 
 def process_tree_peak(cmd: list[str], every: float = 0.02) -> dict:
@@ -164,7 +176,11 @@ def process_tree_peak(cmd: list[str], every: float = 0.02) -> dict:
         time.sleep(every)
     if proc.wait() != 0:
         raise RuntimeError(f"{cmd} failed: {proc.stderr.read().decode()}")
-    return {"seconds": round(time.perf_counter() - t, 2), "pss_mb": round(peak_pss / 1e6), "rss_sum_mb": round(peak_rss / 1e6)}
+    return {
+        "seconds": round(time.perf_counter() - t, 2),
+        "pss_mb": round(peak_pss / 1e6),
+        "rss_sum_mb": round(peak_rss / 1e6),
+    }
 
 
 def read_all(store: Path) -> tuple[float, float]:
@@ -197,7 +213,9 @@ def main() -> None:
     flist.write_text("\n".join(files) + "\n")
     print(f"corpus: {len(files)} files, {audio / 3600:.3f} h of audio, cores: {os.cpu_count()}", flush=True)
 
-    res: dict[str, list[float]] = {k: [] for k in ("bare", "librosa", "extract_zarr", "extract_wds", "bare_process", "extract_cli")}
+    res: dict[str, list[float]] = {
+        k: [] for k in ("bare", "librosa", "extract_zarr", "extract_wds", "bare_process", "extract_cli")
+    }
     for r in range(a.rounds):
         res["bare"].append(timed_loop("bare", str(flist)))
         res["extract_zarr"].append(timed_loop("extract", str(flist), str(c), str(a.out / "store-zarr"), "zarr"))
@@ -211,7 +229,11 @@ def main() -> None:
     memory = {}
     for label, factor in (("0.1x", 0.1), ("1x", 1), ("10x", 10)):
         setup = scaled_setup(c, a.out / f"setup-{label}", factor)
-        n = sum(len((setup / t / n).read_text().splitlines()) - 1 for t in TASKS for n in ("train.csv", "val.csv", "test.csv"))
+        n = sum(
+            len((setup / t / n).read_text().splitlines()) - 1
+            for t in TASKS
+            for n in ("train.csv", "val.csv", "test.csv")
+        )
         memory[f"{n} files"] = process_tree_peak(cli_cmd(c / "data", setup, a.out / f"store-mem-{label}"))
         print(f"memory at {n} files: {memory[f'{n} files']}", flush=True)
 
@@ -225,13 +247,16 @@ def main() -> None:
     reads = [read_all(a.out / "store-zarr") for _ in range(3)]
     wds_reads = [read_all(a.out / "store-wds") for _ in range(3)]
     summary = {
-        "files": len(files), "audio_hours": round(audio / 3600, 3), "rounds": a.rounds,
+        "files": len(files),
+        "audio_hours": round(audio / 3600, 3),
+        "rounds": a.rounds,
         "x_real_time": {k: round(v) for k, v in speed.items()},
         "extract_vs_bare": round(speed["extract_zarr"] / speed["bare"], 2),
         "extract_vs_librosa": round(speed["extract_zarr"] / speed["librosa"], 2),
         "extract_cli_vs_bare_process": round(speed["extract_cli"] / speed["bare_process"], 2),
         "peak_memory_process_tree": memory,
-        "store_ratio_vs_float32": round(ratio(a.out / "store-zarr"), 3), "wds_ratio_vs_float32": round(ratio(a.out / "store-wds"), 3),
+        "store_ratio_vs_float32": round(ratio(a.out / "store-zarr"), 3),
+        "wds_ratio_vs_float32": round(ratio(a.out / "store-wds"), 3),
         "read_x_real_time": round(statistics.median(au / w for w, au in reads)),
         "wds_read_x_real_time": round(statistics.median(au / w for w, au in wds_reads)),
     }

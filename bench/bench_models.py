@@ -36,6 +36,7 @@ def make_step(model, x, lengths, y, device, autocast_dtype=None):
         F.cross_entropy(logits.float(), y).backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
+
     return step
 
 
@@ -52,6 +53,7 @@ def _aten_dropout_forward(self, x):
 
 def patched(step, cls, name, replacement):
     """Run ``step`` with ``cls.name`` replaced (ablations of the model's implementation choices)."""
+
     def run() -> None:
         original = getattr(cls, name)
         setattr(cls, name, replacement)
@@ -59,6 +61,7 @@ def patched(step, cls, name, replacement):
             step()
         finally:
             setattr(cls, name, original)
+
     return run
 
 
@@ -66,6 +69,7 @@ def ablations(device: torch.device, batch: int):
     """Attention model (full batch, contiguous) with one implementation choice undone."""
     from emonet.models.adapters import ConvUnit
     from emonet.models.dropout import Dropout
+
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, N_FRAMES, N_MELS, generator=gen).to(device)
     lengths = torch.full((batch,), N_FRAMES, dtype=torch.long, device=device)
@@ -75,10 +79,14 @@ def ablations(device: torch.device, batch: int):
     model = build_model(cfg, {"task": [f"c{i}" for i in range(N_CLASSES)]}).to(device).train()
     step = make_step(model, x, lengths, y, device)
     return [
-        (("attention", "full", "contiguous", "fp32, adapter as 2nd conv"),
-         patched(step, ConvUnit, "forward", _two_conv_forward)),
-        (("attention", "full", "contiguous", "fp32, ATen dropout"),
-         patched(step, Dropout, "forward", _aten_dropout_forward)),
+        (
+            ("attention", "full", "contiguous", "fp32, adapter as 2nd conv"),
+            patched(step, ConvUnit, "forward", _two_conv_forward),
+        ),
+        (
+            ("attention", "full", "contiguous", "fp32, ATen dropout"),
+            patched(step, Dropout, "forward", _aten_dropout_forward),
+        ),
     ]
 
 
@@ -105,8 +113,7 @@ def variants(device: torch.device, batch: int, classifiers: list[str]):
                 name = (classifier, batch_kind, fmt)
                 out.append(((*name, "fp32 eager"), make_step(model, x, lengths, y, device)))
                 if device.type == "cuda":
-                    out.append(((*name, "bf16 autocast"),
-                                make_step(model, x, lengths, y, device, torch.bfloat16)))
+                    out.append(((*name, "bf16 autocast"), make_step(model, x, lengths, y, device, torch.bfloat16)))
                     compiled = torch.compile(model)
                     out.append(((*name, "fp32 compile"), make_step(compiled, x, lengths, y, device)))
     return out
@@ -120,9 +127,12 @@ def main() -> None:
     parser.add_argument("--classifiers", nargs="+", default=["attention", "avgpool"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    parser.add_argument("--ablations", action="store_true",
-                        help="also time the default model with the adapter as a separate 1x1 conv and "
-                             "with ATen's dropout (what the merged kernel and the CPU dropout save)")
+    parser.add_argument(
+        "--ablations",
+        action="store_true",
+        help="also time the default model with the adapter as a separate 1x1 conv and "
+        "with ATen's dropout (what the merged kernel and the CPU dropout save)",
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
 
@@ -139,10 +149,15 @@ def main() -> None:
             step()
             times[name].append(time.perf_counter() - t0)
 
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
-    print(f"# EmoNet cnn forward+backward, batch {args.batch} x {N_FRAMES} frames x {N_MELS} mels, "
-          f"torch {torch.__version__}, {device.type} ({where}); median of {args.repeats} after {args.warmup} warm-up")
+    where = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+    )
+    print(
+        f"# EmoNet cnn forward+backward, batch {args.batch} x {N_FRAMES} frames x {N_MELS} mels, "
+        f"torch {torch.__version__}, {device.type} ({where}); median of {args.repeats} after {args.warmup} warm-up"
+    )
     base: dict[tuple, float] = {}
     rows = []
     for name, ts in times.items():
@@ -151,21 +166,27 @@ def main() -> None:
         base.setdefault(name[:2], sps)  # relative to contiguous fp32 eager of the same top and batch
         rows.append((*name, med * 1e3, min(ts) * 1e3, sps, sps / base[name[:2]]))
     if args.markdown:
-        print("| classifier | batch | memory format | precision | ms/step median | ms/step min | samples/s | relative |")
+        print(
+            "| classifier | batch | memory format | precision | ms/step median | ms/step min | samples/s | relative |"
+        )
         print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: |")
         for c, b, f, p, ms, lo, sps, rel in rows:
             print(f"| {c} | {b} | {f} | {p} | {ms:.0f} | {lo:.0f} | {sps:.1f} | {rel:.2f}x |")
     else:
-        print(f"{'classifier':<10} {'batch':<7} {'format':<14} {'precision':<26} {'median ms':>9} {'min ms':>7} "
-              f"{'samples/s':>10} {'rel':>6}")
+        print(
+            f"{'classifier':<10} {'batch':<7} {'format':<14} {'precision':<26} {'median ms':>9} {'min ms':>7} "
+            f"{'samples/s':>10} {'rel':>6}"
+        )
         for c, b, f, p, ms, lo, sps, rel in rows:
             print(f"{c:<10} {b:<7} {f:<14} {p:<26} {ms:9.0f} {lo:7.0f} {sps:10.1f} {rel:5.2f}x")
     for adapter in ("parallel", "series"):
         info = describe_model(build_model(ModelConfig(adapter_type=adapter), {"task": ["a", "b", "c", "d"]}))
         t = info["tasks"]["task"]
-        print(f"# {adapter}: shared {info['shared']['total']:,} params; per task {t['total']:,} "
-              f"(adapters {t['adapters']:,}, BN {t['bn']:,}, attention {t['attention']:,}, head {t['head']:,}); "
-              f"task/shared {t['overhead_pct']:.1f}%, adapters/shared convs {t['adapter_pct_of_layers']:.1f}%")
+        print(
+            f"# {adapter}: shared {info['shared']['total']:,} params; per task {t['total']:,} "
+            f"(adapters {t['adapters']:,}, BN {t['bn']:,}, attention {t['attention']:,}, head {t['head']:,}); "
+            f"task/shared {t['overhead_pct']:.1f}%, adapters/shared convs {t['adapter_pct_of_layers']:.1f}%"
+        )
 
 
 if __name__ == "__main__":

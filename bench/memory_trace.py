@@ -19,8 +19,24 @@ corpus = ROOT / "bench" / "out" / "corpus-3000"
 store = ROOT / "bench" / "out" / "store-trace"
 shutil.rmtree(store, ignore_errors=True)
 exe = str(Path(sys.executable).with_name("emonet"))
-proc = subprocess.Popen([exe, "extract", "--store", str(store), "-dp", str(corpus / "data"), "--multi-task-setup", str(setup),
-                         "--tasks", "acted", "arousal", "valence", "-q"], stdout=subprocess.DEVNULL)
+proc = subprocess.Popen(
+    [
+        exe,
+        "extract",
+        "--store",
+        str(store),
+        "-dp",
+        str(corpus / "data"),
+        "--multi-task-setup",
+        str(setup),
+        "--tasks",
+        "acted",
+        "arousal",
+        "valence",
+        "-q",
+    ],
+    stdout=subprocess.DEVNULL,
+)
 root, t0, last = psutil.Process(proc.pid), time.time(), 0.0
 while proc.poll() is None:
     try:
@@ -28,7 +44,10 @@ while proc.poll() is None:
             last = time.time()
             kids = root.children()
             row = " ".join(f"worker{i} {k.memory_full_info().uss / 1e6:4.0f} MB" for i, k in enumerate(kids))
-            print(f"{time.time() - t0:5.1f} s  main {root.memory_full_info().uss / 1e6:4.0f} MB  {row}", flush=True)
+            print(
+                f"{time.time() - t0:5.1f} s  main {root.memory_full_info().uss / 1e6:4.0f} MB  {row}",
+                flush=True,
+            )
     except psutil.NoSuchProcess:
         pass
     time.sleep(0.05)

@@ -6,7 +6,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 extras="${EMONET_EXTRAS:-test}"
-key="$(cat pyproject.toml scripts/venv.sh | sha256sum | cut -c1-16)-${extras//,/_}"
+# Key: what the install depends on (pyproject.toml up to its first [tool.*] table, so lint and
+# test settings do not rebuild the venv) and this script.
+key="$( { sed '/^\[tool\./,$d' pyproject.toml; cat scripts/venv.sh; } | sha256sum | cut -c1-16)-${extras//,/_}"
 base="${EMONET_VENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/emonet/venvs}"
 venv="$base/$key"
 

@@ -24,8 +24,21 @@ def demo_store(demo_corpus, tmp_path_factory):
     from emonet.cli.app import main
 
     store = tmp_path_factory.mktemp("stores") / "demo"
-    rc = main(["extract", "--store", str(store), "--data-path", str(demo_corpus / "data"),
-               "--multi-task-setup", str(demo_corpus / "multi-task-setup"), "--tasks", *DEMO_TASKS,
-               "--frames-per-shard", "512", "-q"])
+    rc = main(
+        [
+            "extract",
+            "--store",
+            str(store),
+            "--data-path",
+            str(demo_corpus / "data"),
+            "--multi-task-setup",
+            str(demo_corpus / "multi-task-setup"),
+            "--tasks",
+            *DEMO_TASKS,
+            "--frames-per-shard",
+            "512",
+            "-q",
+        ]
+    )
     assert rc == 0
     return store

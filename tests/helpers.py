@@ -10,7 +10,14 @@ import numpy as np
 import soundfile as sf
 
 
-def write_wav(path: Path, seconds: float = 1.0, rate: int = 16000, channels: int = 1, freq: float = 440.0, subtype="PCM_16") -> Path:
+def write_wav(
+    path: Path,
+    seconds: float = 1.0,
+    rate: int = 16000,
+    channels: int = 1,
+    freq: float = 440.0,
+    subtype="PCM_16",
+) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     t = np.arange(int(seconds * rate)) / rate
@@ -39,7 +46,14 @@ def tree_digest(root: Path, exclude=(".staging",)) -> dict[str, str]:
     return out
 
 
-def make_task(root: Path, name: str = "t", n_per_class: int = 4, classes=("a", "b"), seconds=0.6, partitions=("train", "devel", "test")):
+def make_task(
+    root: Path,
+    name: str = "t",
+    n_per_class: int = 4,
+    classes=("a", "b"),
+    seconds=0.6,
+    partitions=("train", "devel", "test"),
+):
     """Writes wavs under root/data/name and csvs under root/csv/name; returns (data, csvs)."""
     data = root / "data"
     csvs = {}

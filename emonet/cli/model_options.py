@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from emonet.errors import EmoNetError
 
 Mode = Annotated[str, typer.Option("--mode", "-m", help="scratch | finetune | last-layer | adapters.")]
-InitialModel = Annotated[Optional[Path], typer.Option("--initial-model", "-im", help="Checkpoint to start from (finetune, last-layer, adapters).")]
+InitialModel = Annotated[
+    Path | None,
+    typer.Option("--initial-model", "-im", help="Checkpoint to start from (finetune, last-layer, adapters)."),
+]
 ModelType = Annotated[str, typer.Option("--model", help="cnn | rnn | fusion.")]
 Blocks = Annotated[int, typer.Option("--number-of-resnet-blocks", "-N", help="Blocks per ResNet stage.")]
 Filters = Annotated[int, typer.Option("--number-of-filters", "-nf", help="Filters of the first stage.")]
 Widen = Annotated[int, typer.Option("--widen-factor", "-wf", help="Widen factor of the Wide ResNet.")]
-Dropout = Annotated[str, typer.Option("--dropout", "-do", help="Dropout after the first and second conv of each block: one value for both, or two as 'a,b'.")]
+Dropout = Annotated[
+    str,
+    typer.Option(
+        "--dropout",
+        "-do",
+        help="Dropout after the first and second conv of each block: one value for both, or two as 'a,b'.",
+    ),
+]
 Classifier = Annotated[str, typer.Option("--classifier", "-c", help="avgpool | attention (FCNAttention).")]
-ShareFeatureLayer = Annotated[bool, typer.Option("--share-feature-layer", "-sfl", help="One attention layer shared by all tasks.")]
+ShareFeatureLayer = Annotated[
+    bool, typer.Option("--share-feature-layer", "-sfl", help="One attention layer shared by all tasks.")
+]
 AdapterType = Annotated[str, typer.Option("--adapter-type", help="parallel | series residual adapters.")]
 
 
@@ -31,11 +43,28 @@ def parse_dropout(text: str) -> float | tuple[float, float]:
     return parts[0] if len(parts) == 1 else (parts[0], parts[1])
 
 
-def model_config(model: str, blocks: int, filters: int, widen: int, dropout: str, classifier: str, share: bool, adapter_type: str):
+def model_config(
+    model: str,
+    blocks: int,
+    filters: int,
+    widen: int,
+    dropout: str,
+    classifier: str,
+    share: bool,
+    adapter_type: str,
+):
     from emonet.models import ModelConfig
 
     try:
-        return ModelConfig(model=model, n_blocks=blocks, n_filters=filters, widen_factor=widen, dropout=parse_dropout(dropout),
-                           classifier=classifier, share_feature_layer=share, adapter_type=adapter_type)
+        return ModelConfig(
+            model=model,
+            n_blocks=blocks,
+            n_filters=filters,
+            widen_factor=widen,
+            dropout=parse_dropout(dropout),
+            classifier=classifier,
+            share_feature_layer=share,
+            adapter_type=adapter_type,
+        )
     except ValueError as exc:
         raise EmoNetError(str(exc)) from None

@@ -5,7 +5,14 @@ from __future__ import annotations
 import time
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 
@@ -31,10 +38,20 @@ class RichProgress:
     def begin(self, total_files: int, total_seconds: float) -> None:
         if not self.enabled or total_files == 0:
             return
-        self._p = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
-                           TextColumn("ETA"), TimeRemainingColumn(), console=self.console, transient=False)
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=False,
+        )
         self._p.start()
-        self._task = self._p.add_task("extracting", total=total_files, t0=time.monotonic(), new_files=0, new_seconds=0.0)
+        self._task = self._p.add_task(
+            "extracting", total=total_files, t0=time.monotonic(), new_files=0, new_seconds=0.0
+        )
 
     def partition(self, task: str, partition: str) -> None:
         if self._p is not None:
@@ -55,7 +72,12 @@ class RichProgress:
     def _flush(self, now: float) -> None:
         t = self._p.tasks[0]
         files, new, secs = self._pending
-        self._p.update(self._task, advance=files, new_files=t.fields["new_files"] + new, new_seconds=t.fields["new_seconds"] + secs)
+        self._p.update(
+            self._task,
+            advance=files,
+            new_files=t.fields["new_files"] + new,
+            new_seconds=t.fields["new_seconds"] + secs,
+        )
         self._pending = [0, 0, 0.0]
         self._last = now
 

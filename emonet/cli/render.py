@@ -12,10 +12,20 @@ def _mb(n: int) -> str:
 def store_table(info: dict, statuses: dict | None = None) -> Table:
     """One row per task and partition: files, hours, frames, classes with counts, bytes
     on disk and compression ratio against float32."""
-    t = Table(title=f"feature store {info['path']} ({info['backend']}, features {info['feature_hash']})", title_justify="left")
-    for col, kw in (("task", {}), ("partition", {}), ("files", {"justify": "right"}), ("hours", {"justify": "right"}),
-                    ("frames", {"justify": "right"}), ("classes (count)", {"overflow": "fold"}), ("MB", {"justify": "right"}),
-                    ("vs f32", {"justify": "right"})):
+    t = Table(
+        title=f"feature store {info['path']} ({info['backend']}, features {info['feature_hash']})",
+        title_justify="left",
+    )
+    for col, kw in (
+        ("task", {}),
+        ("partition", {}),
+        ("files", {"justify": "right"}),
+        ("hours", {"justify": "right"}),
+        ("frames", {"justify": "right"}),
+        ("classes (count)", {"overflow": "fold"}),
+        ("MB", {"justify": "right"}),
+        ("vs f32", {"justify": "right"}),
+    ):
         t.add_column(col, **kw)
     if statuses:
         t.add_column("this run")
@@ -27,8 +37,16 @@ def store_table(info: dict, statuses: dict | None = None) -> Table:
                 extra.append(f"{len(p['skipped'])} skipped")
             if p.get("converted"):
                 extra.append(f"{p['converted']} converted")
-            row = [task, part, f"{p['files']:,}", f"{p['seconds'] / 3600:,.3f}", f"{p['frames']:,}", labels,
-                   _mb(p["bytes_on_disk"]), f"{p['compression_ratio']:.2f}" if p["compression_ratio"] else "-"]
+            row = [
+                task,
+                part,
+                f"{p['files']:,}",
+                f"{p['seconds'] / 3600:,.3f}",
+                f"{p['frames']:,}",
+                labels,
+                _mb(p["bytes_on_disk"]),
+                f"{p['compression_ratio']:.2f}" if p["compression_ratio"] else "-",
+            ]
             if statuses:
                 row.append("; ".join([statuses.get((task, part), "")] + extra))
             t.add_row(*row)
@@ -37,4 +55,7 @@ def store_table(info: dict, statuses: dict | None = None) -> Table:
 
 def skipped_lines(skipped: list[dict]) -> str:
     """One line per skipped row; each reason already names the csv, row and file."""
-    return "\n".join([f"skipped {len(skipped)} bad row(s) (--skip-bad; recorded in the store):"] + [f"  - {s['reason']}" for s in skipped])
+    return "\n".join(
+        [f"skipped {len(skipped)} bad row(s) (--skip-bad; recorded in the store):"]
+        + [f"  - {s['reason']}" for s in skipped]
+    )

@@ -58,7 +58,9 @@ def _probe_pcm16_wav(path: str) -> AudioInfo | None:
     # shorter than that plus the promised data is certainly truncated
     promised = 44 + info.num_samples * info.channels * 2
     if os.path.getsize(path) < promised:
-        raise AudioReadError(f"truncated audio (the header promises {info.num_samples} samples, the file is {promised - os.path.getsize(path)} bytes short)")
+        raise AudioReadError(
+            f"truncated audio (the header promises {info.num_samples} samples, the file is {promised - os.path.getsize(path)} bytes short)"
+        )
     return info
 
 

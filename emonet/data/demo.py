@@ -51,7 +51,9 @@ DEMO_TASKS: dict[str, dict[str, Voice]] = {
     },
 }
 SPLITS = (("train", 0.6), ("devel", 0.2), ("test", 0.2))
-VOWEL_FORMANTS = np.array([[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]], float)
+VOWEL_FORMANTS = np.array(
+    [[730, 1090, 2440], [270, 2290, 3010], [300, 870, 2240], [530, 1840, 2480], [570, 840, 2410]], float
+)
 
 
 def synthesize(voice: Voice, seconds: float, rng: np.random.Generator, speaker_shift: float) -> np.ndarray:
@@ -69,14 +71,14 @@ def synthesize(voice: Voice, seconds: float, rng: np.random.Generator, speaker_s
     syl_pos = np.minimum((t * n_syl / seconds).astype(int), n_syl - 1)
     within = (t * n_syl / seconds) % 1.0
     env = np.sin(np.pi * within) ** 2
-    vowels = VOWEL_FORMANTS[rng.integers(0, len(VOWEL_FORMANTS), n_syl)] * speaker_shift ** 0.3
+    vowels = VOWEL_FORMANTS[rng.integers(0, len(VOWEL_FORMANTS), n_syl)] * speaker_shift**0.3
     formants = vowels[syl_pos]  # [n, 3]
 
     voiced = np.zeros(n)
     for k in range(1, int(4000 / f0_mean) + 1):
         fk = k * f0
-        gain = k ** -voice.tilt * sum(np.exp(-0.5 * ((fk - formants[:, j]) / (80 + 40 * j)) ** 2) for j in range(3))
-        voiced += (gain + 0.02 * k ** -voice.tilt) * np.sin(k * phase)
+        gain = k**-voice.tilt * sum(np.exp(-0.5 * ((fk - formants[:, j]) / (80 + 40 * j)) ** 2) for j in range(3))
+        voiced += (gain + 0.02 * k**-voice.tilt) * np.sin(k * phase)
     voiced /= np.max(np.abs(voiced)) + 1e-9
     noise = rng.normal(0, 1, n)
     noise = np.convolve(noise, np.ones(4) / 4, mode="same")
@@ -116,7 +118,13 @@ def generate_demo_corpus(
         wav_dir.mkdir(parents=True, exist_ok=True)
         for i in range(files_per_task):
             label = classes[i % len(classes)]
-            part = SPLITS[0][0] if (i // len(classes)) % 5 < 3 else SPLITS[1][0] if (i // len(classes)) % 5 == 3 else SPLITS[2][0]
+            part = (
+                SPLITS[0][0]
+                if (i // len(classes)) % 5 < 3
+                else SPLITS[1][0]
+                if (i // len(classes)) % 5 == 3
+                else SPLITS[2][0]
+            )
             speakers = [s for s, p in speaker_split.items() if p == part]
             urng = np.random.default_rng([seed, ti, i])
             spk = speakers[int(urng.integers(0, len(speakers)))]
@@ -127,8 +135,10 @@ def generate_demo_corpus(
             rows[part].append((f"{task}/{name}", label))
         single = out / "tasks" / task
         multi = out / "multi-task-setup" / task
-        for folder, names in ((single, {"train": "train.csv", "devel": "devel.csv", "test": "test.csv"}),
-                              (multi, {"train": "train.csv", "devel": "val.csv", "test": "test.csv"})):
+        for folder, names in (
+            (single, {"train": "train.csv", "devel": "devel.csv", "test": "test.csv"}),
+            (multi, {"train": "train.csv", "devel": "val.csv", "test": "test.csv"}),
+        ):
             folder.mkdir(parents=True, exist_ok=True)
             for part, fname in names.items():
                 with open(folder / fname, "w", newline="") as fh:

@@ -48,7 +48,9 @@ class FeatureConfig:
         if not 0 <= self.f_min < self.f_max:
             bad(f"need 0 <= f_min < f_max, got f_min={self.f_min} f_max={self.f_max}")
         if self.f_max > self.sample_rate / 2:
-            bad(f"f_max ({self.f_max}) is above the Nyquist frequency {self.sample_rate / 2} of sample_rate {self.sample_rate}")
+            bad(
+                f"f_max ({self.f_max}) is above the Nyquist frequency {self.sample_rate / 2} of sample_rate {self.sample_rate}"
+            )
         if self.window != "hann":
             bad(f"only the 'hann' window is supported, got {self.window!r}")
         if self.dtype not in ("float16", "float32"):
@@ -60,7 +62,7 @@ class FeatureConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "FeatureConfig":
+    def from_dict(cls, data: dict) -> FeatureConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
@@ -95,8 +97,13 @@ class LogMel:
         self.device = torch.device(device)
         self.window = torch.hann_window(config.n_fft, device=self.device)
         self.fb = torchaudio.functional.melscale_fbanks(
-            n_freqs=config.n_fft // 2 + 1, f_min=config.f_min, f_max=config.f_max, n_mels=config.n_mels,
-            sample_rate=config.sample_rate, norm=None, mel_scale=config.mel_scale,
+            n_freqs=config.n_fft // 2 + 1,
+            f_min=config.f_min,
+            f_max=config.f_max,
+            n_mels=config.n_mels,
+            sample_rate=config.sample_rate,
+            norm=None,
+            mel_scale=config.mel_scale,
         ).to(self.device)  # [n_freqs, n_mels]
         self.fb_sparse = None
         if self.device.type == "cpu":
@@ -110,9 +117,17 @@ class LogMel:
         """float32 [frames, n_mels] on the extractor's device."""
         c = self.config
         spec = torchaudio.functional.spectrogram(
-            waveform.to(self.device, non_blocking=True), pad=0, window=self.window, n_fft=c.n_fft,
-            hop_length=c.hop_length, win_length=c.n_fft, power=None, normalized=False,
-            center=c.center, pad_mode=c.pad_mode, onesided=True,
+            waveform.to(self.device, non_blocking=True),
+            pad=0,
+            window=self.window,
+            n_fft=c.n_fft,
+            hop_length=c.hop_length,
+            win_length=c.n_fft,
+            power=None,
+            normalized=False,
+            center=c.center,
+            pad_mode=c.pad_mode,
+            onesided=True,
         )  # complex [n_freqs, frames]
         ri = torch.view_as_real(spec).square()
         power = ri[..., 0] + ri[..., 1]  # [n_freqs, frames]; 2x faster than .sum(-1) over the pair

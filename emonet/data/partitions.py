@@ -68,11 +68,20 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
         first = ",".join(header)[:60]
         for sep, name in ((";", "semicolons"), ("\t", "tabs")):
             if sep in first and "file" in first.lower():
-                raise _fail(path, f"line {header_line} separates columns with {name} (found '{first}'); save the csv comma-separated, as 'file,label'")
-        raise _fail(path, f"line {header_line} is not a header with a 'file' column (found '{first}'); add the header line 'file,label'")
+                raise _fail(
+                    path,
+                    f"line {header_line} separates columns with {name} (found '{first}'); save the csv comma-separated, as 'file,label'",
+                )
+        raise _fail(
+            path,
+            f"line {header_line} is not a header with a 'file' column (found '{first}'); add the header line 'file,label'",
+        )
     labelled = "label" in cols
     if partition != "test" and not labelled:
-        raise _fail(path, f"has no 'label' column (header: {','.join(header)}); the {partition} csv needs 'file,label'")
+        raise _fail(
+            path,
+            f"has no 'label' column (header: {','.join(header)}); the {partition} csv needs 'file,label'",
+        )
     fi, li = cols.index("file"), (cols.index("label") if labelled else None)
     body = numbered[1:]
     if not body:
@@ -84,22 +93,55 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     for line, rec in body:
         need = max(fi, li if li is not None else 0) + 1
         if len(rec) < need:
-            problems.append(InputError(f"{path} row {line}: has {len(rec)} column(s), expected {len(cols)}; fix the row", source=str(path), row=line))
+            problems.append(
+                InputError(
+                    f"{path} row {line}: has {len(rec)} column(s), expected {len(cols)}; fix the row",
+                    source=str(path),
+                    row=line,
+                )
+            )
             continue
         key = rec[fi].strip()
         label = rec[li].strip() if li is not None else None
         if not key:
-            problems.append(InputError(f"{path} row {line}: empty file name; fill it in or delete the row", source=str(path), row=line))
+            problems.append(
+                InputError(
+                    f"{path} row {line}: empty file name; fill it in or delete the row",
+                    source=str(path),
+                    row=line,
+                )
+            )
             continue
         if li is not None and not label:
-            problems.append(InputError(f"{path} row {line}: empty label for '{key}'; fill it in or delete the row", source=str(path), row=line, file=key))
+            problems.append(
+                InputError(
+                    f"{path} row {line}: empty label for '{key}'; fill it in or delete the row",
+                    source=str(path),
+                    row=line,
+                    file=key,
+                )
+            )
             continue
         if key in seen:
-            problems.append(InputError(f"{path} row {line}: '{key}' duplicates row {seen[key]}; delete one of the two rows", source=str(path), row=line, file=key))
+            problems.append(
+                InputError(
+                    f"{path} row {line}: '{key}' duplicates row {seen[key]}; delete one of the two rows",
+                    source=str(path),
+                    row=line,
+                    file=key,
+                )
+            )
             continue
         seen[key] = line
         rows.append(Row(line=line, file=key, label=label))
-    return PartitionCsv(partition=partition, path=path, sha256=hashlib.sha256(raw).hexdigest(), labelled=labelled, rows=rows, problems=problems)
+    return PartitionCsv(
+        partition=partition,
+        path=path,
+        sha256=hashlib.sha256(raw).hexdigest(),
+        labelled=labelled,
+        rows=rows,
+        problems=problems,
+    )
 
 
 def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:
@@ -116,20 +158,28 @@ def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
     devel.csv) and test.csv."""
     setup_dir = Path(setup_dir)
     if not setup_dir.is_dir():
-        raise EmoNetError(f"{setup_dir}: multi-task setup folder not found; pass the folder that holds one subfolder per task")
+        raise EmoNetError(
+            f"{setup_dir}: multi-task setup folder not found; pass the folder that holds one subfolder per task"
+        )
     available = sorted(p.name for p in setup_dir.iterdir() if p.is_dir())
     if not tasks:
-        raise EmoNetError(f"no tasks given; name them with --tasks (available in {setup_dir}: {', '.join(available) or 'none'})")
+        raise EmoNetError(
+            f"no tasks given; name them with --tasks (available in {setup_dir}: {', '.join(available) or 'none'})"
+        )
     out = []
     for task in tasks:
         folder = setup_dir / task
         if not folder.is_dir():
-            raise EmoNetError(f"{folder}: no such task folder in the multi-task setup; available: {', '.join(available) or 'none'}")
+            raise EmoNetError(
+                f"{folder}: no such task folder in the multi-task setup; available: {', '.join(available) or 'none'}"
+            )
         csvs: dict[str, Path] = {}
         for part, names in MULTI_TASK_CSV_NAMES.items():
             found = [folder / n for n in names if (folder / n).is_file()]
             if len(found) > 1:
-                raise EmoNetError(f"{folder}: both {found[0].name} and {found[1].name} exist; keep one as the validation partition")
+                raise EmoNetError(
+                    f"{folder}: both {found[0].name} and {found[1].name} exist; keep one as the validation partition"
+                )
             if found:
                 csvs[part] = found[0]
         if "train" not in csvs:

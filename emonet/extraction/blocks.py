@@ -54,7 +54,12 @@ def run_block(job: BlockJob, features: Iterator[np.ndarray]) -> list | BlockFail
         except AudioReadError as exc:
             return BlockFailure(item.index, item.path, str(exc), "decode")
         if x.shape != (item.hi - item.lo, job.n_mels):
-            return BlockFailure(item.index, item.path, f"decoded {x.shape[0]} frames but its header promised {item.hi - item.lo}", "frames")
+            return BlockFailure(
+                item.index,
+                item.path,
+                f"decoded {x.shape[0]} frames but its header promised {item.hi - item.lo}",
+                "frames",
+            )
         a, b = max(item.lo, job.lo), min(item.hi, job.hi)
         buf[a - job.lo : b - job.lo] = x[a - item.lo : b - item.lo]
     job.layout.write_block(job.stage, job.k, job.lo, buf, list(job.items))
@@ -84,7 +89,6 @@ def _work(job: BlockJob):
     return run_block(job, _featurizer.many(it.path for it in job.items))
 
 
-
 class BlockExecutor:
     """Runs block jobs in order of submission: in ``workers`` forked processes, or here
     (one worker, or a CUDA device, where the mel runs on the GPU while threads decode)."""
@@ -96,7 +100,7 @@ class BlockExecutor:
         self.workers = workers
         self._pool = None
 
-    def __enter__(self) -> "BlockExecutor":
+    def __enter__(self) -> BlockExecutor:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -117,8 +121,14 @@ class BlockExecutor:
             with warnings.catch_warnings():
                 # Python 3.12 warns about fork() in a multi-threaded process; the module
                 # docstring says why these workers are safe.
-                warnings.filterwarnings("ignore", message=r".*use of fork\(\) may lead to deadlocks.*", category=DeprecationWarning)
-                self._pool = mp.get_context("fork").Pool(self.workers, initializer=_init_worker, initargs=(self.config,))
+                warnings.filterwarnings(
+                    "ignore",
+                    message=r".*use of fork\(\) may lead to deadlocks.*",
+                    category=DeprecationWarning,
+                )
+                self._pool = mp.get_context("fork").Pool(
+                    self.workers, initializer=_init_worker, initargs=(self.config,)
+                )
         return self._pool
 
     def probe_many(self, paths: list) -> list:

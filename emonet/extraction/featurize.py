@@ -23,7 +23,9 @@ class Featurizer:
         if self.device.type == "cuda" and not torch.cuda.is_available():
             from emonet.errors import EmoNetError
 
-            raise EmoNetError("--device cuda: no CUDA GPU is visible to torch (torch.cuda.is_available() is False); use --device cpu")
+            raise EmoNetError(
+                "--device cuda: no CUDA GPU is visible to torch (torch.cuda.is_available() is False); use --device cpu"
+            )
         self.logmel = LogMel(config, self.device)
 
     def __call__(self, path: str) -> np.ndarray:

@@ -55,10 +55,17 @@ class ProgressSink(Protocol):
 
 
 class _NoProgress:
-    def begin(self, total_files, total_seconds): pass
-    def partition(self, task, partition): pass
-    def advance(self, files, seconds, resumed=False): pass
-    def end(self): pass
+    def begin(self, total_files, total_seconds):
+        pass
+
+    def partition(self, task, partition):
+        pass
+
+    def advance(self, files, seconds, resumed=False):
+        pass
+
+    def end(self):
+        pass
 
 
 @dataclass
@@ -91,18 +98,24 @@ def _check_store(opts: ExtractOptions) -> tuple[bool, bool]:
     backend = layout.detect_backend(root) if root.is_dir() else None
     if backend is None:
         if root.is_dir() and any(p.name != layout.STAGING for p in root.iterdir()):
-            raise StoreError(f"{root}: folder exists, is not empty and is not an emonet store; choose another --store path")
+            raise StoreError(
+                f"{root}: folder exists, is not empty and is not an emonet store; choose another --store path"
+            )
         return False, False
     if backend != opts.backend:
         if not opts.overwrite:
-            raise StoreError(f"{root}: is a {backend} store, but --format {opts.backend} was asked; pass --format {backend}, another --store, or --overwrite to replace it")
+            raise StoreError(
+                f"{root}: is a {backend} store, but --format {opts.backend} was asked; pass --format {backend}, another --store, or --overwrite to replace it"
+            )
         return True, True
     meta = layout.MetaIO(backend).read(root, "store")
     if meta["feature_hash"] != opts.features.fingerprint():
         if not opts.overwrite:
             old, new = meta["feature_config"], opts.features.to_dict()
             diff = ", ".join(f"{k} {old.get(k)} -> {new[k]}" for k in new if old.get(k) != new[k])
-            raise StoreError(f"{root}: store was extracted with another feature config ({diff}); use another --store or --overwrite to re-extract everything")
+            raise StoreError(
+                f"{root}: store was extracted with another feature config ({diff}); use another --store or --overwrite to re-extract everything"
+            )
         return True, True
     return True, False
 
@@ -154,7 +167,15 @@ def run_extract(opts: ExtractOptions, progress: ProgressSink | None = None) -> E
         executor.close()
 
 
-def _run(opts: ExtractOptions, lay, progress: ProgressSink, executor: BlockExecutor, exists: bool, replace_all: bool, t0: float) -> ExtractReport:
+def _run(
+    opts: ExtractOptions,
+    lay,
+    progress: ProgressSink,
+    executor: BlockExecutor,
+    exists: bool,
+    replace_all: bool,
+    t0: float,
+) -> ExtractReport:
     # 1. validate everything before writing anything
     plans: list[TaskPlan] = []
     problems = []
@@ -173,17 +194,31 @@ def _run(opts: ExtractOptions, lay, progress: ProgressSink, executor: BlockExecu
     for tp in plans:
         task_meta = meta_io.read(root / tp.task, "task") if exists and not replace_all else None
         if task_meta is not None and task_meta["classes"] != tp.classes and not opts.overwrite:
-            raise StoreError(f"{root / tp.task}: task {tp.task!r} is in the store with classes {task_meta['classes']}, but the train csv gives {tp.classes}; use --overwrite to re-extract it")
+            raise StoreError(
+                f"{root / tp.task}: task {tp.task!r} is in the store with classes {task_meta['classes']}, but the train csv gives {tp.classes}; use --overwrite to re-extract it"
+            )
         for part, pp in tp.partitions.items():
             layout_key = (opts.backend, opts.frames_per_shard)
             content_id = pp.content.fingerprint(pp.csv.sha256, opts.features.fingerprint(), *layout_key)
             existing = meta_io.read(root / tp.task / part, "partition") if task_meta is not None else None
             if existing and existing.get("complete"):
                 if existing.get("content_id") == content_id and task_meta["classes"] == tp.classes:
-                    results.append(PartitionResult(tp.task, part, "up to date", len(pp.content), float(pp.content.seconds.sum()), pp.skipped, pp.converted))
+                    results.append(
+                        PartitionResult(
+                            tp.task,
+                            part,
+                            "up to date",
+                            len(pp.content),
+                            float(pp.content.seconds.sum()),
+                            pp.skipped,
+                            pp.converted,
+                        )
+                    )
                     continue
                 if not opts.overwrite:
-                    raise StoreError(f"{root / tp.task / part}: already extracted from a different {existing.get('csv', {}).get('name', 'csv')} or options; use --overwrite to replace it")
+                    raise StoreError(
+                        f"{root / tp.task / part}: already extracted from a different {existing.get('csv', {}).get('name', 'csv')} or options; use --overwrite to replace it"
+                    )
             todo.append((tp, part, pp, content_id))
 
     # 2. create the store and task folders (each appears atomically)
@@ -207,7 +242,10 @@ def _run(opts: ExtractOptions, lay, progress: ProgressSink, executor: BlockExecu
             os.replace(tmp, root / tp.task)
 
     # 3. write what is missing: every block of every partition, in parallel, in order
-    progress.begin(sum(len(pp.content) for *_x, pp, _c in todo), sum(float(pp.content.seconds.sum()) for *_x, pp, _c in todo))
+    progress.begin(
+        sum(len(pp.content) for *_x, pp, _c in todo),
+        sum(float(pp.content.seconds.sum()) for *_x, pp, _c in todo),
+    )
     try:
         results.extend(_write_partitions(opts, lay, executor, todo, progress))
     finally:
@@ -230,8 +268,17 @@ def _write_partitions(opts: ExtractOptions, lay, executor: BlockExecutor, todo, 
         tp, part, pp, content_id, sp, resumed = entry
         progress.partition(tp.task, part)
         _commit(opts, tp, part, pp, content_id, sp)
-        results.append(PartitionResult(tp.task, part, "resumed" if resumed else "extracted", len(pp.content),
-                                       float(pp.content.seconds.sum()), pp.skipped, pp.converted))
+        results.append(
+            PartitionResult(
+                tp.task,
+                part,
+                "resumed" if resumed else "extracted",
+                len(pp.content),
+                float(pp.content.seconds.sum()),
+                pp.skipped,
+                pp.converted,
+            )
+        )
 
     def jobs():
         for tp, part, pp, content_id in todo:
@@ -259,7 +306,9 @@ def _write_partitions(opts: ExtractOptions, lay, executor: BlockExecutor, todo, 
     return results
 
 
-def _commit(opts: ExtractOptions, tp: TaskPlan, part: str, pp: PartitionPlan, content_id: str, sp: StagedPartition) -> None:
+def _commit(
+    opts: ExtractOptions, tp: TaskPlan, part: str, pp: PartitionPlan, content_id: str, sp: StagedPartition
+) -> None:
     """Writes the partition's metadata and renames it into place: from now on it exists."""
     root = opts.store
     stats = sp.mel_stats() if part == "train" else None
@@ -279,5 +328,9 @@ def _failure_error(pp: PartitionPlan, f: BlockFailure) -> EmoNetError:
     key = pp.content.files[f.index]
     line = next((r.line for r in pp.csv.rows if r.file == key), "?")
     if f.kind == "frames":
-        return EmoNetError(f"{pp.csv.path} row {line}: {f.path}: {f.reason}; the file is truncated or corrupt: fix or remove it, then re-run (finished work is kept)")
-    return EmoNetError(f"{pp.csv.path} row {line}: {f.path}: {f.reason}; fix or remove the file, then re-run (finished work is kept)")
+        return EmoNetError(
+            f"{pp.csv.path} row {line}: {f.path}: {f.reason}; the file is truncated or corrupt: fix or remove it, then re-run (finished work is kept)"
+        )
+    return EmoNetError(
+        f"{pp.csv.path} row {line}: {f.path}: {f.reason}; fix or remove the file, then re-run (finished work is kept)"
+    )

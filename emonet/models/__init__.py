@@ -1,21 +1,48 @@
 """EmoNet models: Wide ResNet with residual adapters, rnn and fusion variants, modes and checkpoints.
 
-    model = build_model(ModelConfig(), {"iemocap": ["ang", "hap", "neu", "sad"]})
-    logits = model(x, lengths, "iemocap")   # x [batch, frames, mels], lengths [batch]
+model = build_model(ModelConfig(), {"iemocap": ["ang", "hap", "neu", "sad"]})
+logits = model(x, lengths, "iemocap")   # x [batch, frames, mels], lengths [batch]
 """
 
-from .checkpoint import (attach_task, backbone_fingerprint, export_task, load_checkpoint,
-                         read_checkpoint_metadata, save_checkpoint)
-from .config import ModelConfig
-from .modes import (MODES, adapter_parameters, apply_mode, setup_model, task_parameters,
-                    trainable_parameter_names)
-from .network import EmoNet, build_model
-from .summary import describe_checkpoint, describe_model, render_model_summary
-from .task_parts import UnknownTaskError
+from emonet.models.checkpoint import (
+    attach_task,
+    backbone_fingerprint,
+    export_task,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
+from emonet.models.config import ModelConfig
+from emonet.models.modes import (
+    MODES,
+    adapter_parameters,
+    apply_mode,
+    setup_model,
+    task_parameters,
+    trainable_parameter_names,
+)
+from emonet.models.network import EmoNet, build_model
+from emonet.models.summary import describe_checkpoint, describe_model, render_model_summary
+from emonet.models.task_parts import UnknownTaskError
 
 __all__ = [
-    "MODES", "EmoNet", "ModelConfig", "UnknownTaskError", "adapter_parameters", "apply_mode",
-    "attach_task", "backbone_fingerprint", "build_model", "describe_checkpoint", "describe_model",
-    "export_task", "load_checkpoint", "read_checkpoint_metadata", "render_model_summary",
-    "save_checkpoint", "setup_model", "task_parameters", "trainable_parameter_names",
+    "MODES",
+    "EmoNet",
+    "ModelConfig",
+    "UnknownTaskError",
+    "adapter_parameters",
+    "apply_mode",
+    "attach_task",
+    "backbone_fingerprint",
+    "build_model",
+    "describe_checkpoint",
+    "describe_model",
+    "export_task",
+    "load_checkpoint",
+    "read_checkpoint_metadata",
+    "render_model_summary",
+    "save_checkpoint",
+    "setup_model",
+    "task_parameters",
+    "trainable_parameter_names",
 ]

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .task_parts import TaskDict, reset_to_identity
+from emonet.models.task_parts import TaskDict, reset_to_identity
 
 
 def _adapter(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d:

@@ -20,8 +20,8 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as safetensors_save
 
-from .config import ModelConfig
-from .network import EmoNet, build_model
+from emonet.models.config import ModelConfig
+from emonet.models.network import EmoNet, build_model
 
 FORMAT_VERSION = 1
 MODEL_FORMAT = "emonet-model"
@@ -56,8 +56,10 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") not in (MODEL_FORMAT, TASK_FORMAT):
         raise ValueError(f"{path}: not an EmoNet checkpoint (unknown format {meta.get('format')!r})")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise ValueError(f"{path}: written by a newer EmoNet (format version {meta['format_version']} "
-                         f"> {FORMAT_VERSION}); upgrade emonet")
+        raise ValueError(
+            f"{path}: written by a newer EmoNet (format version {meta['format_version']} "
+            f"> {FORMAT_VERSION}); upgrade emonet"
+        )
     return meta
 
 
@@ -76,8 +78,9 @@ def _dump_meta(meta: dict[str, Any]) -> str:
 
 
 def _write_atomic(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    data = safetensors_save({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                            metadata={_META_KEY: _dump_meta(meta)})
+    data = safetensors_save(
+        {k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata={_META_KEY: _dump_meta(meta)}
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -103,8 +106,14 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
 
 
 # ---------------------------------------------------------------- full model
-def save_checkpoint(path: str | os.PathLike, model: EmoNet, *, feature_config: dict | None = None,
-                    norm_stats: dict | None = None, extra: dict | None = None) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: EmoNet,
+    *,
+    feature_config: dict | None = None,
+    norm_stats: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
     """Write the whole model to one ``.safetensors`` file (atomically) and return its path."""
     path = Path(path)
     meta = {
@@ -121,8 +130,7 @@ def save_checkpoint(path: str | os.PathLike, model: EmoNet, *, feature_config: d
     return path
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu"
-                    ) -> tuple[EmoNet, dict[str, Any]]:
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[EmoNet, dict[str, Any]]:
     """Rebuild the model from the file's metadata and weights; returns (model in eval mode, meta)."""
     path = Path(path)
     meta = read_checkpoint_metadata(path)
@@ -206,8 +214,10 @@ def attach_task(model: EmoNet, task_file: str | os.PathLike, *, force: bool = Fa
     if meta["backbone"]["structure"] != fingerprint["structure"]:
         raise ValueError(f"{path}: task {task!r} belongs to a backbone of a different structure")
     if meta["backbone"]["weights"] != fingerprint["weights"] and not force:
-        raise ValueError(f"{path}: task {task!r} was trained on a different backbone "
-                         "(shared weights differ); pass force=True to attach anyway")
+        raise ValueError(
+            f"{path}: task {task!r} was trained on a different backbone "
+            "(shared weights differ); pass force=True to attach anyway"
+        )
     if task in model.tasks:
         raise ValueError(f"{path}: the model already has a task named {task!r}")
     tensors = _load_tensors(path)

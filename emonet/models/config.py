@@ -27,22 +27,22 @@ class ModelConfig:
     means per-task bottleneck adapters after every recurrent layer.
     """
 
-    model: str = "cnn"                    # --model cnn|rnn|fusion
-    n_blocks: int = 2                     # -N/--number-of-resnet-blocks (per stage)
-    n_filters: int = 32                   # -nf/--number-of-filters
-    widen_factor: int = 1                 # -wf/--widen-factor
+    model: str = "cnn"  # --model cnn|rnn|fusion
+    n_blocks: int = 2  # -N/--number-of-resnet-blocks (per stage)
+    n_filters: int = 32  # -nf/--number-of-filters
+    widen_factor: int = 1  # -wf/--widen-factor
     dropout: tuple[float, float] = (0.0, 0.5)  # -do/--dropout: after unit 1 and unit 2 of a block
-    adapter_type: str = "parallel"        # --adapter-type parallel|series (none: adapter-free)
-    classifier: str = "attention"         # -c/--classifier avgpool|attention (FCNAttention)
-    share_feature_layer: bool = False     # -sfl/--share-feature-layer: one attention for all tasks
-    n_mels: int = 128                     # -nm/--num-mels
-    attention_lambda: float = 0.3         # lambda in e_i = lambda * u^T tanh(W x_i + b)
-    head_dropout: float = 0.2             # dropout inside each task's head
-    rnn_hidden: int = 512                 # units per LSTM layer (and of the input projection)
+    adapter_type: str = "parallel"  # --adapter-type parallel|series (none: adapter-free)
+    classifier: str = "attention"  # -c/--classifier avgpool|attention (FCNAttention)
+    share_feature_layer: bool = False  # -sfl/--share-feature-layer: one attention for all tasks
+    n_mels: int = 128  # -nm/--num-mels
+    attention_lambda: float = 0.3  # lambda in e_i = lambda * u^T tanh(W x_i + b)
+    head_dropout: float = 0.2  # dropout inside each task's head
+    rnn_hidden: int = 512  # units per LSTM layer (and of the input projection)
     rnn_layers: int = 2
-    rnn_time_pool: int = 8                # average non-overlapping frames before the rnn (1: off)
+    rnn_time_pool: int = 8  # average non-overlapping frames before the rnn (1: off)
     rnn_bidirectional: bool = False
-    rnn_adapter_reduction: int = 4        # bottleneck adapters: dim -> dim / reduction -> dim
+    rnn_adapter_reduction: int = 4  # bottleneck adapters: dim -> dim / reduction -> dim
     memory_format: str = "channels_last"  # cnn layout: channels_last|contiguous (speed only; bench/README.md)
 
     def __post_init__(self) -> None:
@@ -58,8 +58,16 @@ class ModelConfig:
         _choice("adapter_type", self.adapter_type, ADAPTER_TYPES)
         _choice("classifier", self.classifier, CLASSIFIERS)
         _choice("memory_format", self.memory_format, MEMORY_FORMATS)
-        for name in ("n_blocks", "n_filters", "widen_factor", "n_mels", "rnn_hidden",
-                     "rnn_layers", "rnn_time_pool", "rnn_adapter_reduction"):
+        for name in (
+            "n_blocks",
+            "n_filters",
+            "widen_factor",
+            "n_mels",
+            "rnn_hidden",
+            "rnn_layers",
+            "rnn_time_pool",
+            "rnn_adapter_reduction",
+        ):
             _positive_int(name, getattr(self, name))
         for name in ("share_feature_layer", "rnn_bidirectional"):
             if not isinstance(getattr(self, name), bool):
@@ -94,7 +102,7 @@ class ModelConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from a dict (e.g. checkpoint metadata); missing keys take the defaults."""
         if not isinstance(data, dict):
             raise ValueError(f"model config must be a mapping, got {type(data).__name__}")
@@ -107,7 +115,7 @@ class ModelConfig:
             kwargs["dropout"] = tuple(kwargs["dropout"])
         return cls(**kwargs)
 
-    def replace(self, **changes: Any) -> "ModelConfig":
+    def replace(self, **changes: Any) -> ModelConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .dropout import Dropout
+from emonet.models.dropout import Dropout
 
 
 class Head(nn.Module):

@@ -15,13 +15,13 @@ with every task's parts (``apply_mode(..., pretrained=False)``). A shared attent
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from torch import nn
 
-from .config import ModelConfig
-from .network import EmoNet, build_model
-from .task_parts import UnknownTaskError
+from emonet.models.config import ModelConfig
+from emonet.models.network import EmoNet, build_model
+from emonet.models.task_parts import UnknownTaskError
 
 MODES = ("scratch", "finetune", "last-layer", "adapters")
 
@@ -36,8 +36,9 @@ def task_parameters(model: EmoNet, task: str, category: str | None = None) -> li
     if task not in model.tasks:
         raise UnknownTaskError(f"unknown task {task!r}; this model has tasks: {', '.join(model.tasks)}")
     roles = model.tensor_roles()
-    return [p for n, p in model.named_parameters()
-            if roles[n][0] == task and (category is None or roles[n][1] == category)]
+    return [
+        p for n, p in model.named_parameters() if roles[n][0] == task and (category is None or roles[n][1] == category)
+    ]
 
 
 def adapter_parameters(model: EmoNet, task: str) -> list[nn.Parameter]:
@@ -46,8 +47,7 @@ def adapter_parameters(model: EmoNet, task: str) -> list[nn.Parameter]:
     return [p for p in task_parameters(model, task, "adapters") if p.dim() >= 2]
 
 
-def apply_mode(model: EmoNet, mode: str, tasks: Iterable[str] | None = None, *,
-               pretrained: bool = True) -> list[str]:
+def apply_mode(model: EmoNet, mode: str, tasks: Iterable[str] | None = None, *, pretrained: bool = True) -> list[str]:
     """Set ``requires_grad`` for ``mode`` when training ``tasks`` (default: all) and return
     the trainable parameter names. ``pretrained=False`` only matters for ``adapters``:
     the shared network then trains too (multi-task training from scratch)."""
@@ -78,8 +78,14 @@ def apply_mode(model: EmoNet, mode: str, tasks: Iterable[str] | None = None, *,
     return names
 
 
-def setup_model(mode: str, tasks: Mapping[str, Sequence[str]], *, config: ModelConfig | None = None,
-                initial: EmoNet | None = None, source_task: str | None = None) -> EmoNet:
+def setup_model(
+    mode: str,
+    tasks: Mapping[str, Sequence[str]],
+    *,
+    config: ModelConfig | None = None,
+    initial: EmoNet | None = None,
+    source_task: str | None = None,
+) -> EmoNet:
     """A model ready to train ``tasks`` in ``mode`` (``apply_mode`` already applied).
 
     * scratch: a new adapter-free model (``adapter_type`` forced to none); no initial model.
@@ -118,8 +124,9 @@ def setup_model(mode: str, tasks: Mapping[str, Sequence[str]], *, config: ModelC
     for name, classes in tasks.items():
         if name in model.tasks:
             if model.tasks[name] != list(classes):
-                raise ValueError(f"task {name!r} exists in the initial model with classes "
-                                 f"{model.tasks[name]}, not {list(classes)}")
+                raise ValueError(
+                    f"task {name!r} exists in the initial model with classes {model.tasks[name]}, not {list(classes)}"
+                )
             continue
         model.add_task(name, classes, init_from=source)
     apply_mode(model, mode, list(tasks), pretrained=True)

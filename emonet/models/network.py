@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .config import ModelConfig
-from .heads import Head
-from .masking import time_mask
-from .pooling import Pooling
-from .resnet import WideResNet
-from .rnn import RecurrentEncoder
-from .task_parts import TaskDict, UnknownTaskError, validate_task_name
+from emonet.models.config import ModelConfig
+from emonet.models.heads import Head
+from emonet.models.masking import time_mask
+from emonet.models.pooling import Pooling
+from emonet.models.resnet import WideResNet
+from emonet.models.rnn import RecurrentEncoder
+from emonet.models.task_parts import TaskDict, UnknownTaskError, validate_task_name
 
 # Role of a state-dict entry: (task, category) for a task's part, (None, kind) for shared ones.
 Role = tuple[str | None, str]
@@ -68,7 +68,8 @@ class EmoNet(nn.Module):
             if init_from is not None:
                 part.load_state_dict(td[init_from].state_dict())
         self.heads[name] = Head(self.feature_dim, len(classes), self.config.head_dropout).to(
-            device=ref.device, dtype=ref.dtype)
+            device=ref.device, dtype=ref.dtype
+        )
         self.tasks[name] = classes
         self._apply_memory_format()
         self.train(self.training)
@@ -114,12 +115,15 @@ class EmoNet(nn.Module):
         z = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
         return self.heads[task](z)
 
-    def train(self, mode: bool = True) -> "EmoNet":
+    def train(self, mode: bool = True) -> EmoNet:
         super().train(mode)
         if mode:
             for module in self.modules():
-                if (isinstance(module, nn.modules.batchnorm._BatchNorm) and module.weight is not None
-                        and not module.weight.requires_grad):
+                if (
+                    isinstance(module, nn.modules.batchnorm._BatchNorm)
+                    and module.weight is not None
+                    and not module.weight.requires_grad
+                ):
                     module.eval()
         return self
 
@@ -131,13 +135,13 @@ class EmoNet(nn.Module):
 
     def _check_inputs(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[2] != self.config.n_mels:
-            raise ValueError(
-                f"expected x of shape [batch, frames, {self.config.n_mels}], got {list(x.shape)}")
+            raise ValueError(f"expected x of shape [batch, frames, {self.config.n_mels}], got {list(x.shape)}")
         if lengths is None:
             return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
         if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
-            raise ValueError(f"lengths must be an integer tensor of shape [{x.shape[0]}], "
-                             f"got {lengths.dtype} {list(lengths.shape)}")
+            raise ValueError(
+                f"lengths must be an integer tensor of shape [{x.shape[0]}], got {lengths.dtype} {list(lengths.shape)}"
+            )
         lengths = lengths.to(device=x.device, dtype=torch.long)
         if not torch.compiler.is_compiling():
             lo, hi = int(lengths.min()), int(lengths.max())

@@ -7,7 +7,7 @@ from functools import partial
 import torch
 from torch import nn
 
-from .task_parts import TaskDict
+from emonet.models.task_parts import TaskDict
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -23,7 +23,7 @@ class AttentionPool(nn.Module):
     def __init__(self, dim: int, lam: float) -> None:
         super().__init__()
         self.lam = lam
-        self.proj = nn.Linear(dim, dim)            # W, b
+        self.proj = nn.Linear(dim, dim)  # W, b
         self.score = nn.Linear(dim, 1, bias=False)  # u
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

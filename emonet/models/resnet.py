@@ -8,11 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adapters import ConvUnit
-from .dropout import Dropout
-from .config import ModelConfig
-from .masking import strided_lengths, time_mask
-from .task_parts import TaskDict
+from emonet.models.adapters import ConvUnit
+from emonet.models.config import ModelConfig
+from emonet.models.dropout import Dropout
+from emonet.models.masking import strided_lengths, time_mask
+from emonet.models.task_parts import TaskDict
 
 
 def _shortcut(x: torch.Tensor, stride: int, out_ch: int) -> torch.Tensor:
@@ -38,8 +38,7 @@ class ResidualBlock(nn.Module):
     dropout2 acts on the residual branch before the addition.
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, adapter_type: str,
-                 dropout: tuple[float, float]) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, adapter_type: str, dropout: tuple[float, float]) -> None:
         super().__init__()
         self.stride = stride
         self.out_ch = out_ch
@@ -82,8 +81,7 @@ class WideResNet(nn.Module):
         self.final_bn = TaskDict("bn", partial(nn.BatchNorm2d, in_ch))
         self.out_channels = in_ch
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """x (batch, 1, mels, frames), lengths (batch,) -> features (batch, C, F', T'), lengths'."""
         # Without padding in the batch there is nothing to mask (checked once, outside compile).
         padded = torch.compiler.is_compiling() or bool((lengths < x.shape[-1]).any())

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .config import ModelConfig
-from .masking import strided_lengths, time_mask
-from .task_parts import TaskDict
+from emonet.models.config import ModelConfig
+from emonet.models.masking import strided_lengths, time_mask
+from emonet.models.task_parts import TaskDict
 
 
 class BottleneckAdapter(nn.Module):
@@ -47,8 +47,12 @@ class RecurrentEncoder(nn.Module):
         self.time_pool = config.rnn_time_pool
         self.proj = nn.Linear(config.n_mels, hidden)
         self.lstms = nn.ModuleList(
-            nn.LSTM(hidden if i == 0 else hidden * directions, hidden, batch_first=True,
-                    bidirectional=config.rnn_bidirectional)
+            nn.LSTM(
+                hidden if i == 0 else hidden * directions,
+                hidden,
+                batch_first=True,
+                bidirectional=config.rnn_bidirectional,
+            )
             for i in range(config.rnn_layers)
         )
         self.out_dim = hidden * directions
@@ -60,8 +64,7 @@ class RecurrentEncoder(nn.Module):
             )
         self.norm = TaskDict("bn", partial(nn.LayerNorm, self.out_dim))
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str
-                ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """x (batch, frames, mels) -> (batch, frames', out_dim), lengths'."""
         x = x.masked_fill(~time_mask(lengths, x.shape[1])[..., None], 0.0)
         if self.time_pool > 1:  # average non-overlapping windows; a partial last window counts zeros

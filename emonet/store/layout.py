@@ -72,11 +72,18 @@ def detect_backend(root: Path) -> str | None:
 
 
 def write_root(root: Path, backend: str, feature_config: dict, feature_hash: str) -> None:
-    meta = {"format": FORMAT, "version": FORMAT_VERSION, "backend": backend,
-            "feature_config": feature_config, "feature_hash": feature_hash}
+    meta = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "backend": backend,
+        "feature_config": feature_config,
+        "feature_hash": feature_hash,
+    }
     MetaIO(backend).write(root, "store", meta)
     text = "# emonet feature store: the feature config its log-mels were computed with\n"
-    text += yaml.safe_dump({"backend": backend, "feature_hash": feature_hash, "feature_config": feature_config}, sort_keys=False)
+    text += yaml.safe_dump(
+        {"backend": backend, "feature_hash": feature_hash, "feature_config": feature_config}, sort_keys=False
+    )
     atomic_write_bytes(root / CONFIG_YAML, text.encode())
 
 

@@ -117,7 +117,9 @@ class FeatureStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         if not self.path.is_dir():
-            raise StoreError(f"{self.path}: no feature store here (folder not found); create one with 'emonet extract --store {self.path} ...'")
+            raise StoreError(
+                f"{self.path}: no feature store here (folder not found); create one with 'emonet extract --store {self.path} ...'"
+            )
         backend = layout.detect_backend(self.path)
         if backend is None:
             raise StoreError(f"{self.path}: not an emonet feature store (no store metadata); check the path")
@@ -125,7 +127,9 @@ class FeatureStore:
         self._meta_io = layout.MetaIO(backend)
         self.meta = self._meta_io.read(self.path, "store")
         if self.meta.get("version", 0) > layout.FORMAT_VERSION:
-            raise StoreError(f"{self.path}: store format version {self.meta['version']} is newer than this emonet reads ({layout.FORMAT_VERSION}); upgrade emonet")
+            raise StoreError(
+                f"{self.path}: store format version {self.meta['version']} is newer than this emonet reads ({layout.FORMAT_VERSION}); upgrade emonet"
+            )
         self._tasks = layout.task_dirs(self.path, self._meta_io)
 
     @property
@@ -163,7 +167,9 @@ class FeatureStore:
         self._task(task)
         meta = self._partition_meta(task, name)
         if meta is None:
-            raise KeyError(f"partition {name!r} of task {task!r} is not in store {self.path}; it has: {', '.join(self.partitions(task)) or 'none'}")
+            raise KeyError(
+                f"partition {name!r} of task {task!r} is not in store {self.path}; it has: {', '.join(self.partitions(task)) or 'none'}"
+            )
         return Partition(self.path / task / name, self.backend, task, name, self.classes(task), meta)
 
     def normalization(self, task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -175,11 +181,20 @@ class FeatureStore:
 
     def info(self) -> dict:
         """The store's summary as plain JSON-able data."""
-        out: dict = {"path": str(self.path), "backend": self.backend, "feature_hash": self.feature_hash,
-                     "feature_config": dict(self.feature_config), "tasks": {}}
+        out: dict = {
+            "path": str(self.path),
+            "backend": self.backend,
+            "feature_hash": self.feature_hash,
+            "feature_config": dict(self.feature_config),
+            "tasks": {},
+        }
         for task in self.tasks:
             parts = {p: self.partition(task, p).summary() for p in self.partitions(task)}
-            out["tasks"][task] = {"classes": self.classes(task), "feature_config": dict(self.feature_config), "partitions": parts}
+            out["tasks"][task] = {
+                "classes": self.classes(task),
+                "feature_config": dict(self.feature_config),
+                "partitions": parts,
+            }
         return out
 
     def __repr__(self) -> str:

@@ -57,8 +57,14 @@ class WdsLayout(BlockLayout):
 
     def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray) -> None:
         c = content
-        np.savez(stage / "index.npz", files=np.array(c.files, dtype=str), labels=c.label_ids,
-                 offsets=c.offsets, seconds=c.seconds, block_bounds=bounds)
+        np.savez(
+            stage / "index.npz",
+            files=np.array(c.files, dtype=str),
+            labels=c.label_ids,
+            offsets=c.offsets,
+            seconds=c.seconds,
+            block_bounds=bounds,
+        )
 
     def discard_blocks_from(self, stage: Path, k: int) -> None:
         for f in stage.glob("shard-*.tar*"):
@@ -72,8 +78,13 @@ class WdsLayout(BlockLayout):
             with wds.TarWriter(fh, encoder=False, mtime=0, user="emonet", group="emonet") as sink:
                 for it in items:
                     x = frames[it.lo - lo : it.hi - lo]
-                    sink.write({"__key__": f"{it.index:09d}", "logmel.blosc": encode_logmel(x),
-                                "json": json.dumps(it.meta, sort_keys=True).encode()})
+                    sink.write(
+                        {
+                            "__key__": f"{it.index:09d}",
+                            "logmel.blosc": encode_logmel(x),
+                            "json": json.dumps(it.meta, sort_keys=True).encode(),
+                        }
+                    )
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, stage / tar_name(k))

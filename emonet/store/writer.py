@@ -40,7 +40,7 @@ class BlockLayout(abc.ABC):
         """Remove whatever blocks >= k may have left on disk."""
 
     @abc.abstractmethod
-    def write_block(self, stage: Path, k: int, lo: int, frames: np.ndarray, items: list["BlockItem"]) -> None:
+    def write_block(self, stage: Path, k: int, lo: int, frames: np.ndarray, items: list[BlockItem]) -> None:
         """Write block k (frames ``lo`` to ``lo + len(frames)``) in one go."""
 
     def key(self) -> str:
@@ -73,7 +73,11 @@ class BlockJob:
 
 def block_sums(frames: np.ndarray) -> list:
     x = frames.astype(np.float32)  # exact for float16 values; sums accumulate in float64
-    return [int(x.shape[0]), x.sum(0, dtype=np.float64).tolist(), np.square(x).sum(0, dtype=np.float64).tolist()]
+    return [
+        int(x.shape[0]),
+        x.sum(0, dtype=np.float64).tolist(),
+        np.square(x).sum(0, dtype=np.float64).tolist(),
+    ]
 
 
 class StagedPartition:
@@ -104,7 +108,10 @@ class StagedPartition:
         return -1, []  # -1: not initialised
 
     def _save_progress(self) -> None:
-        atomic_write_json(self._progress_file, {"plan": self.plan_id, "blocks_done": self.blocks_done, "sums": self.block_sums})
+        atomic_write_json(
+            self._progress_file,
+            {"plan": self.plan_id, "blocks_done": self.blocks_done, "sums": self.block_sums},
+        )
 
     def prepare(self) -> range:
         """Gets the staging folder ready and returns the blocks still to write, in order
@@ -127,8 +134,14 @@ class StagedPartition:
         items = []
         for i in range(max(first, 0), last):
             label_id = int(c.label_ids[i])
-            meta = {"file": c.files[i], "label": self.classes[label_id] if label_id >= 0 else None, "label_id": label_id,
-                    "frames": int(c.frames[i]), "n_mels": c.n_mels, "seconds": float(c.seconds[i])}
+            meta = {
+                "file": c.files[i],
+                "label": self.classes[label_id] if label_id >= 0 else None,
+                "label_id": label_id,
+                "frames": int(c.frames[i]),
+                "n_mels": c.n_mels,
+                "seconds": float(c.seconds[i]),
+            }
             items.append(BlockItem(i, str(c.paths[i]), int(c.offsets[i]), int(c.offsets[i + 1]), meta))
         return BlockJob(self.dir, self.layout, k, lo, hi, tuple(items), c.n_mels)
 

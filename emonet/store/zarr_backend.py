@@ -39,7 +39,9 @@ class ZarrLayout(BlockLayout):
 
     def __post_init__(self) -> None:
         if self.frames_per_shard % self.frames_per_chunk:
-            raise ValueError(f"frames per shard ({self.frames_per_shard}) must be a multiple of frames per chunk ({self.frames_per_chunk})")
+            raise ValueError(
+                f"frames per shard ({self.frames_per_shard}) must be a multiple of frames per chunk ({self.frames_per_chunk})"
+            )
 
     def key(self) -> str:
         return f"zarr:{self.frames_per_shard}:{self.frames_per_chunk}"
@@ -50,9 +52,16 @@ class ZarrLayout(BlockLayout):
     def initialise(self, stage: Path, content: PartitionContent, bounds: np.ndarray) -> None:
         c = content
         g = zarr.open_group(str(stage), mode="w", zarr_format=3)
-        g.create_array("features", shape=(c.total_frames, c.n_mels), dtype="float16",
-                       chunks=(self.frames_per_chunk, c.n_mels), shards=(self.frames_per_shard, c.n_mels),
-                       compressors=[compressor()], fill_value=0, dimension_names=("frame", "mel"))
+        g.create_array(
+            "features",
+            shape=(c.total_frames, c.n_mels),
+            dtype="float16",
+            chunks=(self.frames_per_chunk, c.n_mels),
+            shards=(self.frames_per_shard, c.n_mels),
+            compressors=[compressor()],
+            fill_value=0,
+            dimension_names=("frame", "mel"),
+        )
         n = max(len(c), 1)
         g.create_array("offsets", data=c.offsets, chunks=(len(c.offsets),))
         g.create_array("labels", data=c.label_ids, chunks=(n,))

@@ -19,14 +19,21 @@ def store_norm_stats(store: FeatureStore, tasks: list[str]) -> dict[str, dict[st
     return out
 
 
-def init_model(store: FeatureStore, tasks: list[str] | None, mode: str, config: ModelConfig,
-               initial_model: Path | None = None):
+def init_model(
+    store: FeatureStore,
+    tasks: list[str] | None,
+    mode: str,
+    config: ModelConfig,
+    initial_model: Path | None = None,
+):
     """(model, keyword arguments for ``save_checkpoint``) for ``tasks`` of ``store``
     (default: all)."""
     tasks = list(tasks or store.tasks)
     missing = [t for t in tasks if t not in store.tasks]
     if missing:
-        raise EmoNetError(f"{store.path}: task(s) {', '.join(missing)} not in the store; it has: {', '.join(store.tasks)}")
+        raise EmoNetError(
+            f"{store.path}: task(s) {', '.join(missing)} not in the store; it has: {', '.join(store.tasks)}"
+        )
     n_mels = int(store.feature_config["n_mels"])
     config = config.replace(n_mels=n_mels)
     initial = None
@@ -36,14 +43,26 @@ def init_model(store: FeatureStore, tasks: list[str] | None, mode: str, config: 
         except (ValueError, OSError) as exc:
             raise EmoNetError(str(exc).splitlines()[0]) from None
         fc = meta.get("feature_config") or {}
-        diff = [k for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max") if k in fc and fc[k] != store.feature_config[k]]
+        diff = [
+            k
+            for k in ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
+            if k in fc and fc[k] != store.feature_config[k]
+        ]
         if diff:
-            raise EmoNetError(f"{initial_model}: was trained on other features than {store.path} ({', '.join(f'{k} {fc[k]} vs {store.feature_config[k]}' for k in diff)}); extract the store with the model's feature config")
+            raise EmoNetError(
+                f"{initial_model}: was trained on other features than {store.path} ({', '.join(f'{k} {fc[k]} vs {store.feature_config[k]}' for k in diff)}); extract the store with the model's feature config"
+            )
     try:
         model = setup_model(mode, {t: store.classes(t) for t in tasks}, config=config, initial=initial)
     except ValueError as exc:
         raise EmoNetError(str(exc)) from None
-    meta = {"feature_config": dict(store.feature_config), "norm_stats": store_norm_stats(store, [t for t in model.tasks if t in store.tasks]),
-            "extra": {"mode": mode, "store": str(store.path), "initial_model": str(initial_model) if initial_model else None}}
+    meta = {
+        "feature_config": dict(store.feature_config),
+        "norm_stats": store_norm_stats(store, [t for t in model.tasks if t in store.tasks]),
+        "extra": {
+            "mode": mode,
+            "store": str(store.path),
+            "initial_model": str(initial_model) if initial_model else None,
+        },
+    }
     return model, meta
-

@@ -35,8 +35,30 @@ def test_init_model_from_store_is_self_describing(demo_store, tmp_path, capsys):
 
 def test_seed_model_options_reach_the_config(demo_store, tmp_path):
     out = tmp_path / "m.safetensors"
-    args = ["init-model", str(out), "--store", str(demo_store), "--tasks", "acted", "arousal", "-N", "1", "-nf", "4", "-wf", "2",
-            "-do", "0.1,0.3", "-c", "FCNAttention", "-sfl", "--adapter-type", "series", "--model", "fusion"]
+    args = [
+        "init-model",
+        str(out),
+        "--store",
+        str(demo_store),
+        "--tasks",
+        "acted",
+        "arousal",
+        "-N",
+        "1",
+        "-nf",
+        "4",
+        "-wf",
+        "2",
+        "-do",
+        "0.1,0.3",
+        "-c",
+        "FCNAttention",
+        "-sfl",
+        "--adapter-type",
+        "series",
+        "--model",
+        "fusion",
+    ]
     assert main(args) == 0
     model, _ = load_checkpoint(out)
     c = model.config
@@ -47,8 +69,42 @@ def test_seed_model_options_reach_the_config(demo_store, tmp_path):
 
 def test_adapters_mode_from_initial_model_keeps_its_shared_weights(demo_store, tmp_path):
     base, new = tmp_path / "base.safetensors", tmp_path / "new.safetensors"
-    assert main(["init-model", str(base), "--store", str(demo_store), "--tasks", "acted", "--mode", "scratch", "-N", "1", "-nf", "4"]) == 0
-    assert main(["init-model", str(new), "--store", str(demo_store), "--tasks", "arousal", "--mode", "adapters", "-im", str(base)]) == 0
+    assert (
+        main(
+            [
+                "init-model",
+                str(base),
+                "--store",
+                str(demo_store),
+                "--tasks",
+                "acted",
+                "--mode",
+                "scratch",
+                "-N",
+                "1",
+                "-nf",
+                "4",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "init-model",
+                str(new),
+                "--store",
+                str(demo_store),
+                "--tasks",
+                "arousal",
+                "--mode",
+                "adapters",
+                "-im",
+                str(base),
+            ]
+        )
+        == 0
+    )
     m0, _ = load_checkpoint(base)
     m1, _ = load_checkpoint(new)
     assert set(m1.tasks) == {"acted", "arousal"} and m1.config.adapter_type == "parallel"

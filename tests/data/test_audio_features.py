@@ -59,12 +59,27 @@ def test_feature_config_validates_and_fingerprints():
     assert FeatureConfig.from_dict(a.to_dict()) == a
 
 
-@pytest.mark.parametrize("cfg", [FeatureConfig(dtype="float32"), FeatureConfig(n_mels=64, n_fft=512, hop_length=160, f_min=0.0, f_max=7600.0, dtype="float32")])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        FeatureConfig(dtype="float32"),
+        FeatureConfig(n_mels=64, n_fft=512, hop_length=160, f_min=0.0, f_max=7600.0, dtype="float32"),
+    ],
+)
 def test_logmel_matches_torchaudio_melspectrogram(cfg):
     import torchaudio
 
-    ref = torchaudio.transforms.MelSpectrogram(cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length, f_min=cfg.f_min,
-                                               f_max=cfg.f_max, n_mels=cfg.n_mels, power=2.0, center=True, pad_mode="constant")
+    ref = torchaudio.transforms.MelSpectrogram(
+        cfg.sample_rate,
+        n_fft=cfg.n_fft,
+        hop_length=cfg.hop_length,
+        f_min=cfg.f_min,
+        f_max=cfg.f_max,
+        n_mels=cfg.n_mels,
+        power=2.0,
+        center=True,
+        pad_mode="constant",
+    )
     x = torch.randn(23456) * torch.linspace(0, 1, 23456)
     ours = LogMel(cfg)(x)
     theirs = torch.log(ref(x) + 1e-6).T.numpy()
@@ -72,8 +87,17 @@ def test_logmel_matches_torchaudio_melspectrogram(cfg):
     assert np.abs(ours - theirs).max() < 1e-4
 
 
-@pytest.mark.parametrize("channels, rate, subtype", [(1, 16000, "PCM_16"), (2, 44100, "PCM_16"), (3, 8000, "PCM_16"),
-                                                      (1, 16000, "PCM_24"), (1, 16000, "FLOAT"), (2, 22050, "PCM_U8")])
+@pytest.mark.parametrize(
+    "channels, rate, subtype",
+    [
+        (1, 16000, "PCM_16"),
+        (2, 44100, "PCM_16"),
+        (3, 8000, "PCM_16"),
+        (1, 16000, "PCM_24"),
+        (1, 16000, "FLOAT"),
+        (2, 22050, "PCM_U8"),
+    ],
+)
 def test_fast_wav_path_is_bit_identical_to_soundfile(tmp_path, channels, rate, subtype):
     import soundfile as sf
 
@@ -88,6 +112,10 @@ def test_fast_wav_path_is_bit_identical_to_soundfile(tmp_path, channels, rate, s
     wav, converted = load_mono(p, 16000)
     ref, ref_rate = sf.read(str(p), dtype="float32", always_2d=True)
     mono = ref[:, 0] if channels == 1 else ref.mean(axis=1, dtype=np.float32)
-    expect = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), ref_rate, 16000) if ref_rate != 16000 else torch.from_numpy(mono)
+    expect = (
+        AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), ref_rate, 16000)
+        if ref_rate != 16000
+        else torch.from_numpy(mono)
+    )
     assert torch.equal(wav, expect)
     assert converted == (channels != 1 or rate != 16000)

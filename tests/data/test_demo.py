@@ -13,7 +13,9 @@ def test_demo_corpus_layout_and_determinism(tmp_path, demo_corpus):
         for name in ("train.csv", "devel.csv", "test.csv"):
             assert (demo_corpus / "tasks" / task / name).is_file()
         for name in ("train.csv", "val.csv", "test.csv"):
-            assert (demo_corpus / "multi-task-setup" / task / name).read_bytes() == (again / "multi-task-setup" / task / name).read_bytes()
+            assert (demo_corpus / "multi-task-setup" / task / name).read_bytes() == (
+                again / "multi-task-setup" / task / name
+            ).read_bytes()
         rows = read_partition_csv(demo_corpus / "tasks" / task / "train.csv", "train").rows
         first = demo_corpus / "data" / rows[0].file
         assert first.read_bytes() == (again / "data" / rows[0].file).read_bytes()
@@ -25,9 +27,11 @@ def test_demo_classes_are_learnable_from_logmel(demo_store):
     """A nearest-centroid classifier on mean log-mel beats chance clearly on held-out speakers."""
     store = open_store(demo_store)
     for task in store.tasks:
+
         def feats(part):
             p = store.partition(task, part)
             return np.stack([x.mean(0) for _, _, x in p]), p.label_ids
+
         xtr, ytr = feats("train")
         xte, yte = feats("test")
         k = len(store.classes(task))

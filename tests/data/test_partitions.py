@@ -67,6 +67,16 @@ def test_multi_task_setup_accepts_val_or_devel_and_lists_available_tasks(tmp_pat
 
 def test_tasks_option_takes_space_separated_values():
     argv = ["extract", "--tasks", "a", "b", "c", "--store", "s"]
-    assert expand_list_options(argv) == ["extract", "--tasks", "a", "--tasks", "b", "--tasks", "c", "--store", "s"]
+    assert expand_list_options(argv) == [
+        "extract",
+        "--tasks",
+        "a",
+        "--tasks",
+        "b",
+        "--tasks",
+        "c",
+        "--store",
+        "s",
+    ]
     assert expand_list_options(["--tasks=a,b"]) == ["--tasks", "a", "--tasks", "b"]
     assert expand_list_options(["-t", "a", "-tr", "x.csv"]) == ["-t", "a", "-tr", "x.csv"]

@@ -9,7 +9,7 @@ import pytest
 
 from emonet.cli.app import main
 from emonet.store import open_store
-from tests.helpers import make_task, tree_digest, write_csv, write_wav
+from tests.helpers import make_task, tree_digest, write_wav
 
 
 def _row_of(csv_path, key):
@@ -88,8 +88,22 @@ def _break_unknown_label(data, csvs):
     return csvs["test"], "row 3", "label 'zzz' does not occur in train.csv"
 
 
-BREAKS = {f.__name__[7:]: f for f in [_break_missing, _break_corrupt, _break_not_audio, _break_empty_wav, _break_truncated, _break_no_header,
-                                      _break_wrong_columns, _break_empty_csv, _break_duplicate, _break_escape, _break_unknown_label]}
+BREAKS = {
+    f.__name__[7:]: f
+    for f in [
+        _break_missing,
+        _break_corrupt,
+        _break_not_audio,
+        _break_empty_wav,
+        _break_truncated,
+        _break_no_header,
+        _break_wrong_columns,
+        _break_empty_csv,
+        _break_duplicate,
+        _break_escape,
+        _break_unknown_label,
+    ]
+}
 
 
 @pytest.fixture
@@ -97,14 +111,44 @@ def store_with_task(tmp_path):
     """A store already holding task 'keep', and a fresh task 't' to break."""
     data, keep = make_task(tmp_path, name="keep")
     store = tmp_path / "store"
-    assert main(["extract", "--store", str(store), "-dp", str(data), "-t", "keep", "-tr", str(keep["train"]), "-q"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--store",
+                str(store),
+                "-dp",
+                str(data),
+                "-t",
+                "keep",
+                "-tr",
+                str(keep["train"]),
+                "-q",
+            ]
+        )
+        == 0
+    )
     _, csvs = make_task(tmp_path, name="t")
     return store, data, csvs
 
 
 def _args(store, data, csvs):
-    return ["extract", "--store", str(store), "-dp", str(data), "-t", "t", "-tr", str(csvs["train"]),
-            "-v", str(csvs["devel"]), "-te", str(csvs["test"]), "-q"]
+    return [
+        "extract",
+        "--store",
+        str(store),
+        "-dp",
+        str(data),
+        "-t",
+        "t",
+        "-tr",
+        str(csvs["train"]),
+        "-v",
+        str(csvs["devel"]),
+        "-te",
+        str(csvs["test"]),
+        "-q",
+    ]
 
 
 @pytest.mark.parametrize("name", list(BREAKS))
@@ -124,9 +168,39 @@ def test_bad_input_is_one_line_and_leaves_store_unchanged(store_with_task, capsy
 
 def test_missing_data_path_and_csv(tmp_path, capsys):
     data, csvs = make_task(tmp_path, partitions=("train",))
-    assert main(["extract", "--store", str(tmp_path / "s"), "-dp", str(tmp_path / "nope"), "-t", "t", "-tr", str(csvs["train"])]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                "--store",
+                str(tmp_path / "s"),
+                "-dp",
+                str(tmp_path / "nope"),
+                "-t",
+                "t",
+                "-tr",
+                str(csvs["train"]),
+            ]
+        )
+        == 2
+    )
     assert "nope: data path not found" in capsys.readouterr().err
-    assert main(["extract", "--store", str(tmp_path / "s"), "-dp", str(data), "-t", "t", "-tr", str(tmp_path / "x.csv")]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                "--store",
+                str(tmp_path / "s"),
+                "-dp",
+                str(data),
+                "-t",
+                "t",
+                "-tr",
+                str(tmp_path / "x.csv"),
+            ]
+        )
+        == 2
+    )
     assert "x.csv: csv file not found" in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
 
@@ -161,12 +235,33 @@ def test_usage_errors(tmp_path, capsys):
     assert "name the input" in capsys.readouterr().err
     assert main(["extract", "--store", str(tmp_path / "s"), "-dp", str(tmp_path), "--tasks", "a", "b"]) == 2
     assert "--tasks needs --multi-task-setup" in capsys.readouterr().err
-    assert main(["extract", "--store", str(tmp_path / "s"), "-dp", str(tmp_path), "-t", "x", "-tr", "a.csv", "--f-max", "9000"]) == 2
+    assert (
+        main(
+            [
+                "extract",
+                "--store",
+                str(tmp_path / "s"),
+                "-dp",
+                str(tmp_path),
+                "-t",
+                "x",
+                "-tr",
+                "a.csv",
+                "--f-max",
+                "9000",
+            ]
+        )
+        == 2
+    )
     assert "Nyquist" in capsys.readouterr().err
     assert main(["info", str(tmp_path / "nostore")]) == 2
     assert "no feature store here" in capsys.readouterr().err
-    for argv, needle in ((["extract", "--bogus"], "No such option: --bogus"), (["extract", "--store", "x"], "Missing option '--data-path'"),
-                         (["extract", "--store", "x", "-dp", "y", "--n-fft", "abc"], "Invalid value for '--n-fft'"), (["bogus"], "No such command")):
+    for argv, needle in (
+        (["extract", "--bogus"], "No such option: --bogus"),
+        (["extract", "--store", "x"], "Missing option '--data-path'"),
+        (["extract", "--store", "x", "-dp", "y", "--n-fft", "abc"], "Invalid value for '--n-fft'"),
+        (["bogus"], "No such command"),
+    ):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip()
         assert needle in err and "--help" in err and len(err.splitlines()) == 1, err
@@ -176,6 +271,21 @@ def test_filesystem_errors_are_one_line(tmp_path, capsys):
     data, csvs = make_task(tmp_path, partitions=("train",))
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert main(["extract", "--store", str(blocker / "store"), "-dp", str(data), "-t", "t", "-tr", str(csvs["train"])]) == 1
+    assert (
+        main(
+            [
+                "extract",
+                "--store",
+                str(blocker / "store"),
+                "-dp",
+                str(data),
+                "-t",
+                "t",
+                "-tr",
+                str(csvs["train"]),
+            ]
+        )
+        == 1
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Not a directory" in err and str(blocker / "store") in err, err

@@ -2,7 +2,6 @@
 
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,14 @@ def test_store_api_matches_direct_computation(demo_store, demo_corpus):
     store = open_store(demo_store)
     assert store.tasks == DEMO_TASKS
     fc = store.feature_config
-    assert (fc["sample_rate"], fc["n_fft"], fc["hop_length"], fc["n_mels"], fc["f_min"], fc["f_max"]) == (16000, 1024, 512, 128, 20.0, 8000.0)
+    assert (fc["sample_rate"], fc["n_fft"], fc["hop_length"], fc["n_mels"], fc["f_min"], fc["f_max"]) == (
+        16000,
+        1024,
+        512,
+        128,
+        20.0,
+        8000.0,
+    )
     assert store.classes("acted") == ["angry", "happy", "neutral", "sad"]
     assert store.partitions("acted") == ["train", "devel", "test"]
     lm = LogMel(FeatureConfig(dtype="float32"))
@@ -69,8 +75,18 @@ def test_info_json(demo_store, capsys):
 
 def test_rerun_does_no_work(demo_store, demo_corpus, capsys):
     before = {p: os.stat(demo_store / p).st_mtime_ns for p in tree_digest(demo_store)}
-    rc = extract("--store", demo_store, "--data-path", demo_corpus / "data", "--multi-task-setup",
-                 demo_corpus / "multi-task-setup", "--tasks", *DEMO_TASKS, "--frames-per-shard", 512)
+    rc = extract(
+        "--store",
+        demo_store,
+        "--data-path",
+        demo_corpus / "data",
+        "--multi-task-setup",
+        demo_corpus / "multi-task-setup",
+        "--tasks",
+        *DEMO_TASKS,
+        "--frames-per-shard",
+        512,
+    )
     assert rc == 0 and "every partition is up to date" in capsys.readouterr().out
     assert {p: os.stat(demo_store / p).st_mtime_ns for p in tree_digest(demo_store)} == before
 
@@ -78,11 +94,40 @@ def test_rerun_does_no_work(demo_store, demo_corpus, capsys):
 def test_single_task_form_and_adding_a_task_keeps_the_first(tmp_path, demo_corpus):
     store = tmp_path / "s"
     d = demo_corpus / "tasks" / "acted"
-    assert extract("--store", store, "--data-path", demo_corpus / "data", "--task", "acted",
-                   "-tr", d / "train.csv", "-v", d / "devel.csv", "-te", d / "test.csv") == 0
+    assert (
+        extract(
+            "--store",
+            store,
+            "--data-path",
+            demo_corpus / "data",
+            "--task",
+            "acted",
+            "-tr",
+            d / "train.csv",
+            "-v",
+            d / "devel.csv",
+            "-te",
+            d / "test.csv",
+        )
+        == 0
+    )
     first = tree_digest(store / "acted")
     d2 = demo_corpus / "tasks" / "valence"
-    assert extract("--store", store, "-dp", demo_corpus / "data", "-t", "valence", "-tr", d2 / "train.csv", "-v", d2 / "devel.csv") == 0
+    assert (
+        extract(
+            "--store",
+            store,
+            "-dp",
+            demo_corpus / "data",
+            "-t",
+            "valence",
+            "-tr",
+            d2 / "train.csv",
+            "-v",
+            d2 / "devel.csv",
+        )
+        == 0
+    )
     assert open_store(store).tasks == ["acted", "valence"]
     assert open_store(store).partitions("valence") == ["train", "devel"]
     assert tree_digest(store / "acted") == first
@@ -110,7 +155,9 @@ def test_changed_csv_needs_overwrite(tmp_path, capsys):
     csvs["devel"].write_text("\n".join(lines[:-1]) + "\n")  # drop one row
     assert extract("--store", store, "-dp", data, "-t", "t", "-tr", csvs["train"], "-v", csvs["devel"]) == 2
     assert "different devel.csv" in capsys.readouterr().err
-    assert extract("--store", store, "-dp", data, "-t", "t", "-tr", csvs["train"], "-v", csvs["devel"], "--overwrite") == 0
+    assert (
+        extract("--store", store, "-dp", data, "-t", "t", "-tr", csvs["train"], "-v", csvs["devel"], "--overwrite") == 0
+    )
     assert len(open_store(store).partition("t", "devel")) == len(lines) - 2
 
 
@@ -127,7 +174,9 @@ def test_any_rate_and_channels_are_converted(tmp_path, capsys):
     p = open_store(tmp_path / "s").partition("t", "train")
     assert p.meta["converted"] == 3
     cfg = FeatureConfig()
-    for (file, _, x), secs, (rate, _ch) in zip(p, p.seconds, [(16000, 1), (44100, 2), (8000, 1), (22050, 3)]):
+    for (_file, _, x), secs, (rate, _ch) in zip(
+        p, p.seconds, [(16000, 1), (44100, 2), (8000, 1), (22050, 3)], strict=False
+    ):
         n_in = int(0.7 * rate)
         assert x.shape[0] == cfg.num_frames(resampled_length(n_in, rate, 16000))
         assert abs(secs - 0.7) < 1e-3
@@ -145,7 +194,15 @@ def test_unlabelled_test_csv(tmp_path):
 
 @pytest.mark.parametrize("fps", [64, 100000])
 def test_webdataset_holds_the_same_content_as_zarr(tmp_path, demo_corpus, fps):
-    args = ["-dp", demo_corpus / "data", "--multi-task-setup", demo_corpus / "multi-task-setup", "--tasks", "acted", "arousal"]
+    args = [
+        "-dp",
+        demo_corpus / "data",
+        "--multi-task-setup",
+        demo_corpus / "multi-task-setup",
+        "--tasks",
+        "acted",
+        "arousal",
+    ]
     assert extract("--store", tmp_path / "z", *args) == 0
     assert extract("--store", tmp_path / "w", "--format", "webdataset", "--frames-per-shard", fps, *args) == 0
     z, w = open_store(tmp_path / "z"), open_store(tmp_path / "w")
@@ -158,7 +215,7 @@ def test_webdataset_holds_the_same_content_as_zarr(tmp_path, demo_corpus, fps):
         for part in z.partitions(task):
             a, b = z.partition(task, part), w.partition(task, part)
             assert a.files == b.files and a.labels == b.labels
-            for (fa, la, xa), (fb, lb, xb) in zip(a, b):
+            for (fa, la, xa), (fb, lb, xb) in zip(a, b, strict=False):
                 assert (fa, la) == (fb, lb) and np.array_equal(xa, xb)
             assert np.array_equal(a[2][2], b[2][2])
 
@@ -169,8 +226,23 @@ def test_webdataset_shards_stream_with_webdataset(tmp_path, demo_corpus):
     from emonet.store.wds_backend import decode_logmel
 
     d = demo_corpus / "tasks" / "arousal"
-    assert extract("--store", tmp_path / "w", "-f", "webdataset", "--frames-per-shard", 200, "-dp", demo_corpus / "data",
-                   "-t", "arousal", "-tr", d / "train.csv") == 0
+    assert (
+        extract(
+            "--store",
+            tmp_path / "w",
+            "-f",
+            "webdataset",
+            "--frames-per-shard",
+            200,
+            "-dp",
+            demo_corpus / "data",
+            "-t",
+            "arousal",
+            "-tr",
+            d / "train.csv",
+        )
+        == 0
+    )
     p = open_store(tmp_path / "w").partition("arousal", "train")
     urls = sorted(str(u) for u in (tmp_path / "w" / "arousal" / "train").glob("shard-*.tar"))
     n = 0
@@ -195,8 +267,17 @@ def test_cuda_device_without_gpu_is_a_clear_error(tmp_path, capsys):
 
 def test_worker_count_does_not_change_the_store(tmp_path, demo_corpus):
     """In-process (1 worker) and forked workers write byte-identical stores."""
-    args = ["-dp", demo_corpus / "data", "--multi-task-setup", demo_corpus / "multi-task-setup", "--tasks", "acted", "valence",
-            "--frames-per-shard", 256]
+    args = [
+        "-dp",
+        demo_corpus / "data",
+        "--multi-task-setup",
+        demo_corpus / "multi-task-setup",
+        "--tasks",
+        "acted",
+        "valence",
+        "--frames-per-shard",
+        256,
+    ]
     assert extract("--store", tmp_path / "w1", "--workers", 1, *args) == 0
     assert extract("--store", tmp_path / "w2", "--workers", 2, *args) == 0
     assert tree_digest(tmp_path / "w1", exclude=()) == tree_digest(tmp_path / "w2", exclude=())
@@ -212,4 +293,4 @@ def test_prefetching_decoder_of_the_gpu_path_matches_the_serial_one(demo_corpus)
     serial = list(f.many(paths))
     prefetched = list(f.many(paths, prefetch_threads=3))
     assert len(serial) == len(prefetched) == 20
-    assert all(np.array_equal(a, b) for a, b in zip(serial, prefetched))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, prefetched, strict=False))

@@ -23,8 +23,24 @@ SHARD = 32  # frames per shard: many blocks per partition
 
 
 def _args(store: Path, corpus: Path, fmt: str) -> list[str]:
-    return ["extract", "--store", str(store), "-dp", str(corpus / "data"), "--multi-task-setup", str(corpus / "multi-task-setup"),
-            "--tasks", *DEMO_TASKS, "--format", fmt, "--frames-per-shard", str(SHARD), "--workers", "2", "-q"]
+    return [
+        "extract",
+        "--store",
+        str(store),
+        "-dp",
+        str(corpus / "data"),
+        "--multi-task-setup",
+        str(corpus / "multi-task-setup"),
+        "--tasks",
+        *DEMO_TASKS,
+        "--format",
+        fmt,
+        "--frames-per-shard",
+        str(SHARD),
+        "--workers",
+        "2",
+        "-q",
+    ]
 
 
 def _progress(store: Path) -> dict[tuple[str, str], int]:
@@ -39,7 +55,9 @@ def _progress(store: Path) -> dict[tuple[str, str], int]:
 
 def _run_and_kill(args: list[str], store: Path, when, timeout: float = 60.0) -> tuple[str, str]:
     env = {**os.environ, "_EMONET_TEST_BLOCK_DELAY": "0.03"}
-    proc = subprocess.Popen([sys.executable, "-m", "emonet", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "emonet", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     t0 = time.monotonic()
     try:
         while time.monotonic() - t0 < timeout:
@@ -64,11 +82,17 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tmp_path, demo_corpus, fmt, 
     assert main(_args(ref, demo_corpus, fmt)) == 0
 
     # kill 1: in the middle of the first partition
-    first = _run_and_kill(_args(store, demo_corpus, fmt), store, lambda p: next((k for k, v in p.items() if v >= 3), None))
+    first = _run_and_kill(
+        _args(store, demo_corpus, fmt), store, lambda p: next((k for k, v in p.items() if v >= 3), None)
+    )
     s = open_store(store)
     assert first[1] not in s.partitions(first[0])  # never looks complete when it is not
     # kill 2: in the middle of another partition, after resuming the first
-    second = _run_and_kill(_args(store, demo_corpus, fmt), store, lambda p: next((k for k, v in p.items() if k != first and v >= 2), None))
+    second = _run_and_kill(
+        _args(store, demo_corpus, fmt),
+        store,
+        lambda p: next((k for k, v in p.items() if k != first and v >= 2), None),
+    )
     assert second != first
     assert first[1] in open_store(store).partitions(first[0])
     assert second[1] not in open_store(store).partitions(second[0]) if second[0] in open_store(store).tasks else True
@@ -82,9 +106,18 @@ def test_kill_9_and_resume_equals_uninterrupted_run(tmp_path, demo_corpus, fmt, 
 
 def test_stale_staging_from_another_plan_is_discarded(tmp_path):
     """A staging folder left by a run with other inputs is not resumed into this one."""
+
     def content(frames):
-        return PartitionContent("t", "train", [f"f{i}" for i in range(len(frames))], [0] * len(frames), frames,
-                                [1.0] * len(frames), n_mels=4, paths=[f"/x/f{i}.wav" for i in range(len(frames))])
+        return PartitionContent(
+            "t",
+            "train",
+            [f"f{i}" for i in range(len(frames))],
+            [0] * len(frames),
+            frames,
+            [1.0] * len(frames),
+            n_mels=4,
+            paths=[f"/x/f{i}.wav" for i in range(len(frames))],
+        )
 
     stage = tmp_path / "stage"
     lay = ZarrLayout(frames_per_shard=8, frames_per_chunk=8)

@@ -6,7 +6,7 @@ import mode and next to other test folders' conftest files.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -19,8 +19,15 @@ TASKS = {"a": ["neg", "neu", "pos"], "b": ["angry", "happy", "sad", "calm", "fea
 
 
 def _tiny_config(**overrides) -> ModelConfig:
-    base = dict(n_blocks=1, n_filters=4, n_mels=N_MELS, rnn_hidden=12, rnn_layers=2, rnn_time_pool=2,
-                dropout=(0.1, 0.3))
+    base = dict(
+        n_blocks=1,
+        n_filters=4,
+        n_mels=N_MELS,
+        rnn_hidden=12,
+        rnn_layers=2,
+        rnn_time_pool=2,
+        dropout=(0.1, 0.3),
+    )
     base.update(overrides)
     return ModelConfig(**base)
 

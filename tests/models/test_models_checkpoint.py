@@ -8,8 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from emonet.models import (attach_task, build_model, export_task, load_checkpoint, read_checkpoint_metadata,
-                           save_checkpoint)
+from emonet.models import (
+    attach_task,
+    build_model,
+    export_task,
+    load_checkpoint,
+    read_checkpoint_metadata,
+    save_checkpoint,
+)
 
 FEATURES = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 512, "n_mels": 32, "f_min": 20.0}
 NORM = {"a": {"mean": [0.5] * 32, "std": [2.0] * 32}, "b": None}
@@ -19,18 +25,29 @@ NORM = {"a": {"mean": [0.5] * 32, "std": [2.0] * 32}, "b": None}
 def trained(tiny, tasks, randomize):
     def make(**config):
         return randomize(build_model(tiny(**config), tasks), seed=3).eval()
+
     return make
 
 
-@pytest.mark.parametrize("kind, adapter_type, classifier", [
-    ("cnn", "parallel", "attention"), ("cnn", "series", "avgpool"), ("cnn", "none", "attention"),
-    ("rnn", "parallel", "attention"), ("fusion", "series", "attention"),
-])
-def test_round_trip_reproduces_outputs_and_metadata(tmp_path, trained, make_batch, kind, adapter_type,
-                                                    classifier):
+@pytest.mark.parametrize(
+    "kind, adapter_type, classifier",
+    [
+        ("cnn", "parallel", "attention"),
+        ("cnn", "series", "avgpool"),
+        ("cnn", "none", "attention"),
+        ("rnn", "parallel", "attention"),
+        ("fusion", "series", "attention"),
+    ],
+)
+def test_round_trip_reproduces_outputs_and_metadata(tmp_path, trained, make_batch, kind, adapter_type, classifier):
     model = trained(model=kind, adapter_type=adapter_type, classifier=classifier, share_feature_layer=True)
-    path = save_checkpoint(tmp_path / "model.safetensors", model, feature_config=FEATURES, norm_stats=NORM,
-                           extra={"best_uar": 0.61})
+    path = save_checkpoint(
+        tmp_path / "model.safetensors",
+        model,
+        feature_config=FEATURES,
+        norm_stats=NORM,
+        extra={"best_uar": 0.61},
+    )
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temp file left behind
     loaded, meta = load_checkpoint(path)
     assert not loaded.training
@@ -51,8 +68,11 @@ def test_file_is_plain_safetensors_without_pickle(tmp_path, trained):
     path = save_checkpoint(tmp_path / "m.safetensors", trained())
     raw = path.read_bytes()
     header_len = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + header_len])
-    assert json.loads(header["__metadata__"]["emonet"])["tasks"][0] == {"name": "a", "classes": ["neg", "neu", "pos"]}
+    header = json.loads(raw[8 : 8 + header_len])
+    assert json.loads(header["__metadata__"]["emonet"])["tasks"][0] == {
+        "name": "a",
+        "classes": ["neg", "neu", "pos"],
+    }
     assert not zipfile.is_zipfile(path)  # torch.save files are zip archives holding pickles
     with pytest.raises(Exception):
         torch.load(path, weights_only=True)
@@ -62,6 +82,7 @@ def test_file_is_plain_safetensors_without_pickle(tmp_path, trained):
 
 def test_metadata_serialises_numpy_and_tensors(tmp_path, trained):
     import numpy as np
+
     stats = {"a": {"mean": np.zeros(3), "std": torch.ones(3)}}
     path = save_checkpoint(tmp_path / "m.safetensors", trained(), norm_stats=stats)
     assert read_checkpoint_metadata(path)["norm_stats"] == {"a": {"mean": [0.0] * 3, "std": [1.0] * 3}}
@@ -89,8 +110,11 @@ def test_mismatched_weights_are_refused(tmp_path, trained):
     path = save_checkpoint(tmp_path / "m.safetensors", trained())
     meta = read_checkpoint_metadata(path)
     meta["config"]["n_filters"] = 8
-    save_file({k: v.contiguous() for k, v in load_file(str(path)).items()}, str(tmp_path / "x.safetensors"),
-              metadata={"emonet": json.dumps(meta)})
+    save_file(
+        {k: v.contiguous() for k, v in load_file(str(path)).items()},
+        str(tmp_path / "x.safetensors"),
+        metadata={"emonet": json.dumps(meta)},
+    )
     with pytest.raises(ValueError, match="x.safetensors: weights do not match the stored config"):
         load_checkpoint(tmp_path / "x.safetensors")
 

@@ -24,8 +24,15 @@ def test_single_dropout_applies_to_both_positions():
 
 
 def test_dict_round_trip_through_json():
-    cfg = ModelConfig(model="fusion", adapter_type="series", classifier="avgpool", dropout=(0.1, 0.2),
-                      share_feature_layer=True, n_mels=64, rnn_bidirectional=True)
+    cfg = ModelConfig(
+        model="fusion",
+        adapter_type="series",
+        classifier="avgpool",
+        dropout=(0.1, 0.2),
+        share_feature_layer=True,
+        n_mels=64,
+        rnn_bidirectional=True,
+    )
     data = json.loads(json.dumps(cfg.to_dict()))
     assert ModelConfig.from_dict(data) == cfg
     assert ModelConfig.from_dict({}) == ModelConfig()  # missing keys take the defaults

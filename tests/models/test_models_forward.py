@@ -87,11 +87,20 @@ def test_input_validation(model, make_batch):
 def test_parameter_names_are_stable_and_meaningful(tiny, tasks):
     names = [list(build_model(tiny(model="fusion"), tasks).state_dict()) for _ in range(2)]
     assert names[0] == names[1]
-    for expected in ("cnn.stem.conv.weight", "cnn.stem.adapter.a.weight", "cnn.stem.bn.b.running_var",
-                     "cnn.stages.1.0.unit1.conv.weight", "cnn.stages.2.0.unit2.adapter.b.weight",
-                     "cnn.final_bn.a.weight", "cnn_pool.attention.a.proj.weight",
-                     "rnn.lstms.1.weight_hh_l0", "rnn.adapters.0.b.down.weight", "rnn.norm.a.weight",
-                     "heads.a.fc1.weight", "heads.b.fc2.bias"):
+    for expected in (
+        "cnn.stem.conv.weight",
+        "cnn.stem.adapter.a.weight",
+        "cnn.stem.bn.b.running_var",
+        "cnn.stages.1.0.unit1.conv.weight",
+        "cnn.stages.2.0.unit2.adapter.b.weight",
+        "cnn.final_bn.a.weight",
+        "cnn_pool.attention.a.proj.weight",
+        "rnn.lstms.1.weight_hh_l0",
+        "rnn.adapters.0.b.down.weight",
+        "rnn.norm.a.weight",
+        "heads.a.fc1.weight",
+        "heads.b.fc2.bias",
+    ):
         assert expected in names[0]
 
 
@@ -110,8 +119,9 @@ def test_parallel_unit_is_3x3_plus_1x1(tiny, randomize):
     unit = net.cnn.stages[1][0].unit1
     assert unit.stride == 2
     x = torch.randn(2, unit.conv.in_channels, 9, 11)
-    expected = unit.bn["a"](F.conv2d(x, unit.conv.weight, stride=2, padding=1)
-                            + F.conv2d(x, unit.adapter["a"].weight, stride=2))
+    expected = unit.bn["a"](
+        F.conv2d(x, unit.conv.weight, stride=2, padding=1) + F.conv2d(x, unit.adapter["a"].weight, stride=2)
+    )
     torch.testing.assert_close(unit(x, "a"), expected, atol=1e-5, rtol=1e-5)
 
 

@@ -4,8 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from emonet.models import (MODES, adapter_parameters, apply_mode, build_model, setup_model,
-                           trainable_parameter_names)
+from emonet.models import (
+    MODES,
+    adapter_parameters,
+    apply_mode,
+    build_model,
+    setup_model,
+    trainable_parameter_names,
+)
 
 NEW = {"new": ["lo", "mid", "hi", "top"]}
 
@@ -42,21 +48,30 @@ def _expected_trainable(mode, names):
 @pytest.fixture
 def initial(tiny, tasks, randomize, make_batch):
     """A trained multi-task model (adapters mode, no initial model) with tasks a and b."""
+
     def make(kind="cnn", adapter_type="parallel", classifier="attention"):
         mode = "scratch" if adapter_type == "none" else "adapters"  # multi-task, no initial model
-        model = setup_model(mode, tasks, config=tiny(model=kind, adapter_type=adapter_type,
-                                                     classifier=classifier))
+        model = setup_model(mode, tasks, config=tiny(model=kind, adapter_type=adapter_type, classifier=classifier))
         randomize(model)
         for task in tasks:
             _train_steps(model, task, make_batch, steps=1)
         return model.eval()
+
     return make
 
 
 # (mode, adapter type of the initial model): the original's single-task initial models had no
 # adapters; a multi-task one has them; adapters mode also converts an adapter-free model.
-SETUPS = [("scratch", None), ("finetune", "none"), ("finetune", "parallel"), ("last-layer", "none"),
-          ("last-layer", "series"), ("adapters", "parallel"), ("adapters", "series"), ("adapters", "none")]
+SETUPS = [
+    ("scratch", None),
+    ("finetune", "none"),
+    ("finetune", "parallel"),
+    ("last-layer", "none"),
+    ("last-layer", "series"),
+    ("adapters", "parallel"),
+    ("adapters", "series"),
+    ("adapters", "none"),
+]
 
 
 def test_every_mode_is_covered():
@@ -65,8 +80,7 @@ def test_every_mode_is_covered():
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn", "fusion"])
 @pytest.mark.parametrize("mode, initial_adapters", SETUPS, ids=[f"{m}-from-{a}" for m, a in SETUPS])
-def test_mode_trains_exactly_the_table_and_freezes_the_rest(mode, initial_adapters, kind, tiny, initial,
-                                                            make_batch):
+def test_mode_trains_exactly_the_table_and_freezes_the_rest(mode, initial_adapters, kind, tiny, initial, make_batch):
     if mode == "scratch":
         model = setup_model("scratch", NEW, config=tiny(model=kind))
         assert model.config.adapter_type == "none"

@@ -3,8 +3,15 @@
 import pytest
 from rich.console import Console
 
-from emonet.models import (ModelConfig, build_model, describe_checkpoint, describe_model, export_task,
-                           render_model_summary, save_checkpoint)
+from emonet.models import (
+    ModelConfig,
+    build_model,
+    describe_checkpoint,
+    describe_model,
+    export_task,
+    render_model_summary,
+    save_checkpoint,
+)
 
 EMO = {"emo": ["anger", "happiness", "neutral", "sadness"]}
 
