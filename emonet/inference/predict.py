@@ -1,0 +1,161 @@
+"""Predictions from audio files with a checkpoint alone: no store needed.
+
+The checkpoint carries its feature config and each task's normalisation statistics, so a
+file becomes features exactly as ``emonet extract`` makes them (decode, downmix, resample,
+log-mel, rounded to the store's float16) and is normalised as in training.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emonet.data.audio import AudioReadError, load_mono
+from emonet.data.features import FeatureConfig, LogMel
+from emonet.errors import CheckpointError, InputError, UnknownTaskError
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One file's prediction for one task."""
+
+    file: str
+    task: str
+    label: str
+    probabilities: dict[str, float]  # class -> probability, in the task's class order
+
+
+@dataclass
+class PredictReport:
+    """What a prediction run did: its predictions, the files it skipped and its timing."""
+
+    predictions: list[Prediction] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # {"file", "reason"}
+    files: int = 0
+    audio_seconds: float = 0.0
+    feature_seconds: float = 0.0  # decoding and log-mel
+    network_seconds: float = 0.0
+
+    @property
+    def elapsed(self) -> float:
+        return self.feature_seconds + self.network_seconds
+
+
+class Predictor:
+    """A loaded checkpoint ready to predict from audio.
+
+    Args:
+        checkpoint: an EmoNet model checkpoint (``.safetensors``).
+        device: torch device to run the network on.
+        batch_size: files per forward pass; files are batched with others of similar length.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 16):
+        from emonet.models import load_checkpoint
+
+        path = Path(checkpoint)
+        self.model, meta = load_checkpoint(path, map_location=device)
+        if not meta.get("feature_config"):
+            raise CheckpointError(f"{path}: has no feature config, so audio cannot be turned into its features")
+        self.features = FeatureConfig.from_dict(meta["feature_config"])
+        self.norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        for task, stats in (meta.get("norm_stats") or {}).items():
+            mean = torch.tensor(stats["mean"], dtype=torch.float32, device=device)
+            std = torch.tensor(stats["std"], dtype=torch.float32, device=device)
+            self.norm[task] = (mean, std)
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self._logmel = LogMel(self.features)
+        self.path = path
+
+    @property
+    def tasks(self) -> list[str]:
+        return list(self.model.tasks)
+
+    def check_tasks(self, tasks: Sequence[str] | None) -> list[str]:
+        """The tasks to predict (default: all); an unknown one names the model's tasks."""
+        tasks = list(tasks) if tasks else self.tasks
+        for task in tasks:
+            if task not in self.model.tasks:
+                raise UnknownTaskError(f"task {task!r} is not in {self.path}; it has: {', '.join(self.tasks)}")
+            if task not in self.norm:
+                raise CheckpointError(f"{self.path}: task {task!r} has no normalisation statistics")
+        return tasks
+
+    def logmel(self, path: Path) -> np.ndarray:
+        """float32 [frames, mels] of one file, rounded to the storage dtype as in a store."""
+        wav, _converted = load_mono(path, self.features.sample_rate)
+        if not torch.isfinite(wav).all():
+            raise AudioReadError("non-finite samples (NaN or inf) in the audio")
+        return self._logmel(wav).astype(np.float32)
+
+    @torch.inference_mode()
+    def _forward(self, feats: list[np.ndarray], tasks: list[str]) -> dict[str, torch.Tensor]:
+        lengths = torch.tensor([len(f) for f in feats], dtype=torch.long)
+        x = torch.zeros(len(feats), int(lengths.max()), self.features.n_mels)
+        for i, f in enumerate(feats):
+            x[i, : len(f)] = torch.from_numpy(f)
+        x, lengths = x.to(self.device), lengths.to(self.device)
+        valid = (torch.arange(x.shape[1], device=self.device)[None, :] < lengths[:, None])[..., None]
+        out = {}
+        for task in tasks:
+            mean, std = self.norm[task]
+            xn = ((x - mean) / std) * valid
+            out[task] = torch.softmax(self.model(xn, lengths, task).float(), dim=-1).cpu()
+        return out
+
+    def _batches(self, files: list[Path], report: PredictReport, skip_bad: bool) -> Iterator[list]:
+        """Lists of (file, features) of similar length, decoded a chunk at a time."""
+        chunk = max(self.batch_size * 8, 64)
+        for start in range(0, len(files), chunk):
+            t0 = time.perf_counter()
+            ready = []
+            for path in files[start : start + chunk]:
+                try:
+                    ready.append((path, self.logmel(path)))
+                except AudioReadError as exc:
+                    if not skip_bad:
+                        raise InputError(f"{path}: {exc}; fix or remove the file (or pass --skip-bad)") from None
+                    report.skipped.append({"file": str(path), "reason": str(exc)})
+            report.feature_seconds += time.perf_counter() - t0
+            ready.sort(key=lambda item: len(item[1]))
+            for i in range(0, len(ready), self.batch_size):
+                yield ready[i : i + self.batch_size]
+
+    def predict(
+        self, files: Sequence[str | Path], tasks: Sequence[str] | None = None, skip_bad: bool = False
+    ) -> PredictReport:
+        """Predictions of ``tasks`` (default: all the model's) for ``files``.
+
+        Returns:
+            A PredictReport whose predictions are in the order of ``files``, task by task.
+
+        Raises:
+            InputError: an unreadable file (without ``skip_bad``).
+            UnknownTaskError: a task the model does not have.
+        """
+        tasks = self.check_tasks(tasks)
+        files = [Path(f) for f in files]
+        report = PredictReport()
+        by_file: dict[Path, list[Prediction]] = {}
+        hop = self.features.hop_length / self.features.sample_rate
+        for batch in self._batches(files, report, skip_bad):
+            t0 = time.perf_counter()
+            probs = self._forward([f for _, f in batch], tasks)
+            report.network_seconds += time.perf_counter() - t0
+            for i, (path, feat) in enumerate(batch):
+                report.files += 1
+                report.audio_seconds += len(feat) * hop
+                by_file[path] = [self._prediction(path, task, probs[task][i]) for task in tasks]
+        report.predictions = [p for f in files if f in by_file for p in by_file[f]]
+        return report
+
+    def _prediction(self, path: Path, task: str, probs: torch.Tensor) -> Prediction:
+        classes = self.model.tasks[task]
+        values = probs.tolist()
+        return Prediction(str(path), task, classes[int(probs.argmax())], dict(zip(classes, values, strict=True)))

@@ -1,0 +1,98 @@
+"""emonet.inference: predictions from audio files with a checkpoint alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emonet.errors import InputError, UnknownTaskError
+from emonet.inference.inputs import collect_inputs
+from emonet.inference.output import predictions_csv, predictions_json
+from emonet.inference.predict import Predictor
+from emonet.models import ModelConfig, build_model, save_checkpoint
+from emonet.store import open_store
+from tests.helpers import write_csv, write_wav
+
+
+@pytest.fixture(scope="module")
+def checkpoint(demo_store, tmp_path_factory):
+    store = open_store(demo_store)
+    tasks = {t: store.classes(t) for t in ("acted", "valence")}
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_blocks=1, n_filters=4, n_mels=int(store.feature_config["n_mels"])), tasks)
+    with torch.no_grad():  # an untrained model predicts near-uniform: make its outputs sensitive
+        for param in model.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    norm = {t: dict(zip(("mean", "std"), (a.tolist() for a in store.normalization(t)), strict=True)) for t in tasks}
+    path = tmp_path_factory.mktemp("ckpt") / "model.safetensors"
+    return save_checkpoint(path, model, feature_config=dict(store.feature_config), norm_stats=norm)
+
+
+def test_predict_matches_the_store_features(checkpoint, demo_store, demo_corpus):
+    """The same files through a store (extract) and straight from audio give the same
+    probabilities: the checkpoint's feature config and statistics reproduce extraction."""
+    store = open_store(demo_store)
+    part = store.partition("acted", "test")
+    files = [demo_corpus / "data" / f for f in part.files]
+    predictor = Predictor(checkpoint, batch_size=3)
+    report = predictor.predict(files, tasks=["acted"])
+    assert [p.file for p in report.predictions] == [str(f) for f in files]
+    mean, std = (torch.from_numpy(a) for a in store.normalization("acted"))
+    with torch.no_grad():
+        for path, pred, (_file, _label, logmel) in zip(files, report.predictions, part, strict=True):
+            assert np.array_equal(predictor.logmel(path), logmel)  # bit for bit the stored features
+            x = ((torch.from_numpy(logmel) - mean) / std)[None]
+            probs = torch.softmax(predictor.model(x, None, "acted"), -1)[0]
+            assert pred.label == store.classes("acted")[int(probs.argmax())]
+            np.testing.assert_allclose(list(pred.probabilities.values()), probs.numpy(), rtol=0, atol=1e-6)
+    assert report.files == len(files) and report.audio_seconds > 0
+
+
+def test_batching_does_not_change_predictions(checkpoint, demo_corpus):
+    files = collect_inputs([demo_corpus / "data" / "valence"])[:7]
+    one = Predictor(checkpoint, batch_size=1).predict(files)
+    many = Predictor(checkpoint, batch_size=4).predict(files)
+    assert [p.label for p in one.predictions] == [p.label for p in many.predictions]
+    for a, b in zip(one.predictions, many.predictions, strict=True):
+        np.testing.assert_allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
+    assert [p.task for p in one.predictions[:2]] == ["acted", "valence"]
+
+
+def test_inputs_from_folders_csvs_and_any_rate(tmp_path, checkpoint):
+    a = write_wav(tmp_path / "in" / "a.wav", seconds=0.7)
+    b = write_wav(tmp_path / "in" / "sub" / "b.flac", seconds=0.5, rate=44100, channels=2, subtype="PCM_16")
+    (tmp_path / "in" / "notes.txt").write_text("not audio")
+    csv = write_csv(tmp_path / "list.csv", [("in/a.wav", "x")])
+    files = collect_inputs([tmp_path / "in", csv])
+    assert files == [a, b]  # the csv's a.wav is the same file: once
+    report = Predictor(checkpoint).predict(files, tasks=["valence"])
+    assert len(report.predictions) == 2
+    text = predictions_csv(report.predictions)
+    assert text.splitlines()[0] == "file,task,label,p_negative,p_neutral,p_positive"
+    rows = json.loads(predictions_json(report.predictions))
+    assert abs(sum(rows[1]["probabilities"].values()) - 1) < 1e-4
+
+
+def test_bad_input_is_one_line_or_skipped(tmp_path, checkpoint):
+    good = write_wav(tmp_path / "good.wav")
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav")
+    nan = tmp_path / "nan.wav"
+    import soundfile as sf
+
+    sf.write(str(nan), np.array([0.1, np.nan, 0.2] * 2000, np.float32), 16000, subtype="FLOAT")
+    predictor = Predictor(checkpoint)
+    with pytest.raises(InputError, match="bad.wav"):
+        predictor.predict([good, bad])
+    report = predictor.predict([good, bad, nan], skip_bad=True)
+    assert {s["file"] for s in report.skipped} == {str(bad), str(nan)}
+    assert {p.file for p in report.predictions} == {str(good)}
+    with pytest.raises(UnknownTaskError, match="acted, valence"):
+        predictor.predict([good], tasks=["nope"])
+    with pytest.raises(InputError, match="no audio files"):
+        collect_inputs([tmp_path / "empty"] if (tmp_path / "empty").mkdir() is None else [])
+    with pytest.raises(InputError, match="not found"):
+        collect_inputs([tmp_path / "missing-folder"])
