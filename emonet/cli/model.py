@@ -1,0 +1,55 @@
+"""`emonet init-model`: build an untrained model for a store's tasks and save it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from emonet.cli import model_options as mo
+from emonet.cli.console import out
+from emonet.errors import EmoNetError
+
+
+def init_model(
+    out_path: Annotated[Path, typer.Argument(help="Checkpoint file to write (.safetensors).")],
+    store: Annotated[
+        Path,
+        typer.Option("--store", "-s", help="Feature store whose tasks, label maps and feature config the model takes."),
+    ],
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--tasks",
+            "-t",
+            metavar="TASK...",
+            help="Tasks of the store to include (default: all), space-separated.",
+        ),
+    ] = None,
+    mode: mo.Mode = "adapters",
+    initial_model: mo.InitialModel = None,
+    model: mo.ModelType = "cnn",
+    blocks: mo.Blocks = 2,
+    filters: mo.Filters = 32,
+    widen: mo.Widen = 1,
+    dropout: mo.Dropout = "0,0.5",
+    classifier: mo.Classifier = "attention",
+    share_feature_layer: mo.ShareFeatureLayer = False,
+    adapter_type: mo.AdapterType = "parallel",
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
+) -> None:
+    """Build an (untrained) model for a store's tasks in a training mode and save it."""
+    from emonet.models import describe_model, render_model_summary, save_checkpoint
+    from emonet.store import open_store
+    from emonet.training.model_setup import init_model as build
+
+    if out_path.exists() and not overwrite:
+        raise EmoNetError(f"{out_path}: exists; choose another path or pass --overwrite")
+    cfg = mo.model_config(model, blocks, filters, widen, dropout, classifier, share_feature_layer, adapter_type)
+    net, meta = build(open_store(store), tasks, mode, cfg, initial_model)
+    save_checkpoint(out_path, net, **meta)
+    out.print(render_model_summary(describe_model(net)))
+    out.print(
+        f"wrote {out_path} (mode {mode}; trainable: {sum(p.numel() for p in net.parameters() if p.requires_grad):,} parameters)"
+    )
