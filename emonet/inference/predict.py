@@ -59,6 +59,8 @@ class Predictor:
         from emonet.models import load_checkpoint
 
         path = Path(checkpoint)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such checkpoint file; pass a model's .safetensors file")
         self.model, meta = load_checkpoint(path, map_location=device)
         if not meta.get("feature_config"):
             raise CheckpointError(f"{path}: has no feature config, so audio cannot be turned into its features")

@@ -96,3 +96,24 @@ def test_bad_input_is_one_line_or_skipped(tmp_path, checkpoint):
         collect_inputs([tmp_path / "empty"] if (tmp_path / "empty").mkdir() is None else [])
     with pytest.raises(InputError, match="not found"):
         collect_inputs([tmp_path / "missing-folder"])
+
+
+def test_cli_writes_csv_and_json_and_refuses_bad_input(tmp_path, checkpoint, demo_corpus, capsys):
+    from emonet.cli.app import main
+
+    folder = demo_corpus / "data" / "arousal"
+    out_csv = tmp_path / "pred.csv"
+    assert main(["predict", "--model", str(checkpoint), str(folder), "--output", str(out_csv)]) == 0
+    lines = out_csv.read_text().splitlines()
+    n_files = len(collect_inputs([folder]))
+    assert lines[0].startswith("file,task,label,") and len(lines) == 1 + 2 * n_files
+    assert "files/s" in capsys.readouterr().out
+    assert main(["predict", "--model", str(checkpoint), "--task", "valence", "-f", "json", str(folder)]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == n_files and {r["task"] for r in rows} == {"valence"}
+    assert main(["predict", "--model", str(checkpoint), "--task", "nope", str(folder)]) == 2
+    assert "acted, valence" in capsys.readouterr().err
+    assert main(["predict", "--model", str(folder), str(folder)]) == 2  # a folder is no checkpoint
+    assert main(["predict", "--model", str(checkpoint), str(tmp_path / "nothing.wav")]) == 2
+    err = capsys.readouterr().err
+    assert "nothing.wav" in err and "Traceback" not in err
