@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from emonet.cli import demo, extract, info, model, predict
+from emonet.cli import demo, extract, info, model, predict, run
 from emonet.cli.argv import expand_list_options
 from emonet.cli.console import err
 from emonet.errors import EmoNetError
@@ -28,6 +28,7 @@ app.command("extract")(extract.extract)
 app.command("init-model")(model.init_model)
 app.command("info")(info.info)
 app.command("predict")(predict.predict)
+app.command("run")(run.run)
 
 
 def main(argv: list[str] | None = None) -> int:

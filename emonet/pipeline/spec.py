@@ -1,0 +1,167 @@
+"""A pipeline file: named stages, each one emonet command with the same option names as
+the CLI, checked before anything runs.
+
+    workdir: demo                       # outputs go here (relative to the current folder)
+    stages:
+      features:                         # a stage's name: letters, digits, '-' and '_'
+        command: extract                # an emonet command
+        options:                        # its long option names, without the dashes
+          store: features               # relative paths are inside the workdir
+          data-path: corpus/data
+          tasks: [acted, arousal]       # a list repeats the option
+      pretrain:
+        command: train
+        options:
+          store: ${features.store}      # another stage's output: that stage runs first
+          tasks: [acted, arousal]
+        label: multi-task               # the stage's column in the results table
+
+The outputs a stage offers to others are listed in ``emonet.pipeline.commands.OUTPUTS``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emonet.errors import ConfigError
+
+STAGE_KEYS = {"command", "options", "args", "label", "after"}
+TOP_KEYS = {"workdir", "stages", "description"}
+REF = re.compile(r"\$\{([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\}")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+@dataclass
+class Stage:
+    """One stage: an emonet command with its options (as in the YAML)."""
+
+    name: str
+    command: str
+    options: dict[str, Any] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
+    label: str = ""
+    after: list[str] = field(default_factory=list)
+
+    def references(self) -> set[str]:
+        """Names of the stages whose outputs this stage's values refer to."""
+        text = repr(self.options) + repr(self.args)
+        return {m.group(1) for m in REF.finditer(text)}
+
+    def depends_on(self) -> list[str]:
+        return sorted(self.references() | set(self.after))
+
+
+@dataclass
+class Pipeline:
+    """A parsed pipeline: its file, working folder and stages in run order."""
+
+    path: Path
+    workdir: Path
+    stages: list[Stage]
+    description: str = ""
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+
+def _fail(path: Path, msg: str) -> ConfigError:
+    return ConfigError(f"{path}: {msg}")
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"{path}: pipeline file not found; check the path")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise _fail(path, f"not valid YAML at{where} ({getattr(exc, 'problem', exc)}); fix the file") from None
+    if not isinstance(data, dict):
+        raise _fail(path, "a pipeline is a mapping with 'stages' (and optionally 'workdir', 'description')")
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise _fail(path, f"unknown key '{unknown[0]}' at the top level; keys are {', '.join(sorted(TOP_KEYS))}")
+    return data
+
+
+def _stage(path: Path, name: Any, body: Any) -> Stage:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise _fail(path, f"stage name {name!r} must be letters, digits, '-' or '_'")
+    if not isinstance(body, dict) or "command" not in body:
+        raise _fail(path, f"stage '{name}' needs a 'command' (and its 'options')")
+    unknown = sorted(set(body) - STAGE_KEYS)
+    if unknown:
+        raise _fail(path, f"stage '{name}': unknown key '{unknown[0]}'; keys are {', '.join(sorted(STAGE_KEYS))}")
+    options = body.get("options") or {}
+    if not isinstance(options, dict):
+        raise _fail(path, f"stage '{name}': 'options' must be a mapping of option names to values")
+    args = body.get("args") or []
+    after = body.get("after") or []
+    if isinstance(args, str):
+        args = [args]
+    if isinstance(after, str):
+        after = [after]
+    return Stage(
+        name=name,
+        command=str(body["command"]),
+        options={str(k): v for k, v in options.items()},
+        args=[str(a) for a in args],
+        label=str(body.get("label") or name),
+        after=[str(a) for a in after],
+    )
+
+
+def _order(path: Path, stages: list[Stage]) -> list[Stage]:
+    """Stages in file order, except that a stage runs after those it depends on."""
+    by_name = {s.name: s for s in stages}
+    for s in stages:
+        for dep in s.depends_on():
+            if dep not in by_name:
+                raise _fail(path, f"stage '{s.name}' refers to stage '{dep}', which the file does not define")
+    done: list[Stage] = []
+    visiting: set[str] = set()
+
+    def visit(s: Stage) -> None:
+        if s in done:
+            return
+        if s.name in visiting:
+            raise _fail(path, f"stage '{s.name}' depends on itself through {', '.join(sorted(visiting))}")
+        visiting.add(s.name)
+        for dep in s.depends_on():
+            visit(by_name[dep])
+        visiting.discard(s.name)
+        done.append(s)
+
+    for s in stages:
+        visit(s)
+    return done
+
+
+def load_pipeline(path: str | Path, workdir: str | Path | None = None) -> Pipeline:
+    """Read and check the structure of a pipeline file (the options of each stage are
+    checked against its command by :func:`emonet.pipeline.commands.check_stage`).
+
+    Args:
+        path: the YAML file.
+        workdir: overrides the file's ``workdir`` (default: the file's name without suffix).
+
+    Returns:
+        The pipeline with its stages in run order.
+
+    Raises:
+        ConfigError: one line naming the file and the key at fault.
+    """
+    path = Path(path)
+    data = _read_yaml(path)
+    raw = data.get("stages")
+    if not isinstance(raw, dict) or not raw:
+        raise _fail(path, "'stages' must map stage names to stages (command + options)")
+    stages = [_stage(path, name, body) for name, body in raw.items()]
+    chosen = workdir if workdir is not None else data.get("workdir") or path.stem
+    return Pipeline(path, Path(str(chosen)), _order(path, stages), str(data.get("description") or ""))

@@ -1,0 +1,105 @@
+"""When a stage is up to date: its options, its inputs on disk and the stages it uses are
+what they were when it last ran, and its outputs are still there. The record of each
+stage's last run lives in ``WORKDIR/.emonet-pipeline.json``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from emonet.pipeline.commands import commands_table, is_path_param, option_params, resolve_path
+from emonet.pipeline.spec import REF, Stage
+from emonet.utils.fs import atomic_write_json, read_json
+
+STATE_FILE = ".emonet-pipeline.json"
+# Options (and first arguments) that name what a stage writes, not what it reads.
+OUTPUT_OPTIONS = {"extract": {"store"}, "train": {"experiment-base-path"}, "evaluate": {"output"}}
+OUTPUT_ARGS = {"demo-data", "init-model"}
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _stat_digest(path: Path) -> str:
+    """Sizes and modification times of a file or of every file below a folder."""
+    if path.is_file():
+        st = path.stat()
+        return _digest([st.st_size, st.st_mtime_ns])
+    entries = []
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for f in sorted(files):
+            st = os.stat(os.path.join(root, f))
+            entries.append([os.path.relpath(os.path.join(root, f), path), st.st_size, st.st_mtime_ns])
+    return _digest(entries)
+
+
+def input_paths(stage: Stage, workdir: Path) -> list[Path]:
+    """The files and folders a stage reads that no other stage makes (references excluded)."""
+    opts = option_params(commands_table()[stage.command])
+    skip = OUTPUT_OPTIONS.get(stage.command, set())
+    out = []
+    for key, value in stage.options.items():
+        if key in skip or not is_path_param(opts[key]):
+            continue
+        for v in value if isinstance(value, list) else [value]:
+            if not REF.search(str(v)):
+                out.append(Path(resolve_path(str(v), workdir)))
+    return [p for p in out if p.exists()]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What decides whether a stage must run again."""
+
+    options: str
+    inputs: str
+    upstream: str
+
+    def changes(self, old: dict | None) -> str | None:
+        """Why the stage must run, or None when nothing changed."""
+        if old is None:
+            return "never ran"
+        for part in ("options", "inputs", "upstream"):
+            if old.get(part) != getattr(self, part):
+                return {"options": "its options changed", "inputs": "its input files changed"}.get(
+                    part, "a stage it uses ran again"
+                )
+        return None
+
+    def to_dict(self) -> dict:
+        return {"options": self.options, "inputs": self.inputs, "upstream": self.upstream}
+
+
+def fingerprint(stage: Stage, workdir: Path, upstream: dict[str, dict]) -> Fingerprint:
+    """The stage's fingerprint, given the records of the stages it depends on."""
+    inputs = {str(p): _stat_digest(p) for p in input_paths(stage, workdir)}
+    return Fingerprint(
+        options=_digest([stage.command, stage.options, stage.args]),
+        inputs=_digest(inputs),
+        upstream=_digest({name: rec.get("run_id") for name, rec in sorted(upstream.items())}),
+    )
+
+
+class PipelineState:
+    """The record of every stage's last successful run, saved atomically after each stage."""
+
+    def __init__(self, workdir: Path):
+        self.path = Path(workdir) / STATE_FILE
+        try:
+            self.records: dict[str, dict] = read_json(self.path) if self.path.is_file() else {}
+        except ValueError:
+            self.records = {}  # an unreadable record only costs a re-run
+
+    def get(self, stage: str) -> dict | None:
+        return self.records.get(stage)
+
+    def record(self, stage: str, fp: Fingerprint, outputs: dict[str, str]) -> None:
+        run_id = _digest([fp.to_dict(), outputs, os.getpid(), os.times().elapsed])
+        self.records[stage] = {**fp.to_dict(), "outputs": outputs, "run_id": run_id}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path, self.records)
