@@ -3,9 +3,10 @@
 The safetensors header's ``__metadata__`` holds one key, ``"emonet"``, a JSON document:
 ``format`` ("emonet-model" or "emonet-task"), ``format_version``, ``emonet_version``,
 ``config`` (every architecture key), ``tasks`` (list of {name, classes}), ``feature_config``,
-``norm_stats`` (task -> {mean, std}), ``training`` ({mode, tasks, pretrained} of the last
-``apply_mode``, or null), ``extra``; task files add ``task`` and ``backbone`` (fingerprint of
-the shared tensors), see ``emonet.models.task_files``.
+``norm_stats`` (task -> {mean, std}), ``tensors_sha256`` (checksum of the tensors),
+``training`` ({mode, tasks, pretrained} of the last ``apply_mode``, or null), ``extra``;
+task files add ``task`` and ``backbone`` (fingerprint of the shared tensors), see
+``emonet.models.task_files``.
 
 Format version 2 is the network of issue 7 (stages 2f/4f/8f); version-1 files hold the
 earlier shape and are refused with a message saying so.
@@ -13,6 +14,7 @@ earlier shape and are refused with a message saying so.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -87,8 +89,21 @@ def _to_json(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of ``tensors`` (in name order)."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        tensor = tensors[key].detach().cpu().contiguous()
+        digest.update(f"{key}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        if tensor.numel():
+            digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def write_checkpoint(path: Path, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
-    """Write tensors and metadata to ``path`` atomically (temp file, fsync, rename)."""
+    """Write tensors and metadata (with the tensors' checksum) to ``path`` atomically
+    (temp file, fsync, rename)."""
+    meta = {**meta, "tensors_sha256": tensors_sha256(tensors)}
     try:
         text = json.dumps(meta, default=_to_json, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -109,12 +124,16 @@ def base_meta(kind: str, model: EmoNet, tasks: dict[str, list[str]]) -> dict[str
     }
 
 
-def load_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint, on the CPU (CheckpointError when unreadable)."""
+def load_tensors(path: Path, meta: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint, on the CPU, checked against the metadata's checksum
+    (CheckpointError when unreadable or changed since written)."""
     try:
-        return load_file(str(path), device="cpu")
+        tensors = load_file(str(path), device="cpu")
     except Exception as exc:
         raise CheckpointError(f"{path}: unreadable tensors ({exc})") from None
+    if tensors_sha256(tensors) != meta.get("tensors_sha256"):
+        raise CheckpointError(f"{path}: corrupt: the tensors do not match the checksum written with them")
+    return tensors
 
 
 # ---------------------------------------------------------------- full model
@@ -181,7 +200,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         model = build_model(config, tasks)
     except (KeyError, TypeError, EmoNetError) as exc:
         raise CheckpointError(f"{path}: invalid EmoNet metadata ({exc})") from None
-    state = load_tensors(path)
+    state = load_tensors(path, meta)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -92,7 +92,7 @@ def attach_task(model: EmoNet, task_file: str | os.PathLike, *, force: bool = Fa
     _check_compatible(model, path, meta, force)
     if task in model.tasks:
         raise ModelError(f"{path}: the model already has a task named {task!r}")
-    tensors = load_tensors(path)
+    tensors = load_tensors(path, meta)
     model.add_task(task, classes)
     try:
         _copy_task_tensors(model, task, tensors, path)
