@@ -71,13 +71,15 @@ def model_for_store(
             f"{store.path}: task(s) {', '.join(missing)} not in the store; it has: {', '.join(store.tasks)}"
         )
     features = dict(store.feature_config)
-    check_options_for_model(config, () if given is None else given)
     config = config.replace(n_mels=int(features["n_mels"]))
     given = None if given is None else {*given, "n_mels"}
     initial, notes = None, []
-    if initial_model is not None:
+    if initial_model is None:
+        check_options_for_model(config, () if given is None else given)
+    else:
         initial = _load_initial(Path(initial_model))
         check_same_features(initial.feature_config, features, str(initial_model), str(store.path))
+        check_options_for_model(initial.config, () if given is None else given)
         old, new = initial.config.dropout, config.dropout
         if old != new and (given is None or "dropout" in given):
             notes.append(f"-do/--dropout {new[0]},{new[1]} replaces the initial model's {old[0]},{old[1]}")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from emonet.errors import ModelError, UnknownTaskError
+from emonet.errors import ConfigError, ModelError, UnknownTaskError
 from emonet.models import ModelConfig, load_checkpoint, save_checkpoint
 from emonet.models.from_store import model_for_store
 from emonet.store import open_store
@@ -38,3 +38,13 @@ def test_initial_model_for_other_or_unknown_features_is_refused(demo_store, tmp_
         model_for_store(store, ["arousal"], "finetune", TINY, bare, given=())
     with pytest.raises(UnknownTaskError, match="task\\(s\\) nope not in the store"):
         model_for_store(store, ["nope"], "scratch", TINY)
+
+
+def test_cnn_options_on_an_rnn_initial_model_are_refused(demo_store, tmp_path):
+    store = open_store(demo_store)
+    rnn = ModelConfig(model="rnn", rnn_hidden=8, rnn_layers=1)
+    base = save_checkpoint(tmp_path / "rnn.safetensors", model_for_store(store, ["acted"], "scratch", rnn).model)
+    # -N equal to the config's stored default would pass the architecture check, yet the rnn has no blocks
+    with pytest.raises(ConfigError, match=r"-N/--number-of-resnet-blocks configure the cnn; --model rnn has none"):
+        model_for_store(store, ["arousal"], "finetune", ModelConfig(), base, given={"n_blocks"})
+    assert model_for_store(store, ["arousal"], "finetune", ModelConfig(), base, given=()).model.config.model == "rnn"
