@@ -52,7 +52,7 @@ def model_for_store(
         mode: scratch, finetune, last-layer or adapters.
         config: the requested architecture (``n_mels`` is taken from the store).
         initial_model: a model checkpoint to start from.
-        given: the ``config`` fields the user set (None: all). With an initial model they
+        given: the ``config`` fields the user set (None: none). With an initial model they
             must match it (the dropout rates may differ: they override, with a note); with
             ``model rnn`` the cnn's options are refused.
 
@@ -72,16 +72,16 @@ def model_for_store(
         )
     features = dict(store.feature_config)
     config = config.replace(n_mels=int(features["n_mels"]))
-    given = None if given is None else {*given, "n_mels"}
+    given = {*(given or ()), "n_mels"}
     initial, notes = None, []
     if initial_model is None:
-        check_options_for_model(config, () if given is None else given)
+        check_options_for_model(config, given)
     else:
         initial = _load_initial(Path(initial_model))
         check_same_features(initial.feature_config, features, str(initial_model), str(store.path))
-        check_options_for_model(initial.config, () if given is None else given)
+        check_options_for_model(initial.config, given)
         old, new = initial.config.dropout, config.dropout
-        if old != new and (given is None or "dropout" in given):
+        if old != new and "dropout" in given:
             notes.append(f"-do/--dropout {new[0]},{new[1]} replaces the initial model's {old[0]},{old[1]}")
     try:
         model = setup_model(mode, {t: store.classes(t) for t in tasks}, config=config, initial=initial, given=given)

@@ -16,7 +16,7 @@ def config_from_initial(
     Args:
         initial: the initial model's config.
         requested: the config the user asked for.
-        given: the fields of ``requested`` the user set (None: all of them).
+        given: the fields of ``requested`` the user set (None: none of them).
         mode: the training mode.
 
     Returns:
@@ -27,7 +27,7 @@ def config_from_initial(
         ConfigError: a given architecture field differs from the initial model's (naming both
             values), or ``adapters`` mode with adapter type none.
     """
-    given = set(requested.to_dict()) if given is None else set(given)
+    given = set() if given is None else set(given)
     changes: dict = {"memory_format": requested.memory_format}
     changes.update({k: getattr(requested, k) for k in WEIGHT_FREE_FIELDS if k in given})
     if mode == "adapters" and not initial.has_adapters:

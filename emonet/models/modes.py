@@ -106,13 +106,14 @@ def setup_model(
         mode: one of ``MODES``.
         tasks: task name -> ordered class labels, the tasks to train.
         config: the architecture for a new model; with ``initial``, the requested options
-            (see ``given``). Default ``ModelConfig()``.
+            (see ``given``; its adapter type also picks the adapters an adapter-free initial
+            model gains in ``adapters`` mode). Default ``ModelConfig()``.
         initial: the model to start from (``load_checkpoint``), or None.
         source_task: the initial model's task whose parts new tasks copy.
         given: with ``initial``, the ``config`` fields the user set; each must match the
             initial model (ConfigError naming both values otherwise), except the dropout rates,
-            which override. None: every field of ``config`` counts as given (when ``config``
-            is None, none does).
+            which override. None (default): none; the initial model's architecture and
+            dropout are kept.
 
     Returns:
         The model, in train mode, with ``requires_grad`` set for ``mode``.
@@ -130,7 +131,7 @@ def setup_model(
     if mode == "scratch":
         raise ConfigError("mode 'scratch' takes no initial model (drop -im/--initial-model)")
     if config is None:
-        config, given = initial.config, ()
+        config = initial.config
     model = build_model(config_from_initial(initial.config, config, given, mode), initial.tasks)
     _load_from(model, initial)
     source = source_task or next(iter(initial.tasks), None)

@@ -234,7 +234,9 @@ def test_initial_model_options_must_match_or_are_refused(tiny, tasks, randomize)
         match=r"another architecture: -N/--number-of-resnet-blocks 2 \(initial model: 1\); -nf/--number-of-filters 8 "
         r"\(initial model: 4\); --adapter-type parallel \(initial model: none\); -c/--classifier avgpool",
     ):
-        setup_model("finetune", NEW, config=wanted, initial=initial)
+        setup_model("finetune", NEW, config=wanted, initial=initial, given=set(wanted.to_dict()))
+    # nothing given (the default): the initial model's architecture and dropout are kept
+    assert setup_model("finetune", NEW, config=wanted, initial=initial).config == initial.config
     # only what the user gave counts: defaults of the other options are no conflict
     model = setup_model("finetune", NEW, config=wanted, initial=initial, given={"dropout"})
     assert model.config == initial.config.replace(dropout=(0.0, 0.2))  # dropout overrides
