@@ -29,19 +29,23 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None or not self.training:
             return super().forward(x)
-        m = mask.to(x.dtype)
+        # Statistics in float32 whatever the input (bf16/fp16 under autocast), like torch's kernel.
+        xf = x.float()
+        m = mask.to(xf.dtype)
         count = m.expand(x.shape[0], 1, *x.shape[2:]).sum()  # valid positions per channel
         dims = (0, 2, 3)
-        mean = (x * m).sum(dims) / count
-        centred = (x - mean[None, :, None, None]) * m
-        var = centred.pow(2).sum(dims) / count
+        masked = xf * m
+        mean = masked.sum(dims) / count
+        var = (masked * xf).sum(dims) / count - mean.square()  # E[x^2] - E[x]^2 over valid positions
+        var = var.clamp(min=0.0)
         with torch.no_grad():
             self.num_batches_tracked.add_(1)
             unbiased = var * (count / (count - 1).clamp(min=1))
             self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
             self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
         scale = torch.rsqrt(var + self.eps) * self.weight
-        return centred * scale[None, :, None, None] + self.bias[None, :, None, None]
+        shift = self.bias - mean * scale
+        return (xf * scale[None, :, None, None] + shift[None, :, None, None]).to(x.dtype)
 
 
 def batch_norm_1d(num_features: int) -> nn.BatchNorm1d:
