@@ -23,12 +23,14 @@ Dropout = Annotated[
     typer.Option(
         "--dropout",
         "-do",
-        help="Dropout after the first and second conv of each block: one value for both, or two as 'a,b'.",
+        help="Dropout on the input of each block's first and second conv unit (only the adapter's input when "
+        "there are adapters): one value for both, or two as 'a,b'.",
     ),
 ]
 Classifier = Annotated[str, typer.Option("--classifier", "-c", help="avgpool | attention (FCNAttention).")]
 ShareFeatureLayer = Annotated[
-    bool, typer.Option("--share-feature-layer", "-sfl", help="One attention layer shared by all tasks.")
+    bool,
+    typer.Option("--share-feature-layer", "-sfl", help="One attention layer shared by all tasks (needs -c attention)."),
 ]
 AdapterType = Annotated[str, typer.Option("--adapter-type", help="parallel | series residual adapters.")]
 
