@@ -186,5 +186,6 @@ def check_options_for_model(config: ModelConfig, given: Collection[str]) -> None
     ignored = [OPTION_NAMES[k] for k in CNN_FIELDS if k in given]
     if config.model == "rnn" and ignored:
         raise ConfigError(
-            f"{', '.join(ignored)} configure the cnn; --model rnn has none: drop them or use --model fusion"
+            f"{', '.join(ignored)}: option(s) of the cnn, which --model rnn does not have; "
+            "drop them or use --model fusion"
         )

@@ -95,9 +95,9 @@ def model_for_store(
 
 
 def _load_initial(path: Path) -> EmoNet:
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a model file (-im/--initial-model)")
     try:
         return load_checkpoint(path)[0]
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such model file (-im/--initial-model)") from None
-    except IsADirectoryError:
-        raise CheckpointError(f"{path}: is a folder, not a model file (-im/--initial-model)") from None

@@ -163,8 +163,11 @@ def test_architecture_options_that_differ_from_the_initial_model_are_refused(dem
 def test_options_a_model_would_ignore_are_refused(demo_store, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     cases = [
-        (["--model", "rnn", "-N", "3"], "-N/--number-of-resnet-blocks configure the cnn; --model rnn has none"),
-        (["--model", "rnn", "-do", "0.1"], "-do/--dropout configure the cnn"),
+        (
+            ["--model", "rnn", "-N", "3"],
+            "-N/--number-of-resnet-blocks: option(s) of the cnn, which --model rnn does not have",
+        ),
+        (["--model", "rnn", "-do", "0.1"], "-do/--dropout: option(s) of the cnn"),
         (["--model", "rnn", "--adapter-type", "series"], "model rnn has bottleneck adapters"),
         (["-sfl", "-c", "avgpool"], "classifier avgpool has none"),
     ]
@@ -174,3 +177,10 @@ def test_options_a_model_would_ignore_are_refused(demo_store, tmp_path, capsys):
         assert needle in err and len(err.splitlines()) == 1, (extra, err)
     assert not out.exists()
     assert _init(demo_store, out, "--model", "rnn", "-c", "avgpool") == 0  # what rnn uses is accepted
+
+
+def test_initial_model_that_is_a_folder_is_one_line(demo_store, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    assert _init(demo_store, out, "--mode", "adapters", "-im", str(demo_store)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a folder, not a model file (-im/--initial-model)" in err and len(err.splitlines()) == 1

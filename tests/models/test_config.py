@@ -87,7 +87,7 @@ def test_cnn_options_given_for_rnn_are_refused():
     rnn = ModelConfig(model="rnn")
     check_options_for_model(rnn, {"classifier", "model"})  # options the rnn uses
     with pytest.raises(
-        ConfigError, match=r"^-N/--number-of-resnet-blocks, -do/--dropout configure the cnn; --model rnn"
+        ConfigError, match=r"^-N/--number-of-resnet-blocks, -do/--dropout: option\(s\) of the cnn, which --model rnn"
     ):
         check_options_for_model(rnn, {"n_blocks", "dropout"})
     check_options_for_model(ModelConfig(model="fusion"), {"n_blocks", "dropout"})

@@ -45,6 +45,8 @@ def test_cnn_options_on_an_rnn_initial_model_are_refused(demo_store, tmp_path):
     rnn = ModelConfig(model="rnn", rnn_hidden=8, rnn_layers=1)
     base = save_checkpoint(tmp_path / "rnn.safetensors", model_for_store(store, ["acted"], "scratch", rnn).model)
     # -N equal to the config's stored default would pass the architecture check, yet the rnn has no blocks
-    with pytest.raises(ConfigError, match=r"-N/--number-of-resnet-blocks configure the cnn; --model rnn has none"):
+    with pytest.raises(
+        ConfigError, match=r"-N/--number-of-resnet-blocks: option\(s\) of the cnn, which --model rnn does not have"
+    ):
         model_for_store(store, ["arousal"], "finetune", ModelConfig(), base, given={"n_blocks"})
     assert model_for_store(store, ["arousal"], "finetune", ModelConfig(), base, given=()).model.config.model == "rnn"
