@@ -2,6 +2,7 @@
 
     python bench/bench_models.py                 # CPU: fp32 contiguous vs channels_last
     python bench/bench_models.py --warmup 2 --repeats 9 --markdown --ablations
+    python bench/bench_models.py --bn-only --repeats 15 --markdown  # masked vs plain BatchNorm
 
 Batch [16, 126 frames, 128 mels] = 4 s at 16 kHz, hop 512 (center=True). Each timed step is
 zero_grad + forward (train mode) + cross-entropy + backward. Variants are interleaved in every
@@ -40,11 +41,14 @@ def make_step(model, x, lengths, y, device, autocast_dtype=None):
     return step
 
 
-def _two_conv_forward(self, x, task, mask=None):
-    """The parallel unit written literally: conv3x3(x) + conv1x1(x), two convolutions."""
-    y = self.conv(x) + F.conv2d(x, self.adapter[task].weight, None, self.stride)
-    y = self.bn[task](y)
-    return y if mask is None else y.mul_(mask.to(y.dtype))
+def _two_conv_parallel(self, x, task):
+    """The parallel unit written literally: conv3x3(x) + conv1x1(drop(x)), always two convolutions."""
+    return self.conv(x) + F.conv2d(self.drop(x), self.adapter[task].weight, None, self.stride)
+
+
+def _plain_bn_forward(self, x, mask=None):
+    """torch's BatchNorm over every position, padding included (what the model did before issue 7)."""
+    return torch.nn.BatchNorm2d.forward(self, x)
 
 
 def _aten_dropout_forward(self, x):
@@ -66,28 +70,30 @@ def patched(step, cls, name, replacement):
 
 
 def ablations(device: torch.device, batch: int):
-    """Attention model (full batch, contiguous) with one implementation choice undone."""
+    """Default model with one implementation choice undone: the parallel adapter as a second
+    conv (full batch, contiguous, compared with the first row), and plain BatchNorm instead of
+    the masked one (padded batch, channels_last, compared with the padded channels_last row)."""
     from emonet.models.adapters import ConvUnit
     from emonet.models.dropout import Dropout
+    from emonet.models.norm import MaskedBatchNorm2d
 
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(batch, N_FRAMES, N_MELS, generator=gen).to(device)
-    lengths = torch.full((batch,), N_FRAMES, dtype=torch.long, device=device)
+    full = torch.full((batch,), N_FRAMES, dtype=torch.long, device=device)
+    varied = torch.randint(60, N_FRAMES + 1, (batch,), generator=gen).to(device)
     y = torch.randint(0, N_CLASSES, (batch,), generator=gen).to(device)
-    torch.manual_seed(0)
-    cfg = ModelConfig(memory_format="contiguous")  # compared with the first (contiguous) row
-    model = build_model(cfg, {"task": [f"c{i}" for i in range(N_CLASSES)]}).to(device).train()
-    step = make_step(model, x, lengths, y, device)
-    return [
-        (
-            ("attention", "full", "contiguous", "fp32, adapter as 2nd conv"),
-            patched(step, ConvUnit, "forward", _two_conv_forward),
-        ),
-        (
-            ("attention", "full", "contiguous", "fp32, ATen dropout"),
-            patched(step, Dropout, "forward", _aten_dropout_forward),
-        ),
-    ]
+    out = []
+    for fmt, lengths, label, cls, name, replacement in (
+        ("contiguous", full, "full", ConvUnit, "_parallel", _two_conv_parallel),
+        ("contiguous", full, "full", Dropout, "forward", _aten_dropout_forward),
+        ("channels_last", varied, "padded", MaskedBatchNorm2d, "forward", _plain_bn_forward),
+    ):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(memory_format=fmt), {"task": [f"c{i}" for i in range(N_CLASSES)]})
+        step = make_step(model.to(device).train(), x, lengths, y, device)
+        what = {"_parallel": "adapter as 2nd conv", "forward": f"{cls.__name__} -> torch"}[name]
+        out.append((("attention", label, fmt, f"fp32, {what}"), patched(step, cls, name, replacement)))
+    return out
 
 
 def variants(device: torch.device, batch: int, classifiers: list[str]):
@@ -130,14 +136,27 @@ def main() -> None:
     parser.add_argument(
         "--ablations",
         action="store_true",
-        help="also time the default model with the adapter as a separate 1x1 conv and "
-        "with ATen's dropout (what the merged kernel and the CPU dropout save)",
+        help="also time the default model with the adapter as a separate 1x1 conv, with ATen's "
+        "dropout, and with plain (unmasked) BatchNorm on the padded batch",
+    )
+    parser.add_argument(
+        "--bn-only",
+        action="store_true",
+        help="time only masked vs plain BatchNorm (default model, padded batch, channels_last)",
     )
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    runs = variants(device, args.batch, args.classifiers)
-    if args.ablations:
+    if args.bn_only:
+        masked = [
+            r
+            for r in variants(device, args.batch, ["attention"])
+            if r[0][1:] == ("padded", "channels_last", "fp32 eager")
+        ]
+        runs = masked + ablations(device, args.batch)[-1:]
+    else:
+        runs = variants(device, args.batch, args.classifiers)
+    if args.ablations and not args.bn_only:
         runs += ablations(device, args.batch)
     for _, step in runs:
         for _ in range(args.warmup):
@@ -163,7 +182,7 @@ def main() -> None:
     for name, ts in times.items():
         med = statistics.median(ts)
         sps = args.batch / med
-        base.setdefault(name[:2], sps)  # relative to contiguous fp32 eager of the same top and batch
+        base.setdefault(name[:2], sps)  # relative to the first row of the same top and batch
         rows.append((*name, med * 1e3, min(ts) * 1e3, sps, sps / base[name[:2]]))
     if args.markdown:
         print(

@@ -20,7 +20,8 @@ def info(
 
     if path.is_file():
         try:
-            from emonet.models import describe_checkpoint, render_model_summary
+            from emonet.cli.model_summary import render_model_summary
+            from emonet.models import describe_checkpoint
         except ImportError:
             raise EmoNetError(f"{path}: is a file, and this emonet has no model support to read it") from None
         try:

@@ -13,6 +13,7 @@ from emonet.errors import EmoNetError
 
 
 def init_model(
+    ctx: typer.Context,
     out_path: Annotated[Path, typer.Argument(help="Checkpoint file to write (.safetensors).")],
     store: Annotated[
         Path,
@@ -40,16 +41,19 @@ def init_model(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
     """Build an (untrained) model for a store's tasks in a training mode and save it."""
-    from emonet.models import describe_model, render_model_summary, save_checkpoint
+    from emonet.cli.model_summary import render_model_summary
+    from emonet.models import describe_model, save_checkpoint
+    from emonet.models.from_store import model_for_store
     from emonet.store import open_store
-    from emonet.training.model_setup import init_model as build
 
     if out_path.exists() and not overwrite:
         raise EmoNetError(f"{out_path}: exists; choose another path or pass --overwrite")
     cfg = mo.model_config(model, blocks, filters, widen, dropout, classifier, share_feature_layer, adapter_type)
-    net, meta = build(open_store(store), tasks, mode, cfg, initial_model)
-    save_checkpoint(out_path, net, **meta)
+    built = model_for_store(open_store(store), tasks, mode, cfg, initial_model, given=mo.given_fields(ctx))
+    net = built.model
+    save_checkpoint(out_path, net, extra=built.extra)
     out.print(render_model_summary(describe_model(net)))
-    out.print(
-        f"wrote {out_path} (mode {mode}; trainable: {sum(p.numel() for p in net.parameters() if p.requires_grad):,} parameters)"
-    )
+    for note in built.notes:
+        out.print(f"note: {note}")
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    out.print(f"wrote {out_path} (mode {mode}; trainable: {trainable:,} parameters)")

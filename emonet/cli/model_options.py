@@ -23,14 +23,39 @@ Dropout = Annotated[
     typer.Option(
         "--dropout",
         "-do",
-        help="Dropout after the first and second conv of each block: one value for both, or two as 'a,b'.",
+        help="Dropout on the input of each block's first and second conv unit (only the adapter's input when "
+        "there are adapters): one value for both, or two as 'a,b'.",
     ),
 ]
 Classifier = Annotated[str, typer.Option("--classifier", "-c", help="avgpool | attention (FCNAttention).")]
 ShareFeatureLayer = Annotated[
-    bool, typer.Option("--share-feature-layer", "-sfl", help="One attention layer shared by all tasks.")
+    bool,
+    typer.Option("--share-feature-layer", "-sfl", help="One attention layer shared by all tasks (needs -c attention)."),
 ]
 AdapterType = Annotated[str, typer.Option("--adapter-type", help="parallel | series residual adapters.")]
+
+
+# init-model's parameter name -> ModelConfig field, for the options the user gave (given_fields).
+CONFIG_FIELDS = {
+    "model": "model",
+    "blocks": "n_blocks",
+    "filters": "n_filters",
+    "widen": "widen_factor",
+    "dropout": "dropout",
+    "classifier": "classifier",
+    "share_feature_layer": "share_feature_layer",
+    "adapter_type": "adapter_type",
+}
+
+
+def given_fields(ctx: typer.Context) -> set[str]:
+    """The ModelConfig fields whose options were given on the command line (not defaults)."""
+    given = set()
+    for param, field in CONFIG_FIELDS.items():
+        source = ctx.get_parameter_source(param)  # click's ParameterSource (typer vendors click)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            given.add(field)
+    return given
 
 
 def parse_dropout(text: str) -> float | tuple[float, float]:

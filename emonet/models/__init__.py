@@ -2,16 +2,11 @@
 
 model = build_model(ModelConfig(), {"iemocap": ["ang", "hap", "neu", "sad"]})
 logits = model(x, lengths, "iemocap")   # x [batch, frames, mels], lengths [batch]
+
+Set-up from a feature store: ``emonet.models.from_store.model_for_store``.
 """
 
-from emonet.models.checkpoint import (
-    attach_task,
-    backbone_fingerprint,
-    export_task,
-    load_checkpoint,
-    read_checkpoint_metadata,
-    save_checkpoint,
-)
+from emonet.models.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
 from emonet.models.config import ModelConfig
 from emonet.models.modes import (
     MODES,
@@ -22,14 +17,13 @@ from emonet.models.modes import (
     trainable_parameter_names,
 )
 from emonet.models.network import EmoNet, build_model
-from emonet.models.summary import describe_checkpoint, describe_model, render_model_summary
-from emonet.models.task_parts import UnknownTaskError
+from emonet.models.summary import describe_checkpoint, describe_model
+from emonet.models.task_files import attach_task, backbone_fingerprint, export_task
 
 __all__ = [
     "MODES",
     "EmoNet",
     "ModelConfig",
-    "UnknownTaskError",
     "adapter_parameters",
     "apply_mode",
     "attach_task",
@@ -40,7 +34,6 @@ __all__ = [
     "export_task",
     "load_checkpoint",
     "read_checkpoint_metadata",
-    "render_model_summary",
     "save_checkpoint",
     "setup_model",
     "task_parameters",

@@ -8,6 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emonet.errors import ConfigError
+from emonet.models.dropout import Dropout
+from emonet.models.norm import MaskedBatchNorm2d
 from emonet.models.task_parts import TaskDict, reset_to_identity
 
 
@@ -21,43 +24,60 @@ def _adapter(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d:
 class ConvUnit(nn.Module):
     """Shared 3x3 conv (no bias) with per-task residual adapter and per-task BatchNorm.
 
-    * ``parallel`` (Rebuffi et al. 2018): ``BN_t(conv3x3(x) + conv1x1_t(x))``. The 1x1 kernel
-      is added to the centre tap of the 3x3 kernel and one conv is run: the same function
-      (same stride, same sampled positions), one conv instead of two.
-    * ``series`` (Rebuffi et al. 2017): ``BN_t(z + conv1x1_t(BNa_t(z)))`` with ``z = conv3x3(x)``.
-    * ``none``: ``BN_t(conv3x3(x))`` (the adapter-free network of scratch/finetune/last-layer).
+    * ``parallel`` (Rebuffi et al. 2018): ``BN_t(conv3x3(x) + conv1x1_t(drop(x)))``.
+    * ``series`` (Rebuffi et al. 2017): ``BN_t(z + conv1x1_t(drop(BNa_t(z))))``, ``z = conv3x3(x)``.
+    * ``none``: ``BN_t(conv3x3(drop(x)))`` (the adapter-free network of scratch/finetune/last-layer).
+
+    ``drop`` is the unit's input dropout (``-do``): with adapters only the adapter's input is
+    dropped, the shared 3x3 sees the undropped input. When the parallel adapter sees the same
+    input as the 3x3 (eval, or dropout 0) its kernel is added to the 3x3's centre tap and one
+    conv runs (same function, same stride); otherwise two convs run.
 
     Parameters: ``conv.weight`` (shared), ``adapter.<task>.weight``, ``adapter_bn.<task>.*``
-    (series only), ``bn.<task>.*``.
+    (series only), ``bn.<task>.*``. The BatchNorms take the length mask (statistics over
+    valid positions in training, see ``MaskedBatchNorm2d``).
     """
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int, adapter_type: str) -> None:
+    def __init__(self, in_ch: int, out_ch: int, stride: int, adapter_type: str, dropout: float = 0.0) -> None:
         super().__init__()
         self.stride = stride
         self.adapter_type = adapter_type
         self.conv = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
+        self.drop = Dropout(dropout)
         if adapter_type == "parallel":
             self.adapter = TaskDict("adapters", partial(_adapter, in_ch, out_ch, stride))
         elif adapter_type == "series":
-            self.adapter_bn = TaskDict("bn", partial(nn.BatchNorm2d, out_ch))
+            self.adapter_bn = TaskDict("bn", partial(MaskedBatchNorm2d, out_ch))
             self.adapter = TaskDict("adapters", partial(_adapter, out_ch, out_ch, 1))
         elif adapter_type != "none":
-            raise ValueError(f"unknown adapter type {adapter_type!r}")
-        self.bn = TaskDict("bn", partial(nn.BatchNorm2d, out_ch))
+            raise ConfigError(f"unknown adapter type {adapter_type!r}; choose parallel, series or none")
+        self.bn = TaskDict("bn", partial(MaskedBatchNorm2d, out_ch))
 
     def forward(self, x: torch.Tensor, task: str, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``mask`` (bool, broadcastable to the output): positions where it is False are set to 0."""
+        """``x`` zero beyond the valid frames; ``mask`` (bool, broadcastable to the output, None
+        = no padding): BatchNorm statistics use only its True positions and the output is 0 elsewhere."""
         if self.adapter_type == "parallel":
-            weight = self.conv.weight + F.pad(self.adapter[task].weight, (1, 1, 1, 1))
-            y = F.conv2d(x, weight, None, self.stride, 1)
-        else:
+            y = self._parallel(x, task)
+        elif self.adapter_type == "series":
             y = self.conv(x)
-            if self.adapter_type == "series":
-                y = y + self.adapter[task](self.adapter_bn[task](y))
-        y = self.bn[task](y)
+            y = y + self.adapter[task](self.drop(self.adapter_bn[task](y, mask)))
+        else:
+            y = self.conv(self.drop(x))
+        y = self.bn[task](y, mask)
         if mask is not None:
             # A multiply (not masked_fill): its gradient keeps the channels_last layout, which
             # BatchNorm's backward needs to stay on its fast path. In place: BN's output is not saved.
             y = y.mul_(mask.to(y.dtype))
         return y
+
+    def _parallel(self, x: torch.Tensor, task: str) -> torch.Tensor:
+        kernel = self.adapter[task].weight
+        if self.drop.active:
+            return self.conv(x) + F.conv2d(self.drop(x), kernel, None, self.stride)
+        # The fused kernel keeps the 3x3 weight's strides (clone preserves them): a kernel in
+        # another layout can make torch pick another conv algorithm, and then an identity
+        # (zero) adapter would change the output in the last float bits.
+        weight = self.conv.weight.clone()
+        weight[:, :, 1, 1] += kernel[:, :, 0, 0]
+        return F.conv2d(x, weight, None, self.stride, 1)

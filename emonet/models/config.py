@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+
+from emonet.errors import ConfigError
 
 MODEL_TYPES = ("cnn", "rnn", "fusion")
 ADAPTER_TYPES = ("parallel", "series", "none")
@@ -15,6 +18,22 @@ CLASSIFIER_ALIASES = {"fcnattention": "attention", "fcn_attention": "attention",
 # Fields that change speed only, not the function or the parameters: ignored when comparing
 # architectures (task attach, initial models).
 RUNTIME_FIELDS = ("memory_format",)
+# Fields that change no weight (the dropout rates): a model may be trained on with other values.
+WEIGHT_FREE_FIELDS = ("dropout", "head_dropout")
+# Fields that configure only the cnn (the rnn has no resnet blocks, filters or conv dropout).
+CNN_FIELDS = ("n_blocks", "n_filters", "widen_factor", "dropout")
+# The original CLI's option for each field (for messages).
+OPTION_NAMES = {
+    "model": "--model",
+    "n_blocks": "-N/--number-of-resnet-blocks",
+    "n_filters": "-nf/--number-of-filters",
+    "widen_factor": "-wf/--widen-factor",
+    "dropout": "-do/--dropout",
+    "adapter_type": "--adapter-type",
+    "classifier": "-c/--classifier",
+    "share_feature_layer": "-sfl/--share-feature-layer",
+    "n_mels": "-nm/--num-mels",
+}
 
 
 @dataclass(frozen=True)
@@ -23,15 +42,17 @@ class ModelConfig:
 
     ``adapter_type="none"`` is the adapter-free network used by the scratch, finetune and
     last-layer modes: shared 3x3 convs with per-task BatchNorms and no 1x1 adapters.
-    For ``rnn`` (and the rnn branch of ``fusion``) any adapter type other than ``none``
-    means per-task bottleneck adapters after every recurrent layer.
+    For ``rnn`` (and the rnn branch of ``fusion``) ``parallel`` means per-task bottleneck
+    adapters after every recurrent layer (``series`` is refused for ``rnn``: it has no
+    series form). ``share_feature_layer`` needs the attention classifier (avgpool has no
+    feature layer to share).
     """
 
     model: str = "cnn"  # --model cnn|rnn|fusion
     n_blocks: int = 2  # -N/--number-of-resnet-blocks (per stage)
     n_filters: int = 32  # -nf/--number-of-filters
     widen_factor: int = 1  # -wf/--widen-factor
-    dropout: tuple[float, float] = (0.0, 0.5)  # -do/--dropout: after unit 1 and unit 2 of a block
+    dropout: tuple[float, float] = (0.0, 0.5)  # -do/--dropout: on the input of unit 1 and unit 2 of a block
     adapter_type: str = "parallel"  # --adapter-type parallel|series (none: adapter-free)
     classifier: str = "attention"  # -c/--classifier avgpool|attention (FCNAttention)
     share_feature_layer: bool = False  # -sfl/--share-feature-layer: one attention for all tasks
@@ -50,7 +71,7 @@ class ModelConfig:
         for name in ("model", "adapter_type", "classifier", "memory_format"):
             value = getattr(self, name)
             if not isinstance(value, str):
-                raise ValueError(f"model config {name!r} must be a string, got {value!r}")
+                raise ConfigError(f"model config {name!r} must be a string, got {value!r}")
         classifier = self.classifier.strip()
         classifier = CLASSIFIER_ALIASES.get(classifier.lower(), classifier.lower())
         set_("classifier", classifier)
@@ -71,13 +92,23 @@ class ModelConfig:
             _positive_int(name, getattr(self, name))
         for name in ("share_feature_layer", "rnn_bidirectional"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"model config {name!r} must be true or false, got {getattr(self, name)!r}")
+                raise ConfigError(f"model config {name!r} must be true or false, got {getattr(self, name)!r}")
         set_("dropout", _dropout_pair(self.dropout))
         set_("head_dropout", _probability("head_dropout", self.head_dropout))
         lam = self.attention_lambda
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:
-            raise ValueError(f"model config 'attention_lambda' must be a number > 0, got {lam!r}")
+            raise ConfigError(f"model config 'attention_lambda' must be a number > 0, got {lam!r}")
         set_("attention_lambda", float(lam))
+        if self.share_feature_layer and self.classifier != "attention":
+            raise ConfigError(
+                "share_feature_layer (-sfl) shares the attention layer; classifier avgpool has none: "
+                "drop -sfl or use -c attention"
+            )
+        if self.model == "rnn" and self.adapter_type == "series":
+            raise ConfigError(
+                "adapter_type series is a conv adapter; model rnn has bottleneck adapters: "
+                "use --adapter-type parallel (bottleneck) or none"
+            )
 
     @property
     def has_adapters(self) -> bool:
@@ -102,14 +133,18 @@ class ModelConfig:
         return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_FIELDS}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build from a dict (e.g. checkpoint metadata); missing keys take the defaults."""
+    def from_dict(cls, data: dict[str, Any], *, complete: bool = False) -> ModelConfig:
+        """Build from a dict. Missing keys take the defaults, unless ``complete`` (checkpoint
+        metadata): then every architecture key must be present (ConfigError otherwise)."""
         if not isinstance(data, dict):
-            raise ValueError(f"model config must be a mapping, got {type(data).__name__}")
+            raise ConfigError(f"model config must be a mapping, got {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(str(k) for k in data if k not in known)
         if unknown:
-            raise ValueError(f"unknown model config key(s): {', '.join(unknown)}")
+            raise ConfigError(f"unknown model config key(s): {', '.join(unknown)}")
+        missing = sorted(k for k in known - set(data) if k not in RUNTIME_FIELDS)
+        if complete and missing:
+            raise ConfigError(f"model config lacks key(s): {', '.join(missing)}")
         kwargs = dict(data)
         if isinstance(kwargs.get("dropout"), list):
             kwargs["dropout"] = tuple(kwargs["dropout"])
@@ -122,17 +157,17 @@ class ModelConfig:
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"model config {name!r} must be one of {', '.join(allowed)}; got {value!r}")
+        raise ConfigError(f"model config {name!r} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def _positive_int(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"model config {name!r} must be an integer >= 1, got {value!r}")
+        raise ConfigError(f"model config {name!r} must be an integer >= 1, got {value!r}")
 
 
 def _probability(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
-        raise ValueError(f"model config {name!r} must be a probability in [0, 1), got {value!r}")
+        raise ConfigError(f"model config {name!r} must be a probability in [0, 1), got {value!r}")
     return float(value)
 
 
@@ -141,5 +176,16 @@ def _dropout_pair(value: Any) -> tuple[float, float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"model config 'dropout' must be one float or two floats, got {value!r}")
+        raise ConfigError(f"model config 'dropout' must be one float or two floats, got {value!r}")
     return (_probability("dropout", value[0]), _probability("dropout", value[1]))
+
+
+def check_options_for_model(config: ModelConfig, given: Collection[str]) -> None:
+    """Refuse options ``given`` by the user that ``config.model`` would ignore: the cnn's
+    -N/-nf/-wf/-do with ``model rnn``."""
+    ignored = [OPTION_NAMES[k] for k in CNN_FIELDS if k in given]
+    if config.model == "rnn" and ignored:
+        raise ConfigError(
+            f"{', '.join(ignored)}: option(s) of the cnn, which --model rnn does not have; "
+            "drop them or use --model fusion"
+        )

@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from emonet.errors import ConfigError
+
 
 class Dropout(nn.Module):
     """``nn.Dropout`` whose CPU training path draws the keep-mask with ``rand_like``.
@@ -17,11 +19,16 @@ class Dropout(nn.Module):
     def __init__(self, p: float) -> None:
         super().__init__()
         if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+            raise ConfigError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
 
+    @property
+    def active(self) -> bool:
+        """True when ``forward`` changes its input (training with p > 0)."""
+        return self.training and self.p > 0.0
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
+        if not self.active:
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, True)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from emonet.models.dropout import Dropout
+from emonet.models.norm import batch_norm_1d
 
 
 class Head(nn.Module):
@@ -15,7 +16,7 @@ class Head(nn.Module):
         super().__init__()
         hidden = max(dim // 2, 1)
         self.fc1 = nn.Linear(dim, hidden)
-        self.bn = nn.BatchNorm1d(hidden)
+        self.bn = batch_norm_1d(hidden)
         self.drop = Dropout(dropout)
         self.fc2 = nn.Linear(hidden, n_classes)
 

@@ -1,13 +1,14 @@
 """Training modes: which parameters train (REFERENCE table) and how a model is set up for them.
 
-| mode       | shared convs / rnn | adapters (1x1 / bottleneck) | BN (per task)      | attention | head |
-| ---------- | ------------------ | --------------------------- | ------------------ | --------- | ---- |
-| scratch    | trained            | none (adapter_type none)    | trained            | trained   | new  |
-| finetune   | loaded, trained    | none (trained if loaded)    | trained            | trained   | new  |
-| last-layer | loaded, frozen     | frozen if loaded            | frozen (eval mode) | frozen    | new, the only part trained |
-| adapters   | loaded, frozen     | per task, trained           | per task, trained  | trained   | new  |
+| mode       | shared convs / rnn | adapters (1x1 / bottleneck) | BN (per task)      | attention | head       |
+| ---------- | ------------------ | --------------------------- | ------------------ | --------- | ---------- |
+| scratch    | trained            | none (adapter_type none)    | trained            | trained   | new        |
+| finetune   | loaded, trained    | none (trained if loaded)    | trained            | trained   | new        |
+| last-layer | loaded, frozen     | frozen if loaded            | frozen (eval mode) | frozen    | new, alone |
+| adapters   | loaded, frozen     | per task, trained           | per task, trained  | trained   | new        |
 
-A new task's adapters, BNs and attention start as copies of a source task's (``setup_model``).
+A new task's adapters, BNs and attention start as copies of a source task's (``setup_model``;
+adapters of a model that had none start as zero, identity, 1x1 kernels: README, "New tasks").
 ``adapters`` without an initial model is multi-task training: the shared convs train jointly
 with every task's parts (``apply_mode(..., pretrained=False)``). A shared attention layer
 (``share_feature_layer``) counts as shared. Parts of tasks not being trained are frozen.
@@ -15,13 +16,14 @@ with every task's parts (``apply_mode(..., pretrained=False)``). A shared attent
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from torch import nn
 
+from emonet.errors import ConfigError, ModelError, UnknownTaskError
 from emonet.models.config import ModelConfig
+from emonet.models.initial import config_from_initial
 from emonet.models.network import EmoNet, build_model
-from emonet.models.task_parts import UnknownTaskError
 
 MODES = ("scratch", "finetune", "last-layer", "adapters")
 
@@ -52,15 +54,15 @@ def apply_mode(model: EmoNet, mode: str, tasks: Iterable[str] | None = None, *, 
     the trainable parameter names. ``pretrained=False`` only matters for ``adapters``:
     the shared network then trains too (multi-task training from scratch)."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     tasks = list(model.tasks) if tasks is None else list(tasks)
     if not tasks:
-        raise ValueError("apply_mode needs at least one task to train")
+        raise ConfigError("apply_mode needs at least one task to train")
     for task in tasks:
         if task not in model.tasks:
             raise UnknownTaskError(f"unknown task {task!r}; this model has tasks: {', '.join(model.tasks)}")
     if mode == "adapters" and not model.config.has_adapters:
-        raise ValueError("mode 'adapters' needs a model with adapters (adapter_type parallel or series)")
+        raise ModelError("mode 'adapters' needs a model with adapters (adapter_type parallel or series)")
     train_shared = mode in ("scratch", "finetune") or (mode == "adapters" and not pretrained)
     chosen = set(tasks)
     roles = model.tensor_roles()
@@ -73,6 +75,7 @@ def apply_mode(model: EmoNet, mode: str, tasks: Iterable[str] | None = None, *, 
         else:
             param.requires_grad_(mode != "last-layer" or category == "head")
     model.train(model.training)  # frozen BatchNorms switch to eval mode
+    model.training_record = {"mode": mode, "tasks": tasks, "pretrained": pretrained}
     names = trainable_parameter_names(model)
     assert names, f"mode {mode!r} left nothing to train"
     return names
@@ -85,6 +88,7 @@ def setup_model(
     config: ModelConfig | None = None,
     initial: EmoNet | None = None,
     source_task: str | None = None,
+    given: Collection[str] | None = None,
 ) -> EmoNet:
     """A model ready to train ``tasks`` in ``mode`` (``apply_mode`` already applied).
 
@@ -96,35 +100,45 @@ def setup_model(
 
     Tasks new to the model start from ``source_task``'s adapters, BNs and attention (default:
     the initial model's first task) with a new head; tasks it already has keep their parts.
+    The initial model's feature config and normalisation statistics are carried over.
+
+    Args:
+        mode: one of ``MODES``.
+        tasks: task name -> ordered class labels, the tasks to train.
+        config: the architecture for a new model; with ``initial``, the requested options
+            (see ``given``; its adapter type also picks the adapters an adapter-free initial
+            model gains in ``adapters`` mode). Default ``ModelConfig()``.
+        initial: the model to start from (``load_checkpoint``), or None.
+        source_task: the initial model's task whose parts new tasks copy.
+        given: with ``initial``, the ``config`` fields the user set; each must match the
+            initial model (ConfigError naming both values otherwise), except the dropout rates,
+            which override. None (default): none; the initial model's architecture and
+            dropout are kept.
+
+    Returns:
+        The model, in train mode, with ``requires_grad`` set for ``mode``.
+
+    Raises:
+        ConfigError: an unknown mode, no task, an option the mode or initial model conflicts with.
+        ModelError: the initial model's weights do not fit its config; a task exists with other classes.
     """
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+        raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     if not tasks:
-        raise ValueError("setup_model needs at least one task")
-    config = config or ModelConfig()
+        raise ConfigError("setup_model needs at least one task")
     if initial is None:
-        if mode in ("finetune", "last-layer"):
-            raise ValueError(f"mode {mode!r} needs an initial model (-im/--initial-model)")
-        if mode == "scratch":
-            config = config.replace(adapter_type="none")
-        elif not config.has_adapters:
-            raise ValueError("mode 'adapters' needs adapter_type parallel or series")
-        model = build_model(config, tasks)
-        apply_mode(model, mode, list(tasks), pretrained=False)
-        return model
+        return _new_model(mode, tasks, config or ModelConfig())
     if mode == "scratch":
-        raise ValueError("mode 'scratch' takes no initial model")
-    base = initial.config
-    if mode == "adapters" and not base.has_adapters:
-        adapter_type = config.adapter_type if config.has_adapters else "parallel"
-        base = base.replace(adapter_type=adapter_type)
-    model = build_model(base.replace(memory_format=config.memory_format), initial.tasks)
+        raise ConfigError("mode 'scratch' takes no initial model (drop -im/--initial-model)")
+    if config is None:
+        config = initial.config
+    model = build_model(config_from_initial(initial.config, config, given, mode), initial.tasks)
     _load_from(model, initial)
     source = source_task or next(iter(initial.tasks), None)
     for name, classes in tasks.items():
         if name in model.tasks:
             if model.tasks[name] != list(classes):
-                raise ValueError(
+                raise ModelError(
                     f"task {name!r} exists in the initial model with classes {model.tasks[name]}, not {list(classes)}"
                 )
             continue
@@ -133,10 +147,25 @@ def setup_model(
     return model
 
 
+def _new_model(mode: str, tasks: Mapping[str, Sequence[str]], config: ModelConfig) -> EmoNet:
+    if mode in ("finetune", "last-layer"):
+        raise ConfigError(f"mode {mode!r} needs an initial model (-im/--initial-model)")
+    if mode == "scratch":
+        config = config.replace(adapter_type="none")
+    elif not config.has_adapters:
+        raise ConfigError("mode 'adapters' needs adapter_type parallel or series")
+    model = build_model(config, tasks)
+    apply_mode(model, mode, list(tasks), pretrained=False)
+    return model
+
+
 def _load_from(model: EmoNet, initial: EmoNet) -> None:
-    """Copy ``initial``'s weights by name; only adapter parts may be missing (they stay identity)."""
+    """Copy ``initial``'s weights (by name), feature config and normalisation statistics;
+    only adapter parts may be missing (they stay identity)."""
     missing, unexpected = model.load_state_dict(initial.state_dict(), strict=False)
     roles = model.tensor_roles()
     bad = [k for k in missing if roles[k][1] not in ("adapters",) and ".adapter_bn." not in k]
     if unexpected or bad:
-        raise ValueError(f"initial model does not match: missing {bad[:5]}, unexpected {unexpected[:5]}")
+        raise ModelError(f"initial model does not match: missing {bad[:5]}, unexpected {unexpected[:5]}")
+    model.feature_config = None if initial.feature_config is None else dict(initial.feature_config)
+    model.norm_stats = {t: s for t, s in initial.norm_stats.items() if t in model.tasks}

@@ -7,13 +7,14 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 from torch import nn
 
+from emonet.errors import ConfigError, ModelError, UnknownTaskError
 from emonet.models.config import ModelConfig
 from emonet.models.heads import Head
 from emonet.models.masking import time_mask
 from emonet.models.pooling import Pooling
 from emonet.models.resnet import WideResNet
 from emonet.models.rnn import RecurrentEncoder
-from emonet.models.task_parts import TaskDict, UnknownTaskError, validate_task_name
+from emonet.models.task_parts import TaskDict, validate_task_name
 
 # Role of a state-dict entry: (task, category) for a task's part, (None, kind) for shared ones.
 Role = tuple[str | None, str]
@@ -27,12 +28,20 @@ class EmoNet(nn.Module):
 
     A BatchNorm whose weight is frozen (``requires_grad=False``, see ``apply_mode``) stays
     in eval mode under ``model.train()``, so its running statistics are frozen too.
+
+    What a checkpoint records beside the weights travels with the model: ``feature_config``
+    (the log-mel config it was built for, or None), ``norm_stats`` (task -> {mean, std} of
+    its input normalisation) and ``training`` (``{"mode", "tasks"}`` of the last
+    ``apply_mode``, or None).
     """
 
     def __init__(self, config: ModelConfig, tasks: Mapping[str, Sequence[str]] | None = None) -> None:
         super().__init__()
         self.config = config
         self.tasks: dict[str, list[str]] = {}
+        self.feature_config: dict | None = None
+        self.norm_stats: dict[str, dict | None] = {}
+        self.training_record: dict | None = None
         lam, shared = config.attention_lambda, config.share_feature_layer
         self.cnn = WideResNet(config) if config.uses_cnn else None
         self.cnn_pool = Pooling(self.cnn.out_channels, config.classifier, shared, lam) if self.cnn else None
@@ -57,7 +66,7 @@ class EmoNet(nn.Module):
         validate_task_name(name)
         classes = _validate_classes(name, classes)
         if name in self.tasks:
-            raise ValueError(f"task {name!r} already exists (tasks: {', '.join(self.tasks)})")
+            raise ModelError(f"task {name!r} already exists (tasks: {', '.join(self.tasks)})")
         if init_from is not None:
             self._check_task(init_from)
         ref = next(self.parameters())
@@ -80,6 +89,7 @@ class EmoNet(nn.Module):
         for _, td in self.task_dicts():
             del td[name]
         del self.tasks[name]
+        self.norm_stats.pop(name, None)
 
     def tensor_roles(self) -> dict[str, Role]:
         """Every state-dict key -> (task, category) or (None, shared kind: conv/rnn/attention)."""
@@ -135,18 +145,18 @@ class EmoNet(nn.Module):
 
     def _check_inputs(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[2] != self.config.n_mels:
-            raise ValueError(f"expected x of shape [batch, frames, {self.config.n_mels}], got {list(x.shape)}")
+            raise ModelError(f"expected x of shape [batch, frames, {self.config.n_mels}], got {list(x.shape)}")
         if lengths is None:
             return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
         if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
-            raise ValueError(
+            raise ModelError(
                 f"lengths must be an integer tensor of shape [{x.shape[0]}], got {lengths.dtype} {list(lengths.shape)}"
             )
         lengths = lengths.to(device=x.device, dtype=torch.long)
         if not torch.compiler.is_compiling():
             lo, hi = int(lengths.min()), int(lengths.max())
             if lo < 1 or hi > x.shape[1]:
-                raise ValueError(f"lengths must lie in [1, {x.shape[1]}] (frames), got {lo}..{hi}")
+                raise ModelError(f"lengths must lie in [1, {x.shape[1]}] (frames), got {lo}..{hi}")
         return lengths
 
     def _apply_memory_format(self) -> None:
@@ -166,14 +176,14 @@ def _shared_kind(key: str) -> str:
 
 def _validate_classes(task: str, classes: Sequence[str]) -> list[str]:
     if isinstance(classes, str) or not isinstance(classes, Sequence):
-        raise ValueError(f"classes of task {task!r} must be a list of labels, got {classes!r}")
+        raise ConfigError(f"classes of task {task!r} must be a list of labels, got {classes!r}")
     labels = list(classes)
     if len(labels) < 2:
-        raise ValueError(f"task {task!r} needs at least 2 classes, got {labels!r}")
+        raise ConfigError(f"task {task!r} needs at least 2 classes, got {labels!r}")
     if not all(isinstance(c, str) and c for c in labels):
-        raise ValueError(f"class labels of task {task!r} must be non-empty strings, got {labels!r}")
+        raise ConfigError(f"class labels of task {task!r} must be non-empty strings, got {labels!r}")
     if len(set(labels)) != len(labels):
-        raise ValueError(f"class labels of task {task!r} repeat: {labels!r}")
+        raise ConfigError(f"class labels of task {task!r} repeat: {labels!r}")
     return labels
 
 

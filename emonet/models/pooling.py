@@ -7,6 +7,7 @@ from functools import partial
 import torch
 from torch import nn
 
+from emonet.errors import ConfigError
 from emonet.models.task_parts import TaskDict
 
 
@@ -50,7 +51,7 @@ class Pooling(nn.Module):
             else:
                 self.attention = TaskDict("attention", partial(AttentionPool, dim, lam))
         elif kind != "avgpool":
-            raise ValueError(f"unknown classifier {kind!r}")
+            raise ConfigError(f"unknown classifier {kind!r}; choose avgpool or attention")
         self.shared = shared
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor, task: str) -> torch.Tensor:

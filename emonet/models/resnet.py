@@ -10,57 +10,68 @@ from torch import nn
 
 from emonet.models.adapters import ConvUnit
 from emonet.models.config import ModelConfig
-from emonet.models.dropout import Dropout
 from emonet.models.masking import strided_lengths, time_mask
+from emonet.models.norm import MaskedBatchNorm2d
 from emonet.models.task_parts import TaskDict
 
 
-def _shortcut(x: torch.Tensor, stride: int, out_ch: int) -> torch.Tensor:
-    """Identity, or 2x2 average pooling plus zero channels when the block downsamples.
+def downsample_shortcut(x: torch.Tensor, out_ch: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """2x2 average pooling with stride 2 ('same': ceil(size / 2) outputs), then zero channels
+    up to ``out_ch``: the shortcut of a block that downsamples.
 
-    Odd sizes are zero-padded to even first, so the pooled size equals the strided conv's
-    (ceil) and a padded batch sees exactly what a shorter input alone would see.
+    As in Keras' 'same' average pooling, positions past an odd-sized edge are left out of
+    the average (the last row/column is averaged on its own). ``mask`` (bool [batch, 1, 1,
+    frames], None = no padding) does the same for each item's valid frames, so a padded batch
+    sees exactly what the shorter input alone would see.
     """
-    if stride == 2:
-        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
-        x = F.avg_pool2d(x, 2)
-    elif stride != 1:
-        raise ValueError(f"unsupported stride {stride}")
+    if mask is None:
+        x = F.avg_pool2d(x, 2, ceil_mode=True)
+    else:
+        m = mask.to(x.dtype)
+        total = F.avg_pool2d(x * m, 2, ceil_mode=True, divisor_override=1)
+        count = F.avg_pool2d(m.expand(x.shape[0], 1, *x.shape[2:]), 2, ceil_mode=True, divisor_override=1)
+        x = total / count.clamp(min=1)
     if out_ch > x.shape[1]:
         x = F.pad(x, (0, 0, 0, 0, 0, out_ch - x.shape[1]))
     return x
 
 
 class ResidualBlock(nn.Module):
-    """unit1 -> ReLU -> dropout1 -> unit2 -> dropout2 -> + shortcut -> ReLU.
+    """drop1 -> unit1 -> ReLU -> drop2 -> unit2 -> + shortcut -> ReLU (post-activation).
 
-    The two dropout positions follow the seed ("after first and second convolution");
-    dropout2 acts on the residual branch before the addition.
+    The dropouts act on each unit's input (see ``ConvUnit``: only the adapter's input when the
+    unit has adapters). A stride-2 block's shortcut is ``downsample_shortcut``; otherwise the
+    identity.
     """
 
     def __init__(self, in_ch: int, out_ch: int, stride: int, adapter_type: str, dropout: tuple[float, float]) -> None:
         super().__init__()
+        if stride not in (1, 2) or (stride == 1 and in_ch != out_ch):
+            raise ValueError(f"unsupported block: stride {stride}, {in_ch} -> {out_ch} channels")
         self.stride = stride
         self.out_ch = out_ch
-        self.unit1 = ConvUnit(in_ch, out_ch, stride, adapter_type)
-        self.drop1 = Dropout(dropout[0])
-        self.unit2 = ConvUnit(out_ch, out_ch, 1, adapter_type)
-        self.drop2 = Dropout(dropout[1])
+        self.unit1 = ConvUnit(in_ch, out_ch, stride, adapter_type, dropout[0])
+        self.unit2 = ConvUnit(out_ch, out_ch, 1, adapter_type, dropout[1])
 
-    def forward(self, x: torch.Tensor, task: str, mask: torch.Tensor | None) -> torch.Tensor:
-        """``x`` is zero beyond the valid frames; ``mask`` is for the output resolution
-        (None: no padding in the batch)."""
-        y = self.drop1(F.relu(self.unit1(x, task, mask)))
-        y = self.drop2(self.unit2(y, task, mask))
-        return F.relu(y + _shortcut(x, self.stride, self.out_ch))
+    def forward(
+        self, x: torch.Tensor, task: str, in_mask: torch.Tensor | None, mask: torch.Tensor | None
+    ) -> torch.Tensor:
+        """``x`` is zero beyond the valid frames; ``in_mask``/``mask`` are the valid frames at the
+        input/output resolution (None: no padding in the batch)."""
+        y = F.relu(self.unit1(x, task, mask))
+        y = self.unit2(y, task, mask)
+        shortcut = downsample_shortcut(x, self.out_ch, in_mask) if self.stride == 2 else x
+        return F.relu(y + shortcut)
 
 
 class WideResNet(nn.Module):
-    """Stem unit, three stages of ``n_blocks`` blocks (widths w, 2w, 4w; stages 2 and 3
-    start with stride 2), then per-task BN + ReLU.
+    """Pre-conv unit (f = filters x widen channels, no ReLU), three stages of ``n_blocks``
+    blocks of widths 2f, 4f, 8f whose first block has stride 2 (8x downsampling in both axes),
+    then per-task BN + ReLU.
 
-    Every unit's output is zeroed beyond each item's valid length (ceil(length / stride)),
-    so in eval mode an item's features do not depend on the padding of its batch.
+    Every unit's output is zeroed beyond each item's valid length (ceil(length / 2) after each
+    stride), and in training BatchNorm statistics use the valid positions only, so an item's
+    features do not depend on the padding of its batch (eval and train mode).
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -70,15 +81,14 @@ class WideResNet(nn.Module):
         self.stem = ConvUnit(1, width, 1, adapter_type)
         stages = []
         in_ch = width
-        for s, out_ch in enumerate((width, 2 * width, 4 * width)):
+        for out_ch in (2 * width, 4 * width, 8 * width):
             blocks = []
             for b in range(config.n_blocks):
-                stride = 2 if (s > 0 and b == 0) else 1
-                blocks.append(ResidualBlock(in_ch, out_ch, stride, adapter_type, config.dropout))
+                blocks.append(ResidualBlock(in_ch, out_ch, 2 if b == 0 else 1, adapter_type, config.dropout))
                 in_ch = out_ch
             stages.append(nn.ModuleList(blocks))
         self.stages = nn.ModuleList(stages)
-        self.final_bn = TaskDict("bn", partial(nn.BatchNorm2d, in_ch))
+        self.final_bn = TaskDict("bn", partial(MaskedBatchNorm2d, in_ch))
         self.out_channels = in_ch
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -88,13 +98,13 @@ class WideResNet(nn.Module):
         mask = time_mask(lengths, x.shape[-1])[:, None, None, :] if padded else None
         if mask is not None:
             x = x.masked_fill(~mask, 0.0)
-        x = F.relu(self.stem(x, task, mask))
+        x = self.stem(x, task, mask)  # no ReLU after the pre-conv (as in the original)
         for stage in self.stages:
             for block in stage:
+                in_mask = mask
                 if block.stride != 1:
                     lengths = strided_lengths(lengths, block.stride)
                     size = (x.shape[-1] + block.stride - 1) // block.stride
                     mask = time_mask(lengths, size)[:, None, None, :] if padded else None
-                x = block(x, task, mask)
-        x = F.relu(self.final_bn[task](x))
-        return x, lengths
+                x = block(x, task, in_mask, mask)
+        return F.relu(self.final_bn[task](x, mask)), lengths  # the pooling ignores padded positions

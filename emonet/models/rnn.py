@@ -37,7 +37,7 @@ class RecurrentEncoder(nn.Module):
     bottleneck adapter unless adapter_type is none) -> per-task LayerNorm.
 
     Sequences are packed by their true lengths, so padding never enters the recurrence.
-    Parameters: ``proj.*``, ``lstms.<i>.*`` (shared), ``adapters.<i>.<task>.*``, ``norm.<task>.*``.
+    Parameters: ``proj.*``, ``lstms.<i>.*`` (shared), ``adapters.<i>.<task>.*``, ``layer_norm.<task>.*``.
     """
 
     def __init__(self, config: ModelConfig) -> None:
@@ -62,7 +62,7 @@ class RecurrentEncoder(nn.Module):
                 TaskDict("adapters", partial(BottleneckAdapter, self.out_dim, config.rnn_adapter_reduction))
                 for _ in range(config.rnn_layers)
             )
-        self.norm = TaskDict("bn", partial(nn.LayerNorm, self.out_dim))
+        self.layer_norm = TaskDict("norm", partial(nn.LayerNorm, self.out_dim))
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """x (batch, frames, mels) -> (batch, frames', out_dim), lengths'."""
@@ -80,4 +80,4 @@ class RecurrentEncoder(nn.Module):
             h, _ = pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=size)
             if self.adapters is not None:
                 h = self.adapters[i][task](h)
-        return self.norm[task](h), lengths
+        return self.layer_norm[task](h), lengths

@@ -7,23 +7,19 @@ from collections.abc import Callable
 
 from torch import nn
 
-# What a task's part is; used by modes (what trains) and the summary (overhead breakdown).
-CATEGORIES = ("adapters", "bn", "attention", "head")
+from emonet.errors import ConfigError, ModelError
+
+# What a task's part is; used by modes (what trains) and the summary (overhead breakdown):
+# 1x1 / bottleneck adapters, BatchNorms, the rnn's LayerNorm, attention pooling, the head.
+CATEGORIES = ("adapters", "bn", "norm", "attention", "head")
 
 _TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
-
-
-class UnknownTaskError(KeyError):
-    """A task name the model does not have (a KeyError with a readable message)."""
-
-    def __str__(self) -> str:  # KeyError would print the message quoted
-        return str(self.args[0]) if self.args else "unknown task"
 
 
 def validate_task_name(name: object) -> str:
     """Task names become parameter-name segments: letters, digits, '_' and '-' only."""
     if not isinstance(name, str) or not _TASK_NAME.match(name):
-        raise ValueError(
+        raise ConfigError(
             f"invalid task name {name!r}: use letters, digits, '_' or '-', starting with a letter or digit"
         )
     return name
@@ -45,7 +41,7 @@ class TaskDict(nn.ModuleDict):
 
     def add(self, task: str) -> nn.Module:
         if task in self:
-            raise ValueError(f"task {task!r} already has a {self.category} part")
+            raise ModelError(f"task {task!r} already has a {self.category} part")
         if self.factory is None:
             raise TypeError("this TaskDict has no factory; assign its entries directly")
         module = self.factory()

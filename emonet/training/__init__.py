@@ -1,1 +1,1 @@
-"""Training: model set-up from stores (more with `emonet train`)."""
+"""Training (the trainer behind `emonet train`); model set-up from a store is emonet.models.from_store."""

@@ -132,3 +132,55 @@ def test_init_model_errors_are_one_line(demo_store, tmp_path, capsys):
     assert "not an EmoNet checkpoint" in capsys.readouterr().err
     assert main(["init-model", str(out), "--store", str(demo_store)]) == 2
     assert "exists" in capsys.readouterr().err
+
+
+def _init(demo_store, out, *args):
+    return main(["init-model", str(out), "--store", str(demo_store), *args])
+
+
+def test_architecture_options_that_differ_from_the_initial_model_are_refused(demo_store, tmp_path, capsys):
+    base = tmp_path / "base.safetensors"
+    assert _init(demo_store, base, "--tasks", "acted", "--mode", "scratch", "-N", "1", "-nf", "4") == 0
+    capsys.readouterr()
+    out = tmp_path / "m.safetensors"
+    args = ["--mode", "finetune", "-im", str(base), "-nf", "32", "-N", "3", "-c", "avgpool", "--tasks", "arousal"]
+    assert _init(demo_store, out, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "base.safetensors" in err, err
+    for both in ("-N/--number-of-resnet-blocks 3 (initial model: 1)", "-nf/--number-of-filters 32 (initial model: 4)"):
+        assert both in err
+    assert "-c/--classifier avgpool (initial model: attention)" in err and not out.exists()
+    # options equal to the initial model's, or not given, are fine; dropout overrides and says so
+    assert (
+        _init(demo_store, out, "--mode", "finetune", "-im", str(base), "-nf", "4", "-do", "0.2", "-t", "arousal") == 0
+    )
+    assert "note: -do/--dropout 0.2,0.2 replaces the initial model's 0.0,0.5" in capsys.readouterr().out
+    model, meta = load_checkpoint(out)
+    assert model.config.dropout == (0.2, 0.2) and model.config.n_filters == 4
+    assert meta["training"] == {"mode": "finetune", "tasks": ["arousal"], "pretrained": True}
+
+
+def test_options_a_model_would_ignore_are_refused(demo_store, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    cases = [
+        (
+            ["--model", "rnn", "-N", "3"],
+            "-N/--number-of-resnet-blocks: option(s) of the cnn, which --model rnn does not have",
+        ),
+        (["--model", "rnn", "-do", "0.1"], "-do/--dropout: option(s) of the cnn"),
+        (["--model", "rnn", "--adapter-type", "series"], "model rnn has bottleneck adapters"),
+        (["-sfl", "-c", "avgpool"], "classifier avgpool has none"),
+    ]
+    for extra, needle in cases:
+        assert _init(demo_store, out, *extra) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, (extra, err)
+    assert not out.exists()
+    assert _init(demo_store, out, "--model", "rnn", "-c", "avgpool") == 0  # what rnn uses is accepted
+
+
+def test_initial_model_that_is_a_folder_is_one_line(demo_store, tmp_path, capsys):
+    out = tmp_path / "m.safetensors"
+    assert _init(demo_store, out, "--mode", "adapters", "-im", str(demo_store)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a folder, not a model file (-im/--initial-model)" in err and len(err.splitlines()) == 1

@@ -3,13 +3,13 @@
 import pytest
 from rich.console import Console
 
+from emonet.cli.model_summary import render_model_summary
 from emonet.models import (
     ModelConfig,
     build_model,
     describe_checkpoint,
     describe_model,
     export_task,
-    render_model_summary,
     save_checkpoint,
 )
 
@@ -29,16 +29,18 @@ def test_counts_add_up(tiny, tasks, kind):
     assert info["total"] == sum(p.numel() for p in model.parameters())
     assert info["shared"]["total"] + sum(t["total"] for t in info["tasks"].values()) == info["total"]
     for t in info["tasks"].values():
-        assert t["total"] == t["adapters"] + t["bn"] + t["attention"] + t["head"]
+        assert t["total"] == t["adapters"] + t["bn"] + t["norm"] + t["attention"] + t["head"]
+        assert (t["norm"] > 0) == (kind != "cnn") and (t["bn"] > 0) == (kind != "rnn")  # rnn: LayerNorm only
         assert t["overhead_pct"] == pytest.approx(100 * t["total"] / info["shared"]["total"])
 
 
 def test_default_cnn_overhead():
-    """Parallel 1x1 adapters are 1/9 of the 3x3 convs they sit beside: 11.1% per task."""
+    """The original's widths (64/128/256 after a 32-channel pre-conv): 2,709,792 shared 3x3
+    weights; parallel 1x1 adapters are 1/9 of them: 11.1% per task."""
     info = describe_model(build_model(ModelConfig(), EMO))
     shared, task = info["shared"], info["tasks"]["emo"]
-    assert shared["total"] == shared["conv"] == 682_272
-    assert task["adapters"] == 75_808
+    assert shared["total"] == shared["conv"] == 2_709_792
+    assert task["adapters"] == 301_088
     assert task["adapter_pct_of_layers"] == pytest.approx(100 / 9, rel=0.01)
     assert 14.0 < task["overhead_pct"] < 16.0  # adapters + BNs + attention + head
     series = describe_model(build_model(ModelConfig(adapter_type="series"), EMO))["tasks"]["emo"]

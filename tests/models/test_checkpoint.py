@@ -1,6 +1,7 @@
 """Checkpoints: one safetensors file, JSON metadata, no pickle; task export/attach."""
 
 import json
+import pickle
 import struct
 import zipfile
 
@@ -8,6 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from emonet.errors import CheckpointError, ModelError
 from emonet.models import (
     attach_task,
     build_model,
@@ -15,7 +17,9 @@ from emonet.models import (
     load_checkpoint,
     read_checkpoint_metadata,
     save_checkpoint,
+    setup_model,
 )
+from emonet.models.checkpoint import tensors_sha256
 
 FEATURES = {"sample_rate": 16000, "n_fft": 1024, "hop_length": 512, "n_mels": 32, "f_min": 20.0}
 NORM = {"a": {"mean": [0.5] * 32, "std": [2.0] * 32}, "b": None}
@@ -40,7 +44,8 @@ def trained(tiny, tasks, randomize):
     ],
 )
 def test_round_trip_reproduces_outputs_and_metadata(tmp_path, trained, make_batch, kind, adapter_type, classifier):
-    model = trained(model=kind, adapter_type=adapter_type, classifier=classifier, share_feature_layer=True)
+    share = classifier == "attention"  # -sfl needs the attention top
+    model = trained(model=kind, adapter_type=adapter_type, classifier=classifier, share_feature_layer=share)
     path = save_checkpoint(
         tmp_path / "model.safetensors",
         model,
@@ -59,7 +64,7 @@ def test_round_trip_reproduces_outputs_and_metadata(tmp_path, trained, make_batc
     assert list(loaded.tasks.items()) == list(model.tasks.items())  # task and label order kept
     assert meta["feature_config"] == FEATURES and meta["norm_stats"] == NORM
     assert meta["extra"] == {"best_uar": 0.61}
-    assert meta["format"] == "emonet-model" and meta["format_version"] == 1
+    assert meta["format"] == "emonet-model" and meta["format_version"] == 2
     assert isinstance(meta["emonet_version"], str) and meta["emonet_version"]
     assert read_checkpoint_metadata(path) == meta
 
@@ -74,7 +79,11 @@ def test_file_is_plain_safetensors_without_pickle(tmp_path, trained):
         "classes": ["neg", "neu", "pos"],
     }
     assert not zipfile.is_zipfile(path)  # torch.save files are zip archives holding pickles
-    with pytest.raises(Exception):
+    # No pickle anywhere: the file starts with the safetensors header length, which is no pickle
+    # opcode, so the unpicklers stop at the first byte (not later, at a zip or a tensor).
+    with pytest.raises(pickle.UnpicklingError, match="invalid load key"):
+        pickle.loads(raw)
+    with pytest.raises(pickle.UnpicklingError, match=f"Unsupported operand {raw[0]}"):
         torch.load(path, weights_only=True)
     tensors = load_file(str(path))
     assert set(tensors) == set(trained().state_dict())
@@ -163,3 +172,84 @@ def test_attach_refuses_other_backbones_and_duplicates(tmp_path, tiny, tasks, tr
         attach_task(other, full)
     with pytest.raises(ValueError, match="a task file, not a model"):
         load_checkpoint(task_file)
+
+
+def _rewrite(path, out, change_meta=None, change_tensors=None):
+    """Copy a checkpoint with its metadata and/or tensors changed (as a foreign writer might)."""
+    meta, tensors = read_checkpoint_metadata(path), load_file(str(path))
+    if change_meta:
+        change_meta(meta)
+    if change_tensors:
+        change_tensors(tensors)
+        meta["tensors_sha256"] = tensors_sha256(tensors)  # a consistent file, only other tensors
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(out), metadata={"emonet": json.dumps(meta)})
+    return out
+
+
+def test_missing_config_key_and_old_format_are_refused(tmp_path, trained):
+    path = save_checkpoint(tmp_path / "m.safetensors", trained())
+    lacking = _rewrite(path, tmp_path / "lacking.safetensors", lambda m: m["config"].pop("widen_factor"))
+    with pytest.raises(
+        CheckpointError, match=r"lacking.safetensors: invalid model config .*lacks key\(s\): widen_factor"
+    ):
+        load_checkpoint(lacking)
+    old = _rewrite(path, tmp_path / "v1.safetensors", lambda m: m.update(format_version=1))
+    with pytest.raises(CheckpointError, match=r"v1.safetensors: format version 1 holds the network shape before"):
+        load_checkpoint(old)
+
+
+def test_norm_stats_feature_config_and_training_travel_with_the_model(tmp_path, trained, tiny, tasks):
+    model = setup_model("adapters", tasks, config=tiny())
+    model.feature_config, model.norm_stats = FEATURES, {"a": NORM["a"]}
+    path = save_checkpoint(tmp_path / "m.safetensors", model, norm_stats={"b": {"mean": [1.0], "std": [1.0]}})
+    loaded, meta = load_checkpoint(path)
+    assert meta["training"] == {"mode": "adapters", "tasks": ["a", "b"], "pretrained": False}
+    assert loaded.training_record == meta["training"] and loaded.feature_config == FEATURES
+    assert loaded.norm_stats == {"a": NORM["a"], "b": {"mean": [1.0], "std": [1.0]}}  # given stats merge over
+    # export from the model object carries them; attach brings the task's statistics along
+    task_file = export_task(loaded, "a", tmp_path / "a.safetensors")
+    task_meta = read_checkpoint_metadata(task_file)
+    assert task_meta["feature_config"] == FEATURES and task_meta["norm_stats"] == NORM["a"]
+    loaded.remove_task("a")
+    assert "a" not in loaded.norm_stats
+    attach_task(loaded, task_file)
+    assert loaded.norm_stats["a"] == NORM["a"]
+    loaded.remove_task("a")
+    loaded.feature_config = {**FEATURES, "hop_length": 256}
+    with pytest.raises(
+        ModelError, match=r"a.safetensors: was made for other features than the model \(hop_length 512 vs 256"
+    ):
+        attach_task(loaded, task_file)
+
+
+def test_attach_checks_tensor_shapes_and_dtypes(tmp_path, trained):
+    model = trained()
+    task_file = export_task(model, "b", tmp_path / "b.safetensors")
+    model.remove_task("b")
+    key = "heads.b.fc1.weight"
+    halved = _rewrite(task_file, tmp_path / "f16.safetensors", change_tensors=lambda t: t.update({key: t[key].half()}))
+    with pytest.raises(CheckpointError, match=r"tensor heads.b.fc1.weight is torch.float16 .* needs torch.float32"):
+        attach_task(model, halved)
+    cut = _rewrite(task_file, tmp_path / "cut.safetensors", change_tensors=lambda t: t.update({key: t[key][:-1]}))
+    with pytest.raises(CheckpointError, match=r"tensor heads.b.fc1.weight is torch.float32 \[\d+, \d+\], the model"):
+        attach_task(model, cut)
+    assert "b" not in model.tasks and not any(".b." in k for k in model.state_dict())  # nothing half-attached
+
+
+def test_a_flipped_byte_is_caught(tmp_path, trained):
+    model = trained()
+    path = save_checkpoint(tmp_path / "m.safetensors", model)
+    task_file = export_task(model, "a", tmp_path / "a.safetensors")
+    model.remove_task("a")
+    for target, load in ((path, load_checkpoint), (task_file, lambda p: attach_task(model, p))):
+        raw = bytearray(target.read_bytes())
+        raw[-5] ^= 0x10  # in the last tensor's bytes
+        target.write_bytes(bytes(raw))
+        with pytest.raises(CheckpointError, match=rf"{target.name}: corrupt: the tensors do not match the checksum"):
+            load(target)
+    raw = bytearray(path.read_bytes())
+    raw[12] ^= 0x20  # inside the JSON header
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match=r"m.safetensors: (not an EmoNet checkpoint|corrupt EmoNet metadata)"):
+        load_checkpoint(path)
+    assert "a" not in model.tasks

@@ -2,7 +2,9 @@ import json
 
 import pytest
 
+from emonet.errors import ConfigError
 from emonet.models import ModelConfig
+from emonet.models.config import check_options_for_model
 
 
 def test_defaults_follow_the_reference():
@@ -27,7 +29,7 @@ def test_dict_round_trip_through_json():
     cfg = ModelConfig(
         model="fusion",
         adapter_type="series",
-        classifier="avgpool",
+        classifier="attention",
         dropout=(0.1, 0.2),
         share_feature_layer=True,
         n_mels=64,
@@ -35,7 +37,10 @@ def test_dict_round_trip_through_json():
     )
     data = json.loads(json.dumps(cfg.to_dict()))
     assert ModelConfig.from_dict(data) == cfg
-    assert ModelConfig.from_dict({}) == ModelConfig()  # missing keys take the defaults
+    assert ModelConfig.from_dict({}) == ModelConfig()  # missing keys take the defaults...
+    del data["n_filters"], data["memory_format"]
+    with pytest.raises(ConfigError, match=r"model config lacks key\(s\): n_filters$"):
+        ModelConfig.from_dict(data, complete=True)  # ...unless complete (checkpoints), bar runtime fields
 
 
 @pytest.mark.parametrize(
@@ -54,10 +59,15 @@ def test_dict_round_trip_through_json():
         ({"attention_lambda": 0}, r"'attention_lambda' must be a number > 0"),
         ({"n_block": 3}, r"unknown model config key\(s\): n_block"),
         ({"model": 3}, r"'model' must be a string"),
+        (
+            {"classifier": "avgpool", "share_feature_layer": True},
+            r"-sfl\) shares the attention layer; classifier avgpool",
+        ),
+        ({"model": "rnn", "adapter_type": "series"}, r"model rnn has bottleneck adapters"),
     ],
 )
 def test_from_dict_rejects_bad_values_clearly(data, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         ModelConfig.from_dict(data)
 
 
@@ -71,3 +81,13 @@ def test_architecture_dict_ignores_memory_format():
     b = ModelConfig(memory_format="channels_last")
     assert a.architecture_dict() == b.architecture_dict()
     assert a.to_dict() != b.to_dict()
+
+
+def test_cnn_options_given_for_rnn_are_refused():
+    rnn = ModelConfig(model="rnn")
+    check_options_for_model(rnn, {"classifier", "model"})  # options the rnn uses
+    with pytest.raises(
+        ConfigError, match=r"^-N/--number-of-resnet-blocks, -do/--dropout: option\(s\) of the cnn, which --model rnn"
+    ):
+        check_options_for_model(rnn, {"n_blocks", "dropout"})
+    check_options_for_model(ModelConfig(model="fusion"), {"n_blocks", "dropout"})
