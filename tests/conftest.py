@@ -17,7 +17,6 @@ def demo_corpus(tmp_path_factory):
     return out
 
 
-
 @pytest.fixture(scope="session")
 def demo_store(demo_corpus, tmp_path_factory):
     """The demo corpus extracted once (zarr, small shards so reads cross shard edges)."""

@@ -62,4 +62,3 @@ def test_multi_task_setup_accepts_val_or_devel_and_lists_available_tasks(tmp_pat
     assert [s.csvs["devel"].name for s in srcs] == ["val.csv", "devel.csv"]
     with pytest.raises(EmoNetError, match="available: a, b"):
         multi_task_sources(tmp_path, ["c"])
-
