@@ -2,12 +2,11 @@
 managers run (worker pools are shut, staged work is kept for the resume) and the CLI prints
 one resume message.
 
-A terminal's Ctrl-C and ``timeout``/job schedulers signal the whole process group, forked
-workers included. A worker killed where it stands can die holding a lock of its pool's queue,
-and the parent then hangs shutting the pool down; so in forked children (which inherit these
-handlers) SIGINT is ignored, the parent being the one that stops the run, and SIGTERM, which is
-also how the parent's ``Pool.terminate()`` stops its workers, exits quietly through
-``SystemExit`` so that locks held in ``with`` blocks are released."""
+A terminal's Ctrl-C signals the whole process group, forked workers included; a worker that
+dies of it can hold a lock of its pool's queue, and the parent then hangs shutting the pool
+down. So forked children (which inherit these handlers) ignore SIGINT: the parent stops the
+run and terminates them. SIGTERM kills a child at once, as by default, since that is how
+``Pool.terminate()`` stops workers and unwinding Python code in a forked child can deadlock."""
 
 from __future__ import annotations
 
@@ -44,8 +43,9 @@ def signals_raise() -> Iterator[None]:
     def handler(signum, frame):
         nonlocal terminated
         if os.getpid() != owner:  # a forked worker
-            if signum == signal.SIGTERM:
-                raise SystemExit(Terminated.exit_code)
+            if signum == signal.SIGTERM:  # die at once, as before: unwinding a forked child can deadlock
+                signal.signal(signum, signal.SIG_DFL)
+                os.kill(os.getpid(), signum)
             return
         if signum == signal.SIGINT:
             raise KeyboardInterrupt()

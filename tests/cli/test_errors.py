@@ -113,3 +113,16 @@ def test_cli_choices_match_the_library():
     assert tuple(mo.MODES) == tuple(MODES) and tuple(mo.MODEL_TYPES) == tuple(MODEL_TYPES)
     assert tuple(mo.CLASSIFIERS) == tuple(CLASSIFIERS) and tuple(mo.ADAPTER_TYPES) == tuple(ADAPTER_TYPES)
     assert tuple(extract_cli.STORE_FORMATS) == tuple(layout.BACKENDS)
+
+
+@pytest.mark.parametrize("given", ["FCNAttention", "fcnattention", "FCNATTENTION", "Attention", "attention"])
+def test_classifier_takes_the_seeds_name_in_any_case(given):
+    import typer
+
+    from emonet.cli import model_options as mo
+    from emonet.cli.app import app
+
+    command = typer.main.get_command(app).commands["init-model"]
+    ctx = command.make_context("init-model", ["m.safetensors", "-s", "store", "-c", given])
+    cfg = mo.model_config("cnn", 1, 4, 1, "0", ctx.params["classifier"], False, "parallel")
+    assert cfg.classifier == "attention"
