@@ -8,11 +8,12 @@ residual-adapter Wide ResNets over sharded log-mel feature stores.
 
 from __future__ import annotations
 
-try:
-    from importlib.metadata import version as _version
+from importlib.metadata import PackageNotFoundError as _NotInstalled
+from importlib.metadata import version as _version
 
+try:  # the one place the version is looked up (checkpoints record emonet.__version__)
     __version__ = _version("emonet")
-except Exception:  # running from a source tree that is not installed
+except _NotInstalled:  # running from a source tree that is not installed
     __version__ = "0+unknown"
 
 _LAZY = {

@@ -19,11 +19,9 @@ def info(
     import json
 
     if path.is_file():
-        try:
-            from emonet.cli.model_summary import render_model_summary
-            from emonet.models import describe_checkpoint
-        except ImportError:
-            raise EmoNetError(f"{path}: is a file, and this emonet has no model support to read it") from None
+        from emonet.cli.model_summary import render_model_summary
+        from emonet.models import describe_checkpoint
+
         try:
             desc = describe_checkpoint(path)
         except ValueError as exc:

@@ -26,7 +26,8 @@ def predict(
     ],
     model: Annotated[Path, typer.Option("--model", help="Model checkpoint (.safetensors).")],
     task: Annotated[
-        list[str] | None, typer.Option("--task", metavar="TASK", help="A task to predict (repeat for more; default: all).")
+        list[str] | None,
+        typer.Option("--task", metavar="TASK", help="A task to predict (repeat for more; default: all)."),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: print to stdout).")

@@ -16,8 +16,7 @@ from emonet.store import open_store
 from emonet.store.partition_plan import PartitionContent
 from emonet.store.writer import StagedPartition
 from emonet.store.zarr_backend import ZarrLayout
-from tests.conftest import DEMO_TASKS
-from tests.helpers import tree_digest
+from tests.helpers import DEMO_TASKS, tree_digest
 
 SHARD = 32  # frames per shard: many blocks per partition
 
