@@ -26,8 +26,7 @@ def predict(
     ],
     model: Annotated[Path, typer.Option("--model", help="Model checkpoint (.safetensors).")],
     task: Annotated[
-        list[str] | None,
-        typer.Option("--task", metavar="TASK", help="A task to predict (repeat for more; default: all)."),
+        str | None, typer.Option("--task", metavar="TASK", help="The task to predict (default: all).")
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File to write (default: print to stdout).")
@@ -53,7 +52,7 @@ def predict(
     from emonet.inference.predict import Predictor
 
     predictor = Predictor(model, device=device, batch_size=batch_size)
-    tasks = predictor.check_tasks(task)
+    tasks = predictor.check_tasks([task] if task else None)
     files = collect_inputs(inputs, data_path)
     report = predictor.predict(files, tasks, skip_bad=skip_bad)
     if output is not None:
