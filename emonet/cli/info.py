@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from emonet.cli.console import out
-from emonet.errors import EmoNetError
 
 
 def info(
@@ -22,14 +21,12 @@ def info(
         from emonet.cli.model_summary import render_model_summary
         from emonet.models import describe_checkpoint
 
-        try:
-            desc = describe_checkpoint(path)
-        except ValueError as exc:
-            raise EmoNetError(str(exc)) from None
+        desc = {**describe_checkpoint(path), "bytes_on_disk": path.stat().st_size}
         if as_json:
             out.print_json(json.dumps(desc))
         else:
             out.print(render_model_summary(desc))
+            out.print(f"{path}: {desc['bytes_on_disk'] / 1e6:.2f} MB on disk", highlight=False)
         return
     from emonet.cli.render import store_table
     from emonet.store import open_store

@@ -116,7 +116,7 @@ def _check_compatible(model: EmoNet, path: Path, meta: dict[str, Any], force: bo
     if meta["backbone"]["weights"] != fingerprint["weights"] and not force:
         raise ModelError(
             f"{path}: task {task!r} was trained on a different backbone "
-            "(shared weights differ); pass force=True to attach anyway"
+            "(shared weights differ); attach it to the model it was exported from or one with the same shared weights"
         )
     if model.feature_config is not None and meta.get("feature_config") is not None:
         check_same_features(meta["feature_config"], model.feature_config, str(path), "the model")

@@ -1,0 +1,82 @@
+"""emonet task export / attach: a task's own part of a model, shared as a pack."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from emonet.cli.app import main
+from emonet.models import ModelConfig, build_model, load_checkpoint, save_checkpoint
+from emonet.models.checkpoint import read_checkpoint_metadata
+
+FEATURES = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 16, "f_min": 20.0, "f_max": 8000.0}
+TASKS = {"a": ["x", "y"], "b": ["p", "q", "r"], "c": ["lo", "mid", "hi"]}
+
+
+def _model(seed: int):
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(n_blocks=1, n_filters=4, n_mels=16), TASKS)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    model.feature_config = dict(FEATURES)
+    model.norm_stats = {t: {"mean": [0.0] * 16, "std": [1.0 + i] * 16} for i, t in enumerate(TASKS)}
+    return model.eval()
+
+
+@pytest.fixture()
+def full(tmp_path):
+    return save_checkpoint(tmp_path / "full.safetensors", _model(0))
+
+
+def test_export_then_attach_predicts_bit_for_bit(tmp_path, full, capsys):
+    pack = tmp_path / "c.safetensors"
+    assert main(["task", "export", str(full), "c", str(pack)]) == 0
+    assert pack.stat().st_size < full.stat().st_size / 2
+    assert read_checkpoint_metadata(pack)["norm_stats"] == {"mean": [0.0] * 16, "std": [3.0] * 16}
+    base = _model(0)
+    base.remove_task("c")
+    base_path = save_checkpoint(tmp_path / "base.safetensors", base)
+    out = tmp_path / "attached.safetensors"
+    assert main(["task", "attach", str(base_path), str(pack), "-o", str(out)]) == 0
+    original, _ = load_checkpoint(full)
+    attached, meta = load_checkpoint(out)
+    assert list(attached.tasks) == ["a", "b", "c"] and attached.tasks["c"] == TASKS["c"]
+    assert meta["norm_stats"]["c"]["std"][0] == 3.0 and meta["feature_config"] == FEATURES
+    x, lengths = torch.randn(3, 40, 16), torch.tensor([40, 23, 9])
+    with torch.no_grad():
+        assert torch.equal(original(x, lengths, "c"), attached(x, lengths, "c"))
+    assert main(["info", str(pack)]) == 0
+    assert "c" in capsys.readouterr().out
+
+
+def test_attach_refuses_foreign_backbones_existing_names_and_models(tmp_path, full, capsys):
+    pack = tmp_path / "c.safetensors"
+    assert main(["task", "export", str(full), "c", str(pack)]) == 0
+    other = save_checkpoint(tmp_path / "other.safetensors", _model(1))  # other shared weights
+    capsys.readouterr()
+    out = tmp_path / "out.safetensors"
+    assert main(["task", "attach", str(other), str(pack), "-o", str(out), "--replace"]) == 2
+    assert "different backbone" in capsys.readouterr().err and not out.exists()
+    assert main(["task", "attach", str(full), str(pack), "-o", str(out)]) == 2
+    assert "already has a task named 'c'; pass --replace" in capsys.readouterr().err
+    assert main(["task", "attach", str(full), str(pack), "-o", str(out), "--replace"]) == 0
+    assert main(["task", "attach", str(full), str(full), "-o", str(tmp_path / "x.safetensors")]) == 2
+    assert "not a task file" in capsys.readouterr().err
+    assert main(["task", "export", str(full), "nope", str(tmp_path / "n.safetensors")]) == 2
+    assert "it has: a, b, c" in capsys.readouterr().err
+    assert main(["predict", "--model", str(pack), str(tmp_path)]) == 2  # a pack is not a model
+    err = capsys.readouterr().err
+    assert "task file, not a model" in err and "Traceback" not in err
+
+
+def test_attach_refuses_other_features(tmp_path, full, capsys):
+    pack = tmp_path / "c.safetensors"
+    assert main(["task", "export", str(full), "c", str(pack)]) == 0
+    base = _model(0)
+    base.remove_task("c")
+    base.feature_config = {**FEATURES, "n_fft": 1024}
+    base_path = save_checkpoint(tmp_path / "base.safetensors", base)
+    capsys.readouterr()
+    assert main(["task", "attach", str(base_path), str(pack), "-o", str(tmp_path / "o.safetensors")]) == 2
+    assert "n_fft" in capsys.readouterr().err
