@@ -1,0 +1,1 @@
+"""Evaluation: classification metrics (UAR first) computed from confusion matrices."""
