@@ -27,7 +27,7 @@ class TrainConfig:
     stores: list[str]
     tasks: list[str]
     experiments: str  # -ebp: the runs' base folder
-    mode: str = "adapters"
+    mode: str | None = None  # None: scratch for one task, adapters for several or with -im
     initial_model: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     batch_size: int = 64
@@ -61,6 +61,8 @@ class TrainConfig:
                 raise ConfigError(f"model config: {exc}") from None
         self.stores = [str(s) for s in self.stores]
         self.tasks = [str(t) for t in self.tasks]
+        if self.mode is None:
+            self.mode = "adapters" if (self.initial_model or len(self.tasks) > 1) else "scratch"
         self.validate()
 
     def validate(self) -> None:
@@ -101,6 +103,11 @@ class TrainConfig:
             raise ConfigError("--label-order only applies to the ordinal loss; add -l ordinal or drop it")
         if self.mode in ("finetune", "last-layer") and not self.initial_model:
             raise ConfigError(f"--mode {self.mode} needs an initial model: add -im/--initial-model MODEL.safetensors")
+        if self.mode == "adapters" and not self.initial_model and len(self.tasks) == 1:
+            raise ConfigError(
+                "--mode adapters with one task needs an initial model (-im MODEL.safetensors); without one, "
+                "train several tasks (--tasks a b c, the multi-task setting) or use --mode scratch"
+            )
         if self.mode == "scratch" and self.initial_model:
             raise ConfigError("--mode scratch trains a new model; drop -im/--initial-model or choose another mode")
 

@@ -1,0 +1,115 @@
+"""Real training runs on a real store: the run folder, learning, determinism, the schedule."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emonet.models import ModelConfig, load_checkpoint
+from emonet.training import TrainConfig, train
+from emonet.training.config import TrainConfig as TC
+from emonet.training.run_dir import read_config
+
+TINY = ModelConfig(n_blocks=1, n_filters=4)
+
+
+def _config(store, exps, tasks, **kw):
+    base = dict(batch_size=8, window=1.0, epochs=2, patience=5, steps_per_epoch=4, learning_rate=0.01)
+    base.update(kw)
+    return TrainConfig(stores=[str(store)], tasks=tasks, experiments=str(exps), model=TINY, **base)
+
+
+def test_multi_task_run_writes_a_complete_experiment_folder(small_store, tmp_path):
+    cfg = _config(
+        small_store, tmp_path / "exps", ["acted", "arousal"], balanced_weights=True, individual_weight_decay=True
+    )
+    run, results = train(cfg)
+    assert run.parent == tmp_path / "exps"
+    assert cfg.mode == "adapters"  # several tasks without -im: the original's multi-task setting
+    # the config re-creates the run
+    again = TC.from_dict(read_config(run))
+    assert again.to_dict() == cfg.to_dict()
+    # checkpoints are self-describing
+    model, meta = load_checkpoint(run / "best.safetensors")
+    assert model.tasks == {"acted": ["angry", "happy", "neutral", "sad"], "arousal": ["high", "low"]}
+    assert meta["feature_config"]["n_mels"] == 32 and set(meta["norm_stats"]) == {"acted", "arousal"}
+    assert len(meta["norm_stats"]["acted"]["mean"]) == 32
+    load_checkpoint(run / "last.safetensors")
+    # metrics.csv: one row per epoch and task
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [(r["epoch"], r["task"]) for r in rows] == [
+        ("1", "acted"),
+        ("1", "arousal"),
+        ("2", "acted"),
+        ("2", "arousal"),
+    ]
+    assert all(0.0 <= float(r["devel_uar"]) <= 1.0 and float(r["loss"]) > 0 for r in rows)
+    # results.json: task -> partition -> metrics, devel and test
+    doc = json.loads((run / "results.json").read_text())
+    assert set(doc["acted"]) == {"devel", "test"} and doc["acted"]["test"] == results["acted"]["test"]
+    assert sum(map(sum, doc["arousal"]["test"]["confusion_matrix"])) == 4
+    for png in ("learning_curves.png", "confusion_acted.png", "confusion_arousal.png"):
+        assert (run / "plots" / png).read_bytes()[:4] == b"\x89PNG"
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_training_learns_the_separable_task(small_store, tmp_path):
+    cfg = _config(small_store, tmp_path, ["arousal"], optimizer="adam", epochs=3, steps_per_epoch=12)
+    assert cfg.mode == "scratch"
+    run, results = train(cfg)
+    rows = [r for r in csv.DictReader(open(run / "metrics.csv"))]
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    assert results["arousal"]["devel"]["uar"] >= 0.75  # 2 classes: chance is 0.5
+
+
+def test_same_seed_same_results_and_runs_never_collide(small_store, tmp_path):
+    cfg = _config(small_store, tmp_path, ["valence", "acted"], epochs=2, steps_per_epoch=3)
+    run_a, _ = train(cfg)
+    run_b, _ = train(cfg)
+    assert run_a != run_b and run_a.parent == run_b.parent  # same second, two folders
+    assert (run_a / "results.json").read_bytes() == (run_b / "results.json").read_bytes()
+    sa, sb = load_checkpoint(run_a / "last.safetensors")[0], load_checkpoint(run_b / "last.safetensors")[0]
+    for (k, a), b in zip(sa.state_dict().items(), sb.state_dict().values(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_test_partition_selects_nothing(small_store, tmp_path):
+    run, results = train(_config(small_store, tmp_path, ["arousal"], epochs=3, steps_per_epoch=2))
+    doc = json.loads((run / "results.json").read_text())
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    best = doc["best_epoch"]
+    uars = [float(r["devel_uar"]) for r in rows]
+    assert uars[best - 1] == max(uars) and best == 1 + uars.index(max(uars))  # chosen on devel only
+    assert "test" not in rows[0]["task"] and not any("test" in k for k in rows[0])
+
+
+def test_evaluation_does_not_depend_on_batch_size(small_store, tmp_path):
+    import emonet
+    from emonet.training.data import normalizer
+    from emonet.training.evaluate import evaluate_partition
+    from emonet.training.losses import TaskLoss
+
+    run, _ = train(_config(small_store, tmp_path, ["acted"], epochs=1, steps_per_epoch=2))
+    model, _ = load_checkpoint(run / "best.safetensors")
+    store = emonet.open_store(small_store)
+    norm, loss = normalizer(store, "acted"), TaskLoss("crossentropy", 4)
+    dev = torch.device("cpu")
+    cms = [evaluate_partition(model, store, "acted", "train", norm, loss, bs, dev)[0] for bs in (1, 3, 16)]
+    assert all(np.array_equal(cms[0], c) for c in cms[1:])
+
+
+def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_checkpoint(small_store, tmp_path):
+    from emonet.errors import TrainingError
+
+    cfg = _config(small_store, tmp_path, ["arousal"], learning_rate=1e12, optimizer="sgd", epochs=6, steps_per_epoch=10)
+    with pytest.raises(TrainingError) as exc:
+        train(cfg)
+    msg = str(exc.value)
+    assert "\n" not in msg and "loss became" in msg and "Lower -lr" in msg
+    run = next(tmp_path.iterdir())
+    if (run / "last.safetensors").exists():
+        load_checkpoint(run / "last.safetensors")  # still readable
