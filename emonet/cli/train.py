@@ -132,4 +132,7 @@ def train(
             device=device, precision=precision, workers=workers, run_name=run_name,
         )  # fmt: skip
         run_dir, results = train_run(config, progress=progress)
-    out.print(results_table(results, run_dir))
+    from emonet.training.distributed import world_info
+
+    if world_info()[0] == 0:
+        out.print(results_table(results, run_dir))

@@ -60,7 +60,7 @@ def slice_plan(index: PartitionIndex, spec: StreamSpec, epoch: int, slice_id: in
 def epoch_batch_count(index: PartitionIndex, spec: StreamSpec, epoch: int, slice_id: int, n_slices: int) -> int:
     """Batches the slice yields in ``epoch`` (known without reading features)."""
     n = sum(len(ids) for ids in slice_plan(index, spec, epoch, slice_id, n_slices))
-    return -(-n // spec.batch_size)
+    return n // spec.batch_size + (1 if n % spec.batch_size >= 2 else 0)
 
 
 def epoch_stream(
@@ -86,7 +86,7 @@ def epoch_stream(
             yield x[sel], lengths[sel], labels[sel]
         rest = perm[n_full:]
         carry = (x[rest], lengths[rest], labels[rest]) if len(rest) else None
-    if carry is not None:
+    if carry is not None and len(carry[2]) >= 2:  # a lone item is dropped: BatchNorm needs two
         yield carry
 
 

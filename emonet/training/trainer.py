@@ -31,9 +31,9 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, *, resume: str | Path | None = None, progress: Progress | None = None):
         self.config = config
-        self.progress = progress or Progress()
         self.device = dd.local_device(config.device)
         self.rank, self.world = dd.init(self.device)
+        self.progress = progress if progress is not None and self.rank == 0 else Progress()
         if config.precision == "fp16" and self.device.type != "cuda":
             from emonet.errors import ConfigError
 
