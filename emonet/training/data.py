@@ -63,7 +63,8 @@ def batches(
     Args:
         store: a FeatureStore or its path.
         task, partition: what to read.
-        batch_size: utterances per batch (the last batch may be smaller).
+        batch_size: utterances per batch (the last training batch may be smaller; a single
+            left-over utterance is dropped, as training BatchNorms need two items).
         window: training crop in seconds (a random crop per utterance, shorter clips whole and
             zero-padded), or None for whole utterances in storage order (evaluation).
         shuffle: shuffle the shard order and, through a buffer, the utterances.

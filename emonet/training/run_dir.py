@@ -17,6 +17,7 @@ mid-write leaves the previous version readable.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -95,10 +96,15 @@ def read_config(run: Path) -> dict:
     return data
 
 
+_STATE_MAGIC = b"EMONET-STATE-1\n"
+
+
 def save_state(run: Path, state: dict) -> None:
+    """The resume state: a magic line, the sha256 of the payload, then ``torch.save`` bytes."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write(run / STATE, buf.getvalue())
+    payload = buf.getvalue()
+    atomic_write(run / STATE, _STATE_MAGIC + hashlib.sha256(payload).digest() + payload)
 
 
 def load_state(run: Path) -> dict | None:
@@ -106,8 +112,16 @@ def load_state(run: Path) -> dict | None:
     path = Path(run) / STATE
     if not path.is_file():
         return None
+    data = path.read_bytes()
+    head, digest, payload = (
+        data[: len(_STATE_MAGIC)],
+        data[len(_STATE_MAGIC) : len(_STATE_MAGIC) + 32],
+        data[len(_STATE_MAGIC) + 32 :],
+    )
+    if head != _STATE_MAGIC or hashlib.sha256(payload).digest() != digest:
+        raise TrainingError(f"{path}: corrupt resume state (checksum mismatch); start a new run")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise TrainingError(f"{path}: unreadable resume state ({type(exc).__name__}); start a new run") from None
 
