@@ -1,9 +1,10 @@
-"""Vectorised batch assembly: random windows or whole utterances cut from frames in memory,
-normalised on the fly and zero-padded, with their true lengths."""
+"""Vectorised batch assembly: random windows or whole utterances gathered from frames in
+memory (one index_select), converted to float32, normalised on the fly and zero-padded."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 class Normalizer:
@@ -11,53 +12,50 @@ class Normalizer:
     store): ``(x - mean) / std``; padding stays exactly zero."""
 
     def __init__(self, mean: np.ndarray, std: np.ndarray):
-        self.mean = np.asarray(mean, np.float32)
-        self.inv_std = (1.0 / np.maximum(np.asarray(std, np.float32), 1e-5)).astype(np.float32)
+        self.mean = torch.as_tensor(np.asarray(mean, np.float32))
+        self.inv_std = torch.as_tensor((1.0 / np.maximum(np.asarray(std, np.float32), 1e-5)).astype(np.float32))
 
-    def apply(self, x: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-        """Normalise float32 ``x`` [batch, frames, mels] in place and zero the frames beyond ``lengths``."""
-        x -= self.mean
-        x *= self.inv_std
-        pad = np.arange(x.shape[1])[None, :] >= lengths[:, None]
-        x[pad] = 0.0
-        return x
+    @property
+    def n_mels(self) -> int:
+        return len(self.mean)
 
 
-def random_windows(
-    frames: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    window: int,
-    rng: np.random.Generator,
-    norm: Normalizer,
-) -> tuple[np.ndarray, np.ndarray]:
-    """One random ``window``-frame crop per utterance (shorter ones whole, zero-padded).
+def normalize(frames: np.ndarray, norm: Normalizer) -> torch.Tensor:
+    """float32 ``(frames - mean) / std`` as a tensor [n, mels]."""
+    x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+    return x.sub_(norm.mean).mul_(norm.inv_std)
+
+
+def with_pad_row(pieces: list[torch.Tensor]) -> torch.Tensor:
+    """The normalised pieces concatenated, with one zero row appended (the padding row of
+    :func:`gather_windows`)."""
+    zero = torch.zeros((1, pieces[0].shape[1] if pieces else 0), dtype=torch.float32)
+    return torch.cat([*pieces, zero]) if pieces else zero
+
+
+def gather_windows(
+    frames: torch.Tensor, starts: np.ndarray, valid: np.ndarray, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``starts[i] : starts[i] + valid[i]`` of ``frames``, zero-padded to ``width``, in one
+    ``index_select``.
 
     Args:
-        frames: float16 [total, mels], the frames of every utterance in memory.
-        starts, lengths: int64 [n], each utterance's first frame in ``frames`` and its length.
-        window: crop length in frames.
-        rng: the generator that draws the crop offsets.
-        norm: the normaliser applied to the result.
+        frames: float32 [total + 1, mels] from :func:`with_pad_row` (last row zero).
+        starts: int64 [n], first frame of each window in ``frames``.
+        valid: int64 [n], frames of each window (1..width).
+        width: frames per row of the result.
 
     Returns:
-        (x float32 [n, window, mels], true lengths int64 [n]).
+        (x float32 [n, width, mels], lengths int64 [n] = valid).
     """
-    lengths = np.maximum(lengths.astype(np.int64), 1)
+    n = len(starts)
+    steps = np.arange(width, dtype=np.int64)[None, :]
+    idx = np.where(steps < valid[:, None], starts[:, None] + steps, len(frames) - 1)
+    x = frames.index_select(0, torch.from_numpy(idx.reshape(-1))).view(n, width, -1)
+    return x, torch.from_numpy(valid.astype(np.int64))
+
+
+def crop_offsets(lengths: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+    """A random start of a ``window``-frame crop inside each utterance (0 when shorter)."""
     slack = np.maximum(lengths - window, 0)
-    offset = np.floor(rng.random(len(lengths)) * (slack + 1)).astype(np.int64)
-    valid = np.minimum(lengths, window)
-    steps = np.arange(window, dtype=np.int64)[None, :]
-    last = (starts + lengths - 1)[:, None]
-    idx = np.minimum(starts[:, None] + offset[:, None] + steps, last)
-    x = frames[idx].astype(np.float32)
-    return norm.apply(x, valid), valid
-
-
-def whole_utterances(
-    frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray, norm: Normalizer
-) -> tuple[np.ndarray, np.ndarray]:
-    """Whole utterances padded to the longest of them: (x float32 [n, max len, mels], lengths)."""
-    lengths = np.maximum(lengths.astype(np.int64), 1)
-    width = int(lengths.max()) if len(lengths) else 1
-    return random_windows(frames, starts, lengths, width, np.random.default_rng(0), norm)
+    return np.floor(rng.random(len(lengths)) * (slack + 1)).astype(np.int64)

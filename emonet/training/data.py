@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from emonet.errors import ConfigError, StoreError
-from emonet.training.crops import Normalizer, whole_utterances
+from emonet.training.crops import Normalizer, gather_windows, normalize, with_pad_row
 from emonet.training.store_access import PartitionIndex, open_partition, partition_index, read_frames
 from emonet.training.streams import Batch, StreamSpec, epoch_stream
 
@@ -41,11 +41,6 @@ def normalizer(store, task: str) -> Normalizer:
             "extract its train csv"
         ) from None
     return Normalizer(mean, std)
-
-
-def to_torch(batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    x, lengths, labels = batch
-    return torch.from_numpy(x), torch.from_numpy(lengths), torch.from_numpy(labels)
 
 
 def batches(
@@ -81,10 +76,10 @@ def batches(
     index = partition_index(part)
     norm = normalizer(store, task)
     if window is None:
-        yield from map(to_torch, eval_batches(part, index, norm, batch_size))
+        yield from eval_batches(part, index, norm, batch_size)
         return
     spec = StreamSpec(task, batch_size, window_frames(store, window), seed, shuffle)
-    yield from map(to_torch, epoch_stream(part, index, spec, norm, epoch, 0, 1))
+    yield from epoch_stream(part, index, spec, norm, epoch, 0, 1)
 
 
 def eval_batches(
@@ -97,9 +92,10 @@ def eval_batches(
     for g0 in range(0, len(mine), group):
         ids = mine[g0 : g0 + group]
         lo, hi = int(index.offsets[ids[0]]), int(index.offsets[ids[-1] + 1])
-        frames = read_frames(part, lo, hi)
+        frames = with_pad_row([normalize(read_frames(part, lo, hi), norm)])
         ids = ids[np.argsort(index.lengths[ids], kind="stable")]
         for i in range(0, len(ids), batch_size):
             sel = ids[i : i + batch_size]
-            x, lengths = whole_utterances(frames, index.offsets[sel] - lo, index.lengths[sel], norm)
-            yield x, lengths, index.label_ids[sel]
+            valid = np.maximum(index.lengths[sel], 1)
+            x, lengths = gather_windows(frames, index.offsets[sel] - lo, valid, int(valid.max()))
+            yield x, lengths, torch.from_numpy(index.label_ids[sel])

@@ -49,15 +49,14 @@ def evaluate_partition(
     loss_sum, n = 0.0, 0
     try:
         for x, lengths, labels in eval_batches(part, index, norm, batch_size, rank, world):
-            xt, lt = torch.from_numpy(x).to(device), torch.from_numpy(lengths).to(device)
             with autocast(device, precision):
-                logits = model(xt, lt, task)
+                logits = model(x.to(device), lengths.to(device), task)
             pred = logits.argmax(dim=1).cpu().numpy()
-            cm += confusion_matrix(labels, pred, k)
+            cm += confusion_matrix(labels.numpy(), pred, k)
             keep = labels >= 0
             if keep.any():
-                yt = torch.from_numpy(labels[keep]).to(device)
-                loss_sum += float(loss_fn(logits[torch.from_numpy(keep).to(device)], yt)) * int(keep.sum())
+                kept = keep.to(device)
+                loss_sum += float(loss_fn(logits[kept], labels[keep].to(device))) * int(keep.sum())
                 n += int(keep.sum())
     finally:
         model.train(was_training)

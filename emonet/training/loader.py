@@ -57,7 +57,7 @@ class RoundRobinBatches(IterableDataset):
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """What loader worker ``worker`` of ``n_workers`` yields."""
         from emonet import open_store
-        from emonet.training.data import normalizer, to_torch
+        from emonet.training.data import normalizer
         from emonet.training.store_access import open_partition, partition_index
 
         first = self.start_step + worker  # this worker yields first, first + N, ...
@@ -74,7 +74,7 @@ class RoundRobinBatches(IterableDataset):
         t = first
         while True:
             k = t % n_tasks
-            yield (k, *to_torch(next(streams[k])))
+            yield (k, *next(streams[k]))
             t += n_workers
 
 

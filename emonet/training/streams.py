@@ -3,9 +3,10 @@
 An epoch of a slice: the partition's storage units (utterances grouped by the block they
 start in) in an order shuffled from (seed, epoch), the slice's share of them (whole units
 when there are at least as many units as slices, else every slice-th utterance), read a
-run of units at a time into a shuffle buffer, cropped, shuffled and cut into batches. The
-last batch of an epoch may be smaller. Everything is a function of (seed, epoch, slice),
-so a stream can be rebuilt at any position without saving data: see :func:`epoch_batch_count`.
+run of units at a time into a shuffle buffer, shuffled and cut into batches of random
+crops. The last batch of an epoch may be smaller (a single left-over utterance is dropped:
+training BatchNorms need two items). Everything is a function of (seed, epoch, slice), so
+a stream can be rebuilt at any position without saving data: see :func:`epoch_batch_count`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from emonet.training.crops import Normalizer, random_windows
-from emonet.training.store_access import PartitionIndex, read_frames
+from emonet.training.crops import Normalizer, crop_offsets, gather_windows, normalize, with_pad_row
+from emonet.training.store_access import PartitionIndex, read_frames_cached
 
-Batch = tuple[np.ndarray, np.ndarray, np.ndarray]  # x [B, T, mels] float32, lengths int64, labels int64
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x [B, T, mels] float32, lengths int64, labels int64
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,24 @@ class StreamSpec:
     seed: int = 0
     shuffle: bool = True
     buffer: int = 1024  # utterances in the shuffle buffer
+
+
+@dataclass
+class _Pool:
+    """Utterances in memory: their normalised frames (float32, a zero row last), where each
+    crop starts, its length and label."""
+
+    frames: torch.Tensor
+    starts: np.ndarray
+    valid: np.ndarray
+    labels: np.ndarray
+
+    def take(self, sel: np.ndarray) -> _Pool:
+        """A compact pool of the selected utterances (their crop frames copied out)."""
+        pieces = [self.frames[int(s) : int(s) + int(v)] for s, v in zip(self.starts[sel], self.valid[sel], strict=True)]
+        frames = torch.cat([*pieces, self.frames[-1:]])
+        starts = np.concatenate([[0], np.cumsum(self.valid[sel])[:-1]]).astype(np.int64)
+        return _Pool(frames, starts, self.valid[sel].copy(), self.labels[sel].copy())
 
 
 def _task_key(task: str) -> int:
@@ -69,44 +89,71 @@ def epoch_stream(
     """The slice's batches of one epoch (random crops, shuffled through the buffer)."""
     plan = slice_plan(index, spec, epoch, slice_id, n_slices)
     rng = np.random.default_rng([spec.seed, _task_key(spec.task), epoch, slice_id, 1])
-    carry: Batch | None = None
+    carry: _Pool | None = None
     group: list[np.ndarray] = []
+    bs = spec.batch_size
     for k, ids in enumerate(plan):
         group.append(ids)
         if sum(len(g) for g in group) < spec.buffer and k + 1 < len(plan):
             continue
-        x, lengths, labels = _read_group(part, index, group, spec.window, rng, norm)
+        pool = _read_group(part, index, group, spec.window, rng, carry, norm)
         group = []
-        if carry is not None:
-            x, lengths, labels = (np.concatenate([a, b]) for a, b in zip(carry, (x, lengths, labels), strict=True))
-        perm = rng.permutation(len(labels)) if spec.shuffle else np.arange(len(labels))
-        n_full = len(perm) // spec.batch_size * spec.batch_size
-        for i in range(0, n_full, spec.batch_size):
-            sel = perm[i : i + spec.batch_size]
-            yield x[sel], lengths[sel], labels[sel]
-        rest = perm[n_full:]
-        carry = (x[rest], lengths[rest], labels[rest]) if len(rest) else None
-    if carry is not None and len(carry[2]) >= 2:  # a lone item is dropped: BatchNorm needs two
-        yield carry
+        n = len(pool.labels)
+        perm = rng.permutation(n) if spec.shuffle else np.arange(n)
+        n_full = n // bs * bs
+        for i in range(0, n_full, bs):
+            sel = perm[i : i + bs]
+            x, lengths = gather_windows(pool.frames, pool.starts[sel], pool.valid[sel], spec.window)
+            yield x, lengths, torch.from_numpy(pool.labels[sel])
+        carry = pool.take(perm[n_full:]) if n > n_full else None
+    if carry is not None and len(carry.labels) >= 2:
+        x, lengths = gather_windows(carry.frames, carry.starts, carry.valid, spec.window)
+        yield x, lengths, torch.from_numpy(carry.labels)
 
 
-def _read_group(part, index: PartitionIndex, group: list[np.ndarray], window: int, rng, norm: Normalizer) -> Batch:
-    """Crops of every utterance in ``group`` (one read per contiguous run of utterances)."""
-    ids = np.concatenate(group) if group else np.zeros(0, np.int64)
-    if not len(ids):
-        return np.zeros((0, window, len(norm.mean)), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pieces, starts, base, frame_base = [], np.empty(len(ids), np.int64), 0, 0
+def _read_group(
+    part, index: PartitionIndex, group: list[np.ndarray], window: int, rng, carry: _Pool | None, norm: Normalizer
+) -> _Pool:
+    """The group's utterances (one read per storage unit, normalised and cached) with their
+    random crops, after the carried-over utterances of the previous group."""
+    pieces = [carry.frames[:-1]] if carry is not None else []
+    starts = [carry.starts] if carry is not None else []
+    valid = [carry.valid] if carry is not None else []
+    labels = [carry.labels] if carry is not None else []
+    base = len(carry.frames) - 1 if carry is not None else 0
+    prepare = _Prepare(norm)
     for g in group:
         if not len(g):
             continue
         lo, hi = int(index.offsets[g[0]]), int(index.offsets[g[-1] + 1])
-        pieces.append(read_frames(part, lo, hi))
-        starts[base : base + len(g)] = index.offsets[g] - lo + frame_base
-        base += len(g)
-        frame_base += hi - lo
-    frames = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-    x, lengths = random_windows(frames, starts, index.lengths[ids], window, rng, norm)
-    return x, lengths, index.label_ids[ids]
+        pieces.append(read_frames_cached(part, lo, hi, prepare))
+        lengths = np.maximum(index.lengths[g], 1)
+        starts.append(index.offsets[g] - lo + base + crop_offsets(lengths, window, rng))
+        valid.append(np.minimum(lengths, window))
+        labels.append(index.label_ids[g])
+        base += hi - lo
+    return _Pool(with_pad_row(pieces), np.concatenate(starts), np.concatenate(valid), np.concatenate(labels))
+
+
+class _Prepare:
+    """Normalises frames for the cache (one per task: the cache key names the partition)."""
+
+    __qualname__ = "normalized-float32"
+
+    def __init__(self, norm: Normalizer):
+        self.norm = norm
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        return normalize(frames, self.norm)
+
+
+def _empty(spec: StreamSpec, slice_id: int, n_slices: int):
+    from emonet.errors import TrainingError
+
+    return TrainingError(
+        f"task {spec.task!r}: data slice {slice_id + 1} of {n_slices} (ranks x loader workers) gets fewer than 2 "
+        "training utterances; use fewer -j/--workers or ranks"
+    )
 
 
 def stream(
@@ -123,7 +170,7 @@ def stream(
     while skip:
         nb = epoch_batch_count(index, spec, epoch, slice_id, n_slices)
         if nb == 0:
-            raise ValueError(f"task {spec.task!r}: data slice {slice_id} of {n_slices} is empty")
+            raise _empty(spec, slice_id, n_slices)
         if skip < nb:
             break
         skip -= nb
@@ -137,5 +184,5 @@ def stream(
                 continue
             yield b
         if produced == 0:
-            raise ValueError(f"task {spec.task!r}: data slice {slice_id} of {n_slices} is empty")
+            raise _empty(spec, slice_id, n_slices)
         epoch += 1

@@ -138,8 +138,12 @@ class Trainer:
         sums = torch.zeros(n, dtype=torch.float64, device=self.device)
         counts = [0] * n
         params = [p for p in self.model.parameters() if p.requires_grad]
+        wait, samples, t_start = 0.0, 0, time.perf_counter()
         for i in range(self.spe):
+            t0 = time.perf_counter()
             k, x, lengths, labels = next(batches)
+            wait += time.perf_counter() - t0
+            samples += len(labels)
             task = self.names[k]
             x, lengths, labels = (v.to(self.device, non_blocking=True) for v in (x, lengths, labels))
             with autocast(self.device, self.config.precision):
@@ -155,6 +159,7 @@ class Trainer:
                 value = float(sums.sum()) / max(sum(counts), 1)
                 self._check_finite(value)
                 self.progress.step(self.schedule.epoch + 1, i + 1, value)
+        self.timing = {"data_wait_s": wait, "train_s": time.perf_counter() - t_start, "samples": samples}
         dd.all_reduce_sum(sums, self.world)
         return {t: float(sums[k]) / max(counts[k] * self.world, 1) for k, t in enumerate(self.names)}
 
@@ -213,7 +218,9 @@ class Trainer:
             self.optimizer = self._optimizer()
         if self.rank == 0:
             self._write_epoch(is_best)
-        self.progress.epoch(EpochSummary(sched.epoch, stage, lr, losses, devel, score, is_best, action, seconds))
+        summary = EpochSummary(sched.epoch, stage, lr, losses, devel, score, is_best, action, seconds)
+        summary.extra.update(self.timing)
+        self.progress.epoch(summary)
 
     def _checkpoint_meta(self, which: str) -> dict:
         extra = {
