@@ -22,7 +22,8 @@ class Normalizer:
 
 def normalize(frames: np.ndarray, norm: Normalizer) -> torch.Tensor:
     """float32 ``(frames - mean) / std`` as a tensor [n, mels]."""
-    x = torch.from_numpy(np.asarray(frames, dtype=np.float32))
+    t = torch.from_numpy(np.ascontiguousarray(frames))
+    x = t.float() if t.dtype != torch.float32 else t.clone()  # torch's float16 cast is vectorised
     return x.sub_(norm.mean).mul_(norm.inv_std)
 
 

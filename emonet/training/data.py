@@ -72,14 +72,32 @@ def batches(
     store = as_store(store)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    part = open_partition(store, task, partition)
-    index = partition_index(part)
-    norm = normalizer(store, task)
+    part, index, norm = _opened(store, task, partition)
     if window is None:
         yield from eval_batches(part, index, norm, batch_size)
         return
     spec = StreamSpec(task, batch_size, window_frames(store, window), seed, shuffle)
     yield from epoch_stream(part, index, spec, norm, epoch, 0, 1)
+
+
+_OPENED: dict[tuple, tuple] = {}
+
+
+def _opened(store, task: str, partition: str):
+    """(partition, index, normaliser), opened once per process while the partition on disk
+    stays the same (its folder's change time is part of the key): opening costs ~10 ms."""
+    path = Path(store.path) / task / partition
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (str(path), stamp)
+    if key not in _OPENED:
+        if len(_OPENED) > 32:
+            _OPENED.clear()
+        part = open_partition(store, task, partition)
+        _OPENED[key] = (part, partition_index(part), normalizer(store, task))
+    return _OPENED[key]
 
 
 def eval_batches(

@@ -58,7 +58,7 @@ def test_multi_task_run_writes_a_complete_experiment_folder(small_store, tmp_pat
 
 
 def test_training_learns_the_separable_task(small_store, tmp_path):
-    cfg = _config(small_store, tmp_path, ["arousal"], optimizer="adam", epochs=3, steps_per_epoch=12)
+    cfg = _config(small_store, tmp_path, ["arousal"], optimizer="adam", epochs=2, steps_per_epoch=12)
     assert cfg.mode == "scratch"
     run, results = train(cfg)
     rows = [r for r in csv.DictReader(open(run / "metrics.csv"))]
@@ -67,7 +67,7 @@ def test_training_learns_the_separable_task(small_store, tmp_path):
 
 
 def test_same_seed_same_results_and_runs_never_collide(small_store, tmp_path):
-    cfg = _config(small_store, tmp_path, ["valence", "acted"], epochs=2, steps_per_epoch=3)
+    cfg = _config(small_store, tmp_path, ["valence", "acted"], epochs=2, steps_per_epoch=2)
     run_a, _ = train(cfg)
     run_b, _ = train(cfg)
     assert run_a != run_b and run_a.parent == run_b.parent  # same second, two folders
@@ -105,7 +105,7 @@ def test_evaluation_does_not_depend_on_batch_size(small_store, tmp_path):
 def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_checkpoint(small_store, tmp_path):
     from emonet.errors import TrainingError
 
-    cfg = _config(small_store, tmp_path, ["arousal"], learning_rate=1e12, optimizer="sgd", epochs=6, steps_per_epoch=10)
+    cfg = _config(small_store, tmp_path, ["arousal"], learning_rate=1e12, optimizer="sgd", epochs=2, steps_per_epoch=6)
     with pytest.raises(TrainingError) as exc:
         train(cfg)
     msg = str(exc.value)
