@@ -124,12 +124,20 @@ class Trainer:
         self.progress.begin(self.run_dir, self.spe, self.schedule.epoch)
         batches = self._loader()
         self.model.train()
-        while not self.schedule.done:
-            t0 = time.perf_counter()
-            losses = self._train_epoch(batches)
-            devel = self._validate()
-            self._end_epoch(losses, devel, time.perf_counter() - t0)
-        results = self._finish()
+        try:
+            while not self.schedule.done:
+                t0 = time.perf_counter()
+                losses = self._train_epoch(batches)
+                devel = self._validate()
+                self._end_epoch(losses, devel, time.perf_counter() - t0)
+            results = self._finish()
+        except KeyboardInterrupt:
+            self.progress.end()
+            if self.rank == 0:
+                self.progress.note(
+                    f"stopped; finished epochs are kept. Continue with: emonet train --resume {self.run_dir}"
+                )
+            raise
         self.progress.end()
         return results
 

@@ -132,3 +132,16 @@ def test_flipped_byte_in_state_is_one_line(tmp_path):
     with pytest.raises(TrainingError, match="state.pt: corrupt resume state") as exc:
         rd.load_state(tmp_path)
     assert "\n" not in str(exc.value)
+
+
+def test_run_folders_never_collide_and_names_are_not_paths(tmp_path):
+    from emonet.training.run_dir import create_run_dir
+
+    a = create_run_dir(tmp_path, ["x", "y"], "same")
+    b = create_run_dir(tmp_path, ["x", "y"], "same")
+    c, d = create_run_dir(tmp_path, ["x"]), create_run_dir(tmp_path, ["x"])  # same second
+    assert a.name == "same" and b.name == "same-2" and c != d and len({a, b, c, d}) == 4
+    for bad in ("../up", "a/b", ".."):
+        with pytest.raises(ConfigError, match="--run-name"):
+            create_run_dir(tmp_path, ["x"], bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, b.name, c.name, d.name])
