@@ -242,18 +242,20 @@ class Trainer:
         from emonet.models import save_checkpoint
         from emonet.training.report import log_scalars
 
-        try:
-            if is_best:
-                save_checkpoint(self.run_dir / rd.BEST, self.model, **self._checkpoint_meta("best"))
-            save_checkpoint(self.run_dir / rd.LAST, self.model, **self._checkpoint_meta("last"))
-            rd.save_state(self.run_dir, self._state())
-            rd.write_metrics(self.run_dir, self.history)
-        except OSError as exc:
-            raise TrainingError(
-                f"{exc.filename or self.run_dir}: writing failed ({exc.strerror or exc}); "
-                "the previous checkpoint stays readable. "
-                f"Free space, then continue with: emonet train --resume {self.run_dir}"
-            ) from None
+        writes = [
+            (rd.BEST, lambda: save_checkpoint(self.run_dir / rd.BEST, self.model, **self._checkpoint_meta("best"))),
+            (rd.LAST, lambda: save_checkpoint(self.run_dir / rd.LAST, self.model, **self._checkpoint_meta("last"))),
+            (rd.STATE, lambda: rd.save_state(self.run_dir, self._state())),
+            (rd.METRICS, lambda: rd.write_metrics(self.run_dir, self.history)),
+        ]
+        for name, write in writes[0 if is_best else 1 :]:
+            try:
+                write()
+            except OSError as exc:
+                raise TrainingError(
+                    f"{self.run_dir / name}: writing failed ({exc.strerror or exc}); the previous version stays "
+                    f"readable. Free space, then continue with: emonet train --resume {self.run_dir}"
+                ) from None
         log_scalars(self.run_dir, self.history[-len(self.names) :])
 
     def _state(self) -> dict:

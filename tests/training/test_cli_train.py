@@ -148,3 +148,24 @@ def test_resume_after_kill_9_ends_like_an_uninterrupted_run(small_store, tmp_pat
     (full,) = (tmp_path / "full").iterdir()
     assert (run / "results.json").read_text() == (full / "results.json").read_text()
     assert (run / "metrics.csv").read_text() == (full / "metrics.csv").read_text()
+
+
+def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_what_was_written(small_store, tmp_path):
+    import resource
+
+    def limit():  # files may not grow beyond 100 kB: the checkpoints fit, the resume state does not
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+    cmd, env = _cli("-s", small_store, "-t", "arousal", "-ebp", tmp_path, "-e", "2", *TINY)
+    done = subprocess.run(cmd, env=env, preexec_fn=limit, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = [x for x in done.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "state.pt" in lines[0] and "writing failed" in lines[0] and "--resume" in lines[0]
+    (run,) = tmp_path.iterdir()
+    from emonet.models import load_checkpoint
+
+    load_checkpoint(run / "best.safetensors")
+    load_checkpoint(run / "last.safetensors")
+    assert not [p for p in run.iterdir() if ".tmp-" in p.name], "no temporary file is left behind"
