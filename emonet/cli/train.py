@@ -132,7 +132,8 @@ def train(
             device=device, precision=precision, workers=workers, run_name=run_name,
         )  # fmt: skip
         run_dir, results = train_run(config, progress=progress)
-    from emonet.training.distributed import world_info
+    from emonet.training.distributed import shutdown, world_info
 
     if world_info()[0] == 0:
         out.print(results_table(results, run_dir))
+    shutdown()

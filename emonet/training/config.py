@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from emonet.errors import ConfigError
@@ -59,7 +60,11 @@ class TrainConfig:
                 self.model = ModelConfig.from_dict(self.model)
             except (ValueError, TypeError) as exc:
                 raise ConfigError(f"model config: {exc}") from None
-        self.stores = [str(s) for s in self.stores]
+        # absolute paths: config.yaml re-runs the same from any folder
+        self.stores = [str(Path(s).expanduser().absolute()) for s in self.stores]
+        self.experiments = str(Path(self.experiments).expanduser().absolute())
+        if self.initial_model:
+            self.initial_model = str(Path(self.initial_model).expanduser().absolute())
         self.tasks = [str(t) for t in self.tasks]
         if self.mode is None:
             self.mode = "adapters" if (self.initial_model or len(self.tasks) > 1) else "scratch"
@@ -120,6 +125,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from :meth:`to_dict`'s output (config.yaml); unknown keys are refused."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in data if k not in known)
         if unknown:
@@ -127,6 +133,7 @@ class TrainConfig:
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
 

@@ -59,6 +59,7 @@ def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
 
 
 def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
+    """Sum ``t`` over the ranks in place (nothing with one rank); returns ``t``."""
     if world > 1:
         import torch.distributed as dist
 
@@ -67,6 +68,7 @@ def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
 
 
 def barrier(world: int) -> None:
+    """Wait for every rank (nothing with one rank)."""
     if world > 1:
         import torch.distributed as dist
 
@@ -74,6 +76,7 @@ def barrier(world: int) -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group, if one was joined."""
     import torch.distributed as dist
 
     if dist.is_initialized():

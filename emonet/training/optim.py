@@ -59,6 +59,7 @@ def build_optimizer(name: str, groups: list[dict], lr: float) -> torch.optim.Opt
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group."""
     for group in optimizer.param_groups:
         group["lr"] = lr
 

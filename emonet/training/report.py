@@ -29,6 +29,7 @@ def log_scalars(run: Path, rows: list[dict]) -> None:
 
 
 def close(run: Path) -> None:
+    """Close the run's TensorBoard writer."""
     w = _writers.pop(str(run), None)
     if w is not None:
         w.close()

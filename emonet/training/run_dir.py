@@ -78,6 +78,7 @@ def create_run_dir(experiments: str | Path, tasks: list[str], name: str | None =
 
 
 def write_config(run: Path, config_dict: dict) -> None:
+    """Write the run's config.yaml (atomically) from ``TrainConfig.to_dict()``."""
     text = "# emonet train: the fully resolved config of this run (emonet train --resume reads it)\n"
     atomic_write(run / CONFIG, (text + yaml.safe_dump(config_dict, sort_keys=False)).encode())
 
@@ -127,6 +128,7 @@ def load_state(run: Path) -> dict | None:
 
 
 def write_metrics(run: Path, rows: list[dict]) -> None:
+    """Rewrite metrics.csv (atomically) from the run's history rows."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
     writer.writeheader()

@@ -60,8 +60,10 @@ class Schedule:
         return is_best, "continue"
 
     def state_dict(self) -> dict:
+        """Everything, as plain data (for the resume state)."""
         return asdict(self)
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`'s output."""
         for k, v in state.items():
             setattr(self, k, v)
