@@ -61,11 +61,18 @@ def _with_fused_pipeline(open_fn):
 
 def block_bounds(part) -> np.ndarray:
     """Frame offsets of the partition's storage blocks (shards): 0, ..., total frames."""
-    return np.asarray(part._r.block_bounds, dtype=np.int64)
+    bounds = getattr(part, "block_bounds", None)  # public since the store's checksums
+    if bounds is None:
+        bounds = part._r.block_bounds
+    return np.asarray(bounds, dtype=np.int64)
 
 
 def read_frames(part, lo: int, hi: int) -> np.ndarray:
-    """Frames ``lo:hi`` of the partition (float16 [hi - lo, mels]) in one read."""
+    """Frames ``lo:hi`` of the partition (float16 [hi - lo, mels]) in one read (checked
+    against the store's block checksums where the store has them)."""
+    checked = getattr(part, "_read_frames", None)
+    if checked is not None:
+        return np.asarray(checked(int(lo), int(hi)))
     return np.asarray(part._r.read_frames(int(lo), int(hi)))
 
 
