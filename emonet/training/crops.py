@@ -27,6 +27,18 @@ def normalize(frames: np.ndarray, norm: Normalizer) -> torch.Tensor:
     return x.sub_(norm.mean).mul_(norm.inv_std)
 
 
+class Normalized:
+    """``normalize`` as a preparation step for the frame cache (its name is part of the key)."""
+
+    __qualname__ = "normalized-float32"
+
+    def __init__(self, norm: Normalizer):
+        self.norm = norm
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        return normalize(frames, self.norm)
+
+
 def with_pad_row(pieces: list[torch.Tensor]) -> torch.Tensor:
     """The normalised pieces concatenated, with one zero row appended (the padding row of
     :func:`gather_windows`)."""

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from emonet.errors import ConfigError, StoreError
-from emonet.training.crops import Normalizer, gather_windows, normalize, with_pad_row
-from emonet.training.store_access import PartitionIndex, open_partition, partition_index, read_frames
+from emonet.training.crops import Normalized, Normalizer, gather_windows, with_pad_row
+from emonet.training.store_access import PartitionIndex, open_partition, partition_index, read_frames_cached
 from emonet.training.streams import Batch, StreamSpec, epoch_stream
 
 
@@ -110,7 +110,7 @@ def eval_batches(
     for g0 in range(0, len(mine), group):
         ids = mine[g0 : g0 + group]
         lo, hi = int(index.offsets[ids[0]]), int(index.offsets[ids[-1] + 1])
-        frames = with_pad_row([normalize(read_frames(part, lo, hi), norm)])
+        frames = with_pad_row([read_frames_cached(part, lo, hi, Normalized(norm))])
         ids = ids[np.argsort(index.lengths[ids], kind="stable")]
         for i in range(0, len(ids), batch_size):
             sel = ids[i : i + batch_size]

@@ -77,6 +77,20 @@ def create_run_dir(experiments: str | Path, tasks: list[str], name: str | None =
     raise TrainingError(f"-ebp {base}: could not find a free run folder name for {stem}")
 
 
+def lock_run(run: Path):
+    """Hold the run folder for this process (an exclusive lock on ``run/.lock``, released when
+    the process ends): a second ``emonet train --resume`` of the same run is refused."""
+    import fcntl
+
+    fh = open(Path(run) / ".lock", "a")  # noqa: SIM115 (kept open: the lock lives with it)
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise TrainingError(f"{run}: another emonet train is running in this run folder; wait for it to end") from None
+    return fh
+
+
 def write_config(run: Path, config_dict: dict) -> None:
     """Write the run's config.yaml (atomically) from ``TrainConfig.to_dict()``."""
     text = "# emonet train: the fully resolved config of this run (emonet train --resume reads it)\n"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emonet.training.crops import Normalizer, crop_offsets, gather_windows, normalize, with_pad_row
+from emonet.training.crops import Normalized, Normalizer, crop_offsets, gather_windows, with_pad_row
 from emonet.training.store_access import PartitionIndex, read_frames_cached
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x [B, T, mels] float32, lengths int64, labels int64
@@ -121,7 +121,7 @@ def _read_group(
     valid = [carry.valid] if carry is not None else []
     labels = [carry.labels] if carry is not None else []
     base = len(carry.frames) - 1 if carry is not None else 0
-    prepare = _Prepare(norm)
+    prepare = Normalized(norm)
     for g in group:
         if not len(g):
             continue
@@ -133,18 +133,6 @@ def _read_group(
         labels.append(index.label_ids[g])
         base += hi - lo
     return _Pool(with_pad_row(pieces), np.concatenate(starts), np.concatenate(valid), np.concatenate(labels))
-
-
-class _Prepare:
-    """Normalises frames for the cache (one per task: the cache key names the partition)."""
-
-    __qualname__ = "normalized-float32"
-
-    def __init__(self, norm: Normalizer):
-        self.norm = norm
-
-    def __call__(self, frames: np.ndarray) -> torch.Tensor:
-        return normalize(frames, self.norm)
 
 
 def _empty(spec: StreamSpec, slice_id: int, n_slices: int):

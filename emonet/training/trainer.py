@@ -60,10 +60,14 @@ class Trainer:
         self.step, self.history, self.best_state = 0, [], None
         self.run_dir = Path(resume) if resume else None
         if self.run_dir is not None:
+            if self.rank == 0:
+                self._lock = rd.lock_run(self.run_dir)
             self._restore(rd.load_state(self.run_dir))
         elif self.rank == 0:
             self.run_dir = rd.create_run_dir(config.experiments, self.names, config.run_name)
         if self.rank == 0:
+            if resume is None:
+                self._lock = rd.lock_run(self.run_dir)
             rd.write_config(self.run_dir, config.to_dict())
 
     # ------------------------------------------------------------------ set-up
@@ -138,6 +142,10 @@ class Trainer:
                     f"stopped; finished epochs are kept. Continue with: emonet train --resume {self.run_dir}"
                 )
             raise
+        finally:
+            lock = getattr(self, "_lock", None)
+            if lock is not None:
+                lock.close()  # the run folder is free again
         self.progress.end()
         return results
 

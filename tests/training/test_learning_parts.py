@@ -145,3 +145,15 @@ def test_run_folders_never_collide_and_names_are_not_paths(tmp_path):
         with pytest.raises(ConfigError, match="--run-name"):
             create_run_dir(tmp_path, ["x"], bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([a.name, b.name, c.name, d.name])
+
+
+def test_a_run_folder_is_held_by_one_process(tmp_path):
+    from emonet.errors import TrainingError
+    from emonet.training.run_dir import create_run_dir, lock_run
+
+    run = create_run_dir(tmp_path, ["x"])
+    held = lock_run(run)
+    with pytest.raises(TrainingError, match="another emonet train is running"):
+        lock_run(run)
+    held.close()
+    lock_run(run).close()  # free again
