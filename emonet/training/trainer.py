@@ -24,6 +24,12 @@ from emonet.training.setup import build_run_model, check_window, norm_stats, ope
 from emonet.training.streams import StreamSpec
 
 
+class TrainingInterrupted(TrainingError):
+    """Ctrl-C: the run stopped; its finished epochs are kept (``--resume`` continues)."""
+
+    exit_code = 130
+
+
 class Trainer:
     """One run: ``Trainer(config).run()`` trains, validates every epoch, scores the test
     partitions once with the best weights and returns ``results`` (task -> partition ->
@@ -137,11 +143,9 @@ class Trainer:
             results = self._finish()
         except KeyboardInterrupt:
             self.progress.end()
-            if self.rank == 0:
-                self.progress.note(
-                    f"stopped; finished epochs are kept. Continue with: emonet train --resume {self.run_dir}"
-                )
-            raise
+            raise TrainingInterrupted(
+                f"stopped (Ctrl-C); finished epochs are kept. Continue with: emonet train --resume {self.run_dir}"
+            ) from None
         finally:
             lock = getattr(self, "_lock", None)
             if lock is not None:

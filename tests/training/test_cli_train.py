@@ -169,3 +169,20 @@ def test_a_full_disk_while_checkpointing_is_one_line_and_keeps_what_was_written(
     load_checkpoint(run / "best.safetensors")
     load_checkpoint(run / "last.safetensors")
     assert not [p for p in run.iterdir() if ".tmp-" in p.name], "no temporary file is left behind"
+
+
+def test_ctrl_c_stops_and_says_how_to_resume(small_store, tmp_path):
+    cmd, env = _cli("-s", small_store, "-t", "arousal", "-ebp", tmp_path, "-e", "200", *TINY)
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 90
+    while time.time() < deadline and not list(tmp_path.glob("*/state.pt")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in err and "emonet train --resume" in lines[0], err
+    (run,) = tmp_path.iterdir()
+    from emonet.models import load_checkpoint
+
+    load_checkpoint(run / "last.safetensors")
