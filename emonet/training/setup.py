@@ -96,15 +96,17 @@ def load_initial(path: str, feature_config) -> tuple[object, dict]:
     return model, meta
 
 
-def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_config):
-    """The model for ``config.mode`` with every task of the run (``apply_mode`` applied)."""
+def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_config) -> tuple[object, dict]:
+    """(the model for ``config.mode`` with every task of the run, ``apply_mode`` applied;
+    the normalisation statistics of the initial model's other tasks, kept in checkpoints)."""
     from emonet.models import setup_model
 
     model_cfg = config.model.replace(n_mels=int(feature_config["n_mels"]))
-    initial = load_initial(config.initial_model, feature_config)[0] if config.initial_model else None
+    initial, meta = load_initial(config.initial_model, feature_config) if config.initial_model else (None, {})
+    kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks}
     classes = {t: d.classes for t, d in tasks.items()}
     try:
-        return setup_model(config.mode, classes, config=model_cfg, initial=initial)
+        return setup_model(config.mode, classes, config=model_cfg, initial=initial), kept
     except UnknownTaskError:
         raise
     except ValueError as exc:

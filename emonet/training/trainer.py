@@ -31,7 +31,7 @@ class TrainingInterrupted(TrainingError):
 
 
 class Trainer:
-    """One run: ``Trainer(config).run()`` trains, validates every epoch, scores the test
+    """One run: ``Trainer(config).run_training()`` trains, validates every epoch, scores the test
     partitions once with the best weights and returns ``results`` (task -> partition ->
     metrics). ``resume`` continues the run in that folder from its last finished epoch."""
 
@@ -52,7 +52,8 @@ class Trainer:
         if note:
             self.progress.note(note)
         torch.manual_seed(config.seed)
-        self.model = build_run_model(config, self.tasks, self.feature_config).to(self.device)
+        self.model, self.initial_norms = build_run_model(config, self.tasks, self.feature_config)
+        self.model.to(self.device)
         self.norms = {t: normalizer(d.store, t) for t, d in self.tasks.items()}
         self.losses = {t: self._loss(t).to(self.device) for t in self.names}
         self.penalties = self._penalties()
@@ -248,7 +249,8 @@ class Trainer:
             "score": self.schedule.best, "mode": self.config.mode, "run": str(self.run_dir),
             "train_config": self.config.to_dict(),
         }  # fmt: skip
-        return {"feature_config": self.feature_config, "norm_stats": norm_stats(self.tasks), "extra": extra}
+        stats = {**self.initial_norms, **norm_stats(self.tasks)}
+        return {"feature_config": self.feature_config, "norm_stats": stats, "extra": extra}
 
     def _write_epoch(self, is_best: bool) -> None:
         from emonet.models import save_checkpoint

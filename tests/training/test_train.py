@@ -113,3 +113,24 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_checkpoint(small
     run = next(tmp_path.iterdir())
     if (run / "last.safetensors").exists():
         load_checkpoint(run / "last.safetensors")  # still readable
+
+
+def test_adapters_on_a_trained_model_train_only_the_new_task(small_store, tmp_path):
+    base, _ = train(_config(small_store, tmp_path / "a", ["acted", "arousal"], epochs=1, steps_per_epoch=2))
+    cfg = _config(small_store, tmp_path / "b", ["valence"], epochs=1, steps_per_epoch=3, mode="adapters",
+                  initial_model=str(base / "best.safetensors"))  # fmt: skip
+    run, results = train(cfg)
+    before, _ = load_checkpoint(base / "best.safetensors")
+    after, meta = load_checkpoint(run / "best.safetensors")
+    assert list(after.tasks) == ["acted", "arousal", "valence"] and set(results) == {"valence"}
+    assert set(meta["norm_stats"]) == {"acted", "arousal", "valence"}
+    roles = after.tensor_roles()
+    old, new = before.state_dict(), after.state_dict()
+    for key, (task, _) in roles.items():
+        if task != "valence":
+            assert torch.equal(old[key], new[key]), f"{key} must stay frozen"
+    # the new task's parts start as copies of the first task's and then train
+    fresh = load_checkpoint(run / "last.safetensors")[0].state_dict()
+    copied = [k for k, (t, c) in roles.items() if t == "valence" and c in ("adapters", "bn") and "running" not in k]
+    moved = [k for k in copied if not torch.equal(fresh[k], old[k.replace(".valence.", ".acted.")])]
+    assert copied and len(moved) > len(copied) // 2, (len(moved), len(copied))
