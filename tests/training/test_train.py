@@ -134,3 +134,16 @@ def test_adapters_on_a_trained_model_train_only_the_new_task(small_store, tmp_pa
     copied = [k for k, (t, c) in roles.items() if t == "valence" and c in ("adapters", "bn") and "running" not in k]
     moved = [k for k in copied if not torch.equal(fresh[k], old[k.replace(".valence.", ".acted.")])]
     assert copied and len(moved) > len(copied) // 2, (len(moved), len(copied))
+
+
+def test_last_layer_trains_only_the_head(small_store, tmp_path):
+    base, _ = train(_config(small_store, tmp_path / "a", ["arousal"], epochs=1, steps_per_epoch=2))
+    cfg = _config(small_store, tmp_path / "b", ["arousal"], epochs=1, steps_per_epoch=3, mode="last-layer",
+                  initial_model=str(base / "best.safetensors"), learning_rate=0.1)  # fmt: skip
+    run, _ = train(cfg)
+    before = load_checkpoint(base / "best.safetensors")[0].state_dict()
+    after_model = load_checkpoint(run / "last.safetensors")[0]
+    roles, after = after_model.tensor_roles(), after_model.state_dict()
+    differ = {k for k in after if not torch.equal(before[k], after[k])}
+    heads = {k for k, (_, c) in roles.items() if c == "head"}
+    assert differ and differ <= heads, sorted(differ - heads)[:5]
