@@ -36,9 +36,9 @@ def close(run: Path) -> None:
 
 
 def write_reports(run: Path, results: dict, history: list[dict], best_epoch: int) -> None:
-    """results.json, plots/learning_curves.png and plots/confusion_<task>.png."""
-    doc = {"best_epoch": best_epoch, **results}
-    atomic_write(run / RESULTS, (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode())
+    """results.json (task -> partition -> metrics), plots/learning_curves.png and
+    plots/confusion_<task>.png."""
+    atomic_write(run / RESULTS, (json.dumps(results, indent=1, sort_keys=True) + "\n").encode())
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     if history:

@@ -304,7 +304,11 @@ class Trainer:
                     self.model, d.store, t, p, self.norms[t], self.losses[t], self.config.batch_size,
                     self.device, self.config.precision, self.rank, self.world,
                 )  # fmt: skip
-                results[t][p] = {**classification_report(cm, d.classes), "loss": loss}
+                results[t][p] = {
+                    **classification_report(cm, d.classes),
+                    "loss": loss,
+                    "epoch": self.schedule.best_epoch,
+                }
         if self.rank == 0:
             write_reports(self.run_dir, results, self.history, self.schedule.best_epoch)
         dd.barrier(self.world)

@@ -81,7 +81,8 @@ def test_test_partition_selects_nothing(small_store, tmp_path):
     run, results = train(_config(small_store, tmp_path, ["arousal"], epochs=3, steps_per_epoch=2))
     doc = json.loads((run / "results.json").read_text())
     rows = list(csv.DictReader(open(run / "metrics.csv")))
-    best = doc["best_epoch"]
+    best = doc["arousal"]["test"]["epoch"]  # the epoch whose weights were scored
+    assert doc["arousal"]["devel"]["epoch"] == best and set(doc) == {"arousal"}
     uars = [float(r["devel_uar"]) for r in rows]
     assert uars[best - 1] == max(uars) and best == 1 + uars.index(max(uars))  # chosen on devel only
     assert "test" not in rows[0]["task"] and not any("test" in k for k in rows[0])
