@@ -148,3 +148,25 @@ def test_last_layer_trains_only_the_head(small_store, tmp_path):
     differ = {k for k in after if not torch.equal(before[k], after[k])}
     heads = {k for k, (_, c) in roles.items() if c == "head"}
     assert differ and differ <= heads, sorted(differ - heads)[:5]
+
+
+def test_multi_task_keeps_class_weights_iwd_and_the_default_epoch_length(small_store, tmp_path):
+    import emonet
+    from emonet.models import adapter_parameters
+    from emonet.training.losses import balanced_class_weights
+    from emonet.training.trainer import Trainer
+
+    cfg = _config(small_store, tmp_path, ["valence", "acted"], balanced_weights=True, individual_weight_decay=True,
+                  steps_per_epoch=None, batch_size=5)  # fmt: skip
+    trainer = Trainer(cfg)
+    store = emonet.open_store(small_store)
+    for task in ("valence", "acted"):
+        labels = store.partition(task, "train").label_ids
+        want = balanced_class_weights(labels, len(store.classes(task)))
+        assert trainer.losses[task].weighted and np.allclose(trainer.losses[task].weight.numpy(), want)
+        factors = {f for ps, f in trainer.penalties[task] if ps and ps[0] is adapter_parameters(trainer.model, task)[0]}
+        assert factors == {5e-3}  # fewer than 500 train items
+    # an epoch sees the largest train partition once: 2 tasks x ceil(18 / 5) steps
+    assert trainer.spe == 2 * 4
+    groups = [g["name"] for g in trainer.optimizer.param_groups]
+    assert groups == ["shared", "task:valence", "task:acted"]
