@@ -71,6 +71,20 @@ def parse_label_order(values: list[str] | None, tasks: list[str]) -> dict[str, l
     return out
 
 
+def _options_given(values: dict) -> list[str]:
+    """The options given besides --resume and -q (those that differ from their defaults)."""
+    import inspect
+
+    flags = {"stores": "--store", "experiments": "-ebp", "blocks": "-N", "filters": "-nf", "widen": "-wf"}
+    out = []
+    for name, param in inspect.signature(train).parameters.items():
+        if name in ("resume", "quiet") or name not in values:
+            continue
+        if values[name] != param.default:
+            out.append(flags.get(name, "--" + name.replace("_", "-")))
+    return out
+
+
 def train(
     stores: Stores = None,
     tasks: Tasks = None,
@@ -115,8 +129,9 @@ def train(
 
     progress = RichTrainProgress(err, enabled=not quiet)
     if resume is not None:
-        if stores or tasks or experiments:
-            raise ConfigError("--resume takes the run's own config; drop --store, --tasks and -ebp")
+        given = _options_given(locals())
+        if given:
+            raise ConfigError(f"--resume continues with the run's own config.yaml; drop {', '.join(given)}")
         run_dir, results = resume_run(resume, progress=progress)
     else:
         if not stores or not tasks or experiments is None:

@@ -143,6 +143,8 @@ def test_resume_after_kill_9_ends_like_an_uninterrupted_run(small_store, tmp_pat
     proc.wait()
     run = state.parent
     assert not (run / "results.json").exists(), "killed before the end"
+    refused = subprocess.run(_cli("--resume", run, "-e", "9", "-q")[0], env=env, capture_output=True, text=True)
+    assert refused.returncode == 2 and "drop -e" not in refused.stderr and "--epochs" in refused.stderr
     cmd, env = _cli("--resume", run, "-q")
     subprocess.run(cmd, env=env, check=True, timeout=120)
     (full,) = (tmp_path / "full").iterdir()
