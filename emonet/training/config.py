@@ -1,0 +1,142 @@
+"""TrainConfig: every option of ``emonet train`` as one typed, validated, YAML-able dataclass."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from emonet.errors import ConfigError
+from emonet.models import MODES, ModelConfig
+from emonet.training.losses import LOSSES, check_loss_options
+from emonet.training.optim import OPTIMIZERS
+
+DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    """A training run. Defaults are the original's (REFERENCE, "Training").
+
+    ``epochs`` caps the epochs of all three stages together. ``steps_per_epoch`` None means
+    enough steps to see the largest task's train partition once (per DDP world).
+    ``label_order`` maps a task to its classes in ordinal order (ordinal loss only).
+    """
+
+    stores: list[str]
+    tasks: list[str]
+    experiments: str  # -ebp: the runs' base folder
+    mode: str | None = None  # None: scratch for one task, adapters for several or with -im
+    initial_model: str | None = None
+    model: ModelConfig = field(default_factory=ModelConfig)
+    batch_size: int = 64
+    epochs: int = 1000
+    patience: int = 20
+    min_delta: float = 0.005
+    stages: int = 3
+    learning_rate: float = 0.1
+    optimizer: str = "sgd"
+    window: float = 4.0  # seconds
+    loss: str = "crossentropy"
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    label_order: dict[str, list[str]] = field(default_factory=dict)
+    balanced_weights: bool = False
+    individual_weight_decay: bool = False
+    shared_l2: float = 1e-6  # the original's L2 on the shared 3x3 kernels
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    workers: int = 0
+    shuffle_buffer: int = 1024
+    run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            try:
+                self.model = ModelConfig.from_dict(self.model)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"model config: {exc}") from None
+        # absolute paths: config.yaml re-runs the same from any folder
+        self.stores = [str(Path(s).expanduser().absolute()) for s in self.stores]
+        self.experiments = str(Path(self.experiments).expanduser().absolute())
+        if self.initial_model:
+            self.initial_model = str(Path(self.initial_model).expanduser().absolute())
+        self.tasks = [str(t) for t in self.tasks]
+        if self.mode is None:
+            self.mode = "adapters" if (self.initial_model or len(self.tasks) > 1) else "scratch"
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError (one line naming the option) for an unusable value."""
+        if not self.stores:
+            raise ConfigError("name at least one feature store with --store")
+        if not self.tasks:
+            raise ConfigError("name the task(s) to train with -t/--tasks")
+        dupes = sorted({t for t in self.tasks if self.tasks.count(t) > 1})
+        if dupes:
+            raise ConfigError(f"-t/--tasks names {', '.join(dupes)} more than once; name each task once")
+        _choice("--mode", self.mode, MODES)
+        _choice("--optimizer", self.optimizer, OPTIMIZERS)
+        _choice("--loss", self.loss, LOSSES)
+        _choice("--device", self.device, DEVICES)
+        _choice("--precision", self.precision, PRECISIONS)
+        for name, value, low in (
+            ("--batch-size", self.batch_size, 1),
+            ("--epochs", self.epochs, 1),
+            ("--patience", self.patience, 1),
+            ("--workers", self.workers, 0),
+            ("--stages", self.stages, 1),
+            ("--shuffle-buffer", self.shuffle_buffer, 1),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
+            raise ConfigError(f"--steps-per-epoch must be an integer >= 1, got {self.steps_per_epoch!r}")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            raise ConfigError(f"--learning-rate must be > 0, got {self.learning_rate!r}")
+        if not (isinstance(self.window, (int, float)) and self.window > 0):
+            raise ConfigError(f"--window must be > 0 seconds, got {self.window!r}")
+        check_loss_options(self.loss, self.focal_gamma, self.focal_alpha)
+        unknown = sorted(set(self.label_order) - set(self.tasks))
+        if unknown:
+            raise ConfigError(f"--label-order names task(s) {', '.join(unknown)} that are not trained (-t)")
+        if self.label_order and self.loss != "ordinal":
+            raise ConfigError("--label-order only applies to the ordinal loss; add -l ordinal or drop it")
+        if self.mode in ("finetune", "last-layer") and not self.initial_model:
+            raise ConfigError(f"--mode {self.mode} needs an initial model: add -im/--initial-model MODEL.safetensors")
+        if self.mode == "adapters" and not self.initial_model and len(self.tasks) == 1:
+            raise ConfigError(
+                "--mode adapters with one task needs an initial model (-im MODEL.safetensors); without one, "
+                "train several tasks (--tasks a b c, the multi-task setting) or use --mode scratch"
+            )
+        if self.mode == "scratch" and self.initial_model:
+            raise ConfigError("--mode scratch trains a new model; drop -im/--initial-model or choose another mode")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (YAML/JSON-safe) that :meth:`from_dict` reads back."""
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        out["model"] = self.model.to_dict()
+        out["label_order"] = {k: list(v) for k, v in self.label_order.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from :meth:`to_dict`'s output (config.yaml); unknown keys are refused."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(k for k in data if k not in known)
+        if unknown:
+            raise ConfigError(f"unknown training config key(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _choice(option: str, value: str, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{option} {value!r} is not one of: {', '.join(allowed)}")

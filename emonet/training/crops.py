@@ -1,0 +1,74 @@
+"""Vectorised batch assembly: random windows or whole utterances gathered from frames in
+memory (one index_select), converted to float32, normalised on the fly and zero-padded."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class Normalizer:
+    """Per-mel-band standardisation with the store's train statistics (never baked into the
+    store): ``(x - mean) / std``; padding stays exactly zero."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        self.mean = torch.as_tensor(np.asarray(mean, np.float32))
+        self.inv_std = torch.as_tensor((1.0 / np.maximum(np.asarray(std, np.float32), 1e-5)).astype(np.float32))
+
+    @property
+    def n_mels(self) -> int:
+        return len(self.mean)
+
+
+def normalize(frames: np.ndarray, norm: Normalizer) -> torch.Tensor:
+    """float32 ``(frames - mean) / std`` as a tensor [n, mels]."""
+    t = torch.from_numpy(np.ascontiguousarray(frames))
+    x = t.float() if t.dtype != torch.float32 else t.clone()  # torch's float16 cast is vectorised
+    return x.sub_(norm.mean).mul_(norm.inv_std)
+
+
+class Normalized:
+    """``normalize`` as a preparation step for the frame cache (its name is part of the key)."""
+
+    __qualname__ = "normalized-float32"
+
+    def __init__(self, norm: Normalizer):
+        self.norm = norm
+
+    def __call__(self, frames: np.ndarray) -> torch.Tensor:
+        return normalize(frames, self.norm)
+
+
+def with_pad_row(pieces: list[torch.Tensor]) -> torch.Tensor:
+    """The normalised pieces concatenated, with one zero row appended (the padding row of
+    :func:`gather_windows`)."""
+    zero = torch.zeros((1, pieces[0].shape[1] if pieces else 0), dtype=torch.float32)
+    return torch.cat([*pieces, zero]) if pieces else zero
+
+
+def gather_windows(
+    frames: torch.Tensor, starts: np.ndarray, valid: np.ndarray, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows ``starts[i] : starts[i] + valid[i]`` of ``frames``, zero-padded to ``width``, in one
+    ``index_select``.
+
+    Args:
+        frames: float32 [total + 1, mels] from :func:`with_pad_row` (last row zero).
+        starts: int64 [n], first frame of each window in ``frames``.
+        valid: int64 [n], frames of each window (1..width).
+        width: frames per row of the result.
+
+    Returns:
+        (x float32 [n, width, mels], lengths int64 [n] = valid).
+    """
+    n = len(starts)
+    steps = np.arange(width, dtype=np.int64)[None, :]
+    idx = np.where(steps < valid[:, None], starts[:, None] + steps, len(frames) - 1)
+    x = frames.index_select(0, torch.from_numpy(idx.reshape(-1))).view(n, width, -1)
+    return x, torch.from_numpy(valid.astype(np.int64))
+
+
+def crop_offsets(lengths: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
+    """A random start of a ``window``-frame crop inside each utterance (0 when shorter)."""
+    slack = np.maximum(lengths - window, 0)
+    return np.floor(rng.random(len(lengths)) * (slack + 1)).astype(np.int64)

@@ -1,0 +1,119 @@
+"""The public data path: ``batches(store, task, ...)`` and whole-utterance evaluation batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emonet.errors import ConfigError, StoreError
+from emonet.training.crops import Normalized, Normalizer, gather_windows, with_pad_row
+from emonet.training.store_access import PartitionIndex, open_partition, partition_index, read_frames_cached
+from emonet.training.streams import Batch, StreamSpec, epoch_stream
+
+
+def as_store(store):
+    """A FeatureStore, given one or a path."""
+    if isinstance(store, (str, Path)):
+        from emonet import open_store
+
+        return open_store(store)
+    return store
+
+
+def window_frames(store, seconds: float) -> int:
+    """Frames of a ``seconds`` window at the store's hop."""
+    if not seconds > 0:
+        raise ConfigError(f"--window must be > 0 seconds, got {seconds}")
+    fc = store.feature_config
+    return 1 + int(round(seconds * fc["sample_rate"])) // int(fc["hop_length"])
+
+
+def normalizer(store, task: str) -> Normalizer:
+    """The task's normaliser from its train partition's statistics."""
+    try:
+        mean, std = store.normalization(task)
+    except KeyError:
+        raise StoreError(
+            f"task {task!r} in {store.path} has no train partition, so no normalisation statistics; "
+            "extract its train csv"
+        ) from None
+    return Normalizer(mean, std)
+
+
+def batches(
+    store,
+    task: str,
+    partition: str = "train",
+    batch_size: int = 64,
+    window: float | None = 4.0,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One epoch of batches of ``task``'s ``partition``, as the trainer draws them.
+
+    Args:
+        store: a FeatureStore or its path.
+        task, partition: what to read.
+        batch_size: utterances per batch (the last training batch may be smaller; a single
+            left-over utterance is dropped, as training BatchNorms need two items).
+        window: training crop in seconds (a random crop per utterance, shorter clips whole and
+            zero-padded), or None for whole utterances in storage order (evaluation).
+        shuffle: shuffle the shard order and, through a buffer, the utterances.
+        seed, epoch: the same (seed, epoch) gives the same batches.
+
+    Yields:
+        (x float32 [batch, frames, mels] normalised with the task's train statistics,
+        lengths int64 [batch] (valid frames), labels int64 [batch] (-1: unlabelled)).
+    """
+    store = as_store(store)
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    part, index, norm = _opened(store, task, partition)
+    if window is None:
+        yield from eval_batches(part, index, norm, batch_size)
+        return
+    spec = StreamSpec(task, batch_size, window_frames(store, window), seed, shuffle)
+    yield from epoch_stream(part, index, spec, norm, epoch, 0, 1)
+
+
+_OPENED: dict[tuple, tuple] = {}
+
+
+def _opened(store, task: str, partition: str):
+    """(partition, index, normaliser), opened once per process while the partition on disk
+    stays the same (its folder's change time is part of the key): opening costs ~10 ms."""
+    path = Path(store.path) / task / partition
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = None
+    key = (str(path), stamp)
+    if key not in _OPENED:
+        if len(_OPENED) > 32:
+            _OPENED.clear()
+        part = open_partition(store, task, partition)
+        _OPENED[key] = (part, partition_index(part), normalizer(store, task))
+    return _OPENED[key]
+
+
+def eval_batches(
+    part, index: PartitionIndex, norm: Normalizer, batch_size: int, rank: int = 0, world: int = 1, group: int = 1024
+) -> Iterator[Batch]:
+    """Whole utterances (utterance i goes to rank i % world), padded per batch. Utterances of
+    similar length are batched together (sorted within groups of ``group``) to pad less; with
+    a padding-exact model the predictions do not depend on the batching."""
+    mine = np.flatnonzero(np.arange(len(index)) % world == rank)
+    for g0 in range(0, len(mine), group):
+        ids = mine[g0 : g0 + group]
+        lo, hi = int(index.offsets[ids[0]]), int(index.offsets[ids[-1] + 1])
+        frames = with_pad_row([read_frames_cached(part, lo, hi, Normalized(norm))])
+        ids = ids[np.argsort(index.lengths[ids], kind="stable")]
+        for i in range(0, len(ids), batch_size):
+            sel = ids[i : i + batch_size]
+            valid = np.maximum(index.lengths[sel], 1)
+            x, lengths = gather_windows(frames, index.offsets[sel] - lo, valid, int(valid.max()))
+            yield x, lengths, torch.from_numpy(index.label_ids[sel])

@@ -1,0 +1,83 @@
+"""Data-parallel training under ``torchrun``: the process group, and gradient averaging.
+
+Every rank trains the same task at the same step (the round robin follows the global step),
+so the set of parameters with gradients is the same on all ranks and one flat all-reduce
+per step averages them. BatchNorm statistics stay per rank (as plain DDP without SyncBN).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def world_info() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment (0, 1 without it)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def init(device: torch.device) -> tuple[int, int]:
+    """Join the process group when run by torchrun (gloo on CPU, nccl on GPUs)."""
+    import torch.distributed as dist
+
+    rank, world = world_info()
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world
+
+
+def local_device(requested: str) -> torch.device:
+    """cpu, cuda (this rank's GPU under torchrun) or auto (cuda when available)."""
+    from emonet.errors import ConfigError
+
+    want_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
+    if not want_cuda:
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    torch.cuda.set_device(local)
+    return torch.device("cuda", local)
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """Average the gradients of ``params`` over the ranks with one flat all-reduce."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    flat = _flatten_dense_tensors(grads)
+    dist.all_reduce(flat)
+    flat /= world
+    for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
+        g.copy_(synced)
+
+
+def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
+    """Sum ``t`` over the ranks in place (nothing with one rank); returns ``t``."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(t)
+    return t
+
+
+def barrier(world: int) -> None:
+    """Wait for every rank (nothing with one rank)."""
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def shutdown() -> None:
+    """Leave the process group, if one was joined."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()

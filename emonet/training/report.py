@@ -1,0 +1,99 @@
+"""The run's reports: TensorBoard scalars each epoch; results.json and PNG plots at the end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emonet.training.run_dir import RESULTS, atomic_write
+
+_writers: dict[str, object] = {}
+
+
+def _writer(run: Path):
+    key = str(run)
+    if key not in _writers:
+        from torch.utils.tensorboard import SummaryWriter
+
+        _writers[key] = SummaryWriter(log_dir=str(run / "tensorboard"))
+    return _writers[key]
+
+
+def log_scalars(run: Path, rows: list[dict]) -> None:
+    """One epoch's rows of metrics.csv as TensorBoard scalars (``<task>/<metric>``)."""
+    w = _writer(run)
+    for row in rows:
+        for key in ("loss", "devel_loss", "devel_uar", "devel_accuracy", "devel_macro_f1", "lr"):
+            w.add_scalar(f"{row['task']}/{key}", float(row[key]), int(row["epoch"]))
+    w.flush()
+
+
+def close(run: Path) -> None:
+    """Close the run's TensorBoard writer."""
+    w = _writers.pop(str(run), None)
+    if w is not None:
+        w.close()
+
+
+def write_reports(run: Path, results: dict, history: list[dict], best_epoch: int) -> None:
+    """results.json (task -> partition -> metrics), plots/learning_curves.png and
+    plots/confusion_<task>.png."""
+    atomic_write(run / RESULTS, (json.dumps(results, indent=1, sort_keys=True) + "\n").encode())
+    plots = run / "plots"
+    plots.mkdir(exist_ok=True)
+    if history:
+        learning_curves(history, best_epoch, plots / "learning_curves.png")
+    for task, parts in results.items():
+        part = "test" if "test" in parts else "devel"
+        confusion_plot(
+            parts[part]["confusion_matrix"], list(parts[part]["per_class"]), task, part, plots / f"confusion_{task}.png"
+        )
+    close(run)
+
+
+def learning_curves(history: list[dict], best_epoch: int, path: Path) -> None:
+    """Train loss and devel UAR per epoch, one line per task; the best epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_loss, ax_uar) = plt.subplots(1, 2, figsize=(10, 4))
+    for task in dict.fromkeys(r["task"] for r in history):
+        rows = [r for r in history if r["task"] == task]
+        epochs = [r["epoch"] for r in rows]
+        ax_loss.plot(epochs, [r["loss"] for r in rows], label=f"{task} train")
+        ax_loss.plot(epochs, [r["devel_loss"] for r in rows], "--", label=f"{task} devel")
+        ax_uar.plot(epochs, [r["devel_uar"] for r in rows], label=task)
+    for ax, title in ((ax_loss, "loss"), (ax_uar, "devel UAR")):
+        if best_epoch > 0:
+            ax.axvline(best_epoch, color="grey", lw=0.8, ls=":")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def confusion_plot(cm: list[list[int]], classes: list[str], task: str, partition: str, path: Path) -> None:
+    """A confusion matrix (rows true, columns predicted) with counts in the cells."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
+    ax.imshow(cm, cmap="Blues")
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(k), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{task} ({partition})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,151 @@
+"""The experiment folder of one run, and atomic writes into it.
+
+    EXPERIMENTS/<date>-<time>-<tasks>[-n]/
+        config.yaml         the fully resolved TrainConfig (``emonet train --resume`` reads it)
+        state.pt            resume state: weights, best weights, optimiser, schedule, step, RNG, history
+        best.safetensors    best weights so far (self-describing checkpoint)
+        last.safetensors    weights after the last finished epoch
+        metrics.csv         one row per epoch and task
+        results.json        task -> partition -> metrics (written at the end)
+        tensorboard/        TensorBoard events
+        plots/              learning curves and one confusion matrix per task
+
+Every file is written to a temporary name, fsynced and renamed, so a kill or a full disk
+mid-write leaves the previous version readable.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from emonet.errors import ConfigError, TrainingError
+
+CONFIG = "config.yaml"
+STATE = "state.pt"
+BEST = "best.safetensors"
+LAST = "last.safetensors"
+METRICS = "metrics.csv"
+RESULTS = "results.json"
+METRIC_FIELDS = ("epoch", "stage", "task", "lr", "loss", "devel_loss", "devel_uar", "devel_accuracy", "devel_macro_f1")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a fsynced temporary file and a rename; on any
+    failure (a full disk) the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def create_run_dir(experiments: str | Path, tasks: list[str], name: str | None = None) -> Path:
+    """A new, empty run folder under ``experiments``; never one that exists (two runs started
+    in the same second get ``-2``, ``-3``, ... through an exclusive mkdir)."""
+    base = Path(experiments)
+    if base.exists() and not base.is_dir():
+        raise ConfigError(f"-ebp {base}: is a file, not a folder; give a folder for the experiments")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise ConfigError(f"--run-name {name!r}: use letters, digits, '_', '-' and '.' (no path)")
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"-ebp {base}: a part of the path is a file; give a folder for the experiments") from None
+    stem = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{'-'.join(tasks)[:60]}"
+    for k in range(1, 10000):
+        path = base / (stem if k == 1 else f"{stem}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise TrainingError(f"-ebp {base}: could not find a free run folder name for {stem}")
+
+
+def lock_run(run: Path):
+    """Hold the run folder for this process (an exclusive lock on ``run/.lock``, released when
+    the process ends): a second ``emonet train --resume`` of the same run is refused."""
+    import fcntl
+
+    fh = open(Path(run) / ".lock", "a")  # noqa: SIM115 (kept open: the lock lives with it)
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.close()
+        raise TrainingError(f"{run}: another emonet train is running in this run folder; wait for it to end") from None
+    return fh
+
+
+def write_config(run: Path, config_dict: dict) -> None:
+    """Write the run's config.yaml (atomically) from ``TrainConfig.to_dict()``."""
+    text = "# emonet train: the fully resolved config of this run (emonet train --resume reads it)\n"
+    atomic_write(run / CONFIG, (text + yaml.safe_dump(config_dict, sort_keys=False)).encode())
+
+
+def read_config(run: Path) -> dict:
+    """The run's config.yaml as a dict (TrainConfig.from_dict reads it)."""
+    path = Path(run) / CONFIG
+    if not path.is_file():
+        raise ConfigError(f"--resume {run}: no {CONFIG} there; give the folder of a run started by emonet train")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: unreadable YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: not a training config")
+    return data
+
+
+_STATE_MAGIC = b"EMONET-STATE-1\n"
+
+
+def save_state(run: Path, state: dict) -> None:
+    """The resume state: a magic line, the sha256 of the payload, then ``torch.save`` bytes."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    payload = buf.getvalue()
+    atomic_write(run / STATE, _STATE_MAGIC + hashlib.sha256(payload).digest() + payload)
+
+
+def load_state(run: Path) -> dict | None:
+    """The run's resume state, or None when it finished no epoch yet."""
+    path = Path(run) / STATE
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    head, digest, payload = (
+        data[: len(_STATE_MAGIC)],
+        data[len(_STATE_MAGIC) : len(_STATE_MAGIC) + 32],
+        data[len(_STATE_MAGIC) + 32 :],
+    )
+    if head != _STATE_MAGIC or hashlib.sha256(payload).digest() != digest:
+        raise TrainingError(f"{path}: corrupt resume state (checksum mismatch); start a new run")
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(f"{path}: unreadable resume state ({type(exc).__name__}); start a new run") from None
+
+
+def write_metrics(run: Path, rows: list[dict]) -> None:
+    """Rewrite metrics.csv (atomically) from the run's history rows."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+    atomic_write(run / METRICS, buf.getvalue().encode())

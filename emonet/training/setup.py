@@ -1,0 +1,136 @@
+"""Everything a run needs before its first step: the stores that hold the tasks (one feature
+config for all), each task's label map and train statistics, and the model in its mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emonet.errors import CheckpointError, ConfigError, ModelError, StoreError, UnknownTaskError
+from emonet.training.config import TrainConfig
+
+FEATURE_KEYS = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
+
+
+@dataclass
+class TaskData:
+    """One task of the run: where it lives and what its train partition holds."""
+
+    name: str
+    store: object  # FeatureStore
+    classes: list[str]
+    train_labels: np.ndarray
+
+    @property
+    def n_train(self) -> int:
+        return len(self.train_labels)
+
+
+def open_stores(paths: list[str]) -> list:
+    """Open every store; refuse two with different feature configs (naming both)."""
+    from emonet import open_store
+
+    stores = [open_store(Path(p)) for p in paths]
+    first = stores[0]
+    for other in stores[1:]:
+        if other.feature_hash != first.feature_hash:
+            diff = [
+                f"{k} {first.feature_config.get(k)} vs {other.feature_config.get(k)}"
+                for k in FEATURE_KEYS
+                if first.feature_config.get(k) != other.feature_config.get(k)
+            ]
+            raise StoreError(
+                f"stores {first.path} and {other.path} hold different features ({', '.join(diff) or 'feature hash'}); "
+                "extract them with the same feature options"
+            )
+    return stores
+
+
+def resolve_tasks(stores: list, tasks: list[str]) -> dict[str, TaskData]:
+    """Find each task in the stores (exactly one must hold it) with train and devel partitions."""
+    out = {}
+    for task in tasks:
+        holders = [s for s in stores if task in s.tasks]
+        if not holders:
+            have = "; ".join(f"{s.path}: {', '.join(s.tasks) or 'no tasks'}" for s in stores)
+            raise UnknownTaskError(f"task {task!r} is in none of the stores ({have}); check -t/--tasks")
+        if len(holders) > 1:
+            raise StoreError(
+                f"task {task!r} is in several stores ({', '.join(str(s.path) for s in holders)}); give only one of them"
+            )
+        store = holders[0]
+        parts = store.partitions(task)
+        missing = [p for p in ("train", "devel") if p not in parts]
+        if missing:
+            raise StoreError(
+                f"task {task!r} in {store.path} has no {' and no '.join(missing)} partition (it has: "
+                f"{', '.join(parts) or 'none'}); training needs train and devel: extract them with 'emonet extract'"
+            )
+        labels = np.asarray(store.partition(task, "train").label_ids, dtype=np.int64)
+        if (labels < 0).any():
+            raise StoreError(f"task {task!r} in {store.path}: its train partition has unlabelled rows; re-extract it")
+        out[task] = TaskData(task, store, store.classes(task), labels)
+    return out
+
+
+def load_initial(path: str, feature_config) -> tuple[object, dict]:
+    """The -im model, refused when it was trained on other features than the stores'."""
+    from emonet.models import load_checkpoint
+
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such model file (-im/--initial-model); give an EmoNet .safetensors checkpoint")
+    try:
+        model, meta = load_checkpoint(p)
+    except ValueError as exc:
+        raise CheckpointError(str(exc).splitlines()[0]) from None
+    fc = meta.get("feature_config") or {}
+    diff = [f"{k} {fc[k]} vs {feature_config[k]}" for k in FEATURE_KEYS if k in fc and fc[k] != feature_config[k]]
+    if diff:
+        raise ModelError(
+            f"{p}: was trained on other features than the stores ({', '.join(diff)}); "
+            "extract the stores with the model's feature options"
+        )
+    return model, meta
+
+
+def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_config) -> tuple[object, dict]:
+    """(the model for ``config.mode`` with every task of the run, ``apply_mode`` applied;
+    the normalisation statistics of the initial model's other tasks, kept in checkpoints)."""
+    from emonet.models import setup_model
+
+    model_cfg = config.model.replace(n_mels=int(feature_config["n_mels"]))
+    initial, meta = load_initial(config.initial_model, feature_config) if config.initial_model else (None, {})
+    kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks}
+    classes = {t: d.classes for t, d in tasks.items()}
+    try:
+        return setup_model(config.mode, classes, config=model_cfg, initial=initial), kept
+    except UnknownTaskError:
+        raise
+    except ValueError as exc:
+        raise ModelError(str(exc).splitlines()[0]) from None
+
+
+def norm_stats(tasks: dict[str, TaskData]) -> dict[str, dict[str, list[float]]]:
+    """Each task's train mean and std per mel band, for the checkpoint."""
+    out = {}
+    for t, d in tasks.items():
+        mean, std = d.store.normalization(t)
+        out[t] = {"mean": mean.tolist(), "std": std.tolist()}
+    return out
+
+
+def check_window(config: TrainConfig, window: int, tasks: dict[str, TaskData]) -> tuple[int, str | None]:
+    """The training window in frames, cut to the longest train clip when every clip is
+    shorter (said in the returned note) so no batch is mostly padding."""
+    longest = max(int(np.max(d.store.partition(t, "train").lengths, initial=0)) for t, d in tasks.items())
+    if longest < 1:
+        raise ConfigError("the train partitions hold no frames; check the stores")
+    if window > longest:
+        return longest, (
+            f"note: -w {config.window} s ({window} frames) is longer than every train clip "
+            f"(longest {longest} frames); training on whole clips padded to {longest} frames"
+        )
+    return window, None

@@ -1,0 +1,153 @@
+"""The data path on real stores: crops, padding, normalisation, shuffling, slices, resume."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import emonet
+from emonet.training import batches
+from emonet.training.data import eval_batches, normalizer
+from emonet.training.loader import RoundRobinBatches, TaskSource, make_loader
+from emonet.training.store_access import partition_index
+from emonet.training.streams import StreamSpec, slice_plan, stream
+
+
+def _normalised(store, task, part="train"):
+    mean, std = store.normalization(task)
+    return [(x - mean) / std for _, _, x in store.partition(task, part)]
+
+
+def test_batches_yield_normalised_whole_clips_in_storage_order_without_shuffle(small_store):
+    store = emonet.open_store(small_store)
+    expect = _normalised(store, "acted")
+    labels = store.partition("acted", "train").label_ids
+    got_x, got_y = [], []
+    for x, lengths, y in batches(store, "acted", batch_size=6, window=100.0, shuffle=False):
+        assert x.dtype == torch.float32 and lengths.dtype == torch.int64 and y.dtype == torch.int64
+        assert x.shape[1] == 1 + int(100.0 * 16000) // 512  # the window's frames, padded
+        for i in range(len(y)):
+            n = int(lengths[i])
+            got_x.append(x[i, :n].numpy())
+            assert not x[i, n:].any(), "padding must be exactly zero"
+        got_y.extend(y.tolist())
+    assert got_y == labels.tolist()
+    for a, b in zip(got_x, expect, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-4)
+
+
+def test_random_crops_are_windows_of_their_utterance(small_store):
+    store = emonet.open_store(small_store)
+    expect = _normalised(store, "arousal")
+    window = 1 + int(0.5 * 16000) // 512  # 16 frames
+    seen = 0
+    for x, lengths, _ in batches(store, "arousal", batch_size=4, window=0.5, shuffle=False, seed=3):
+        assert x.shape[1] == window
+        for i in range(len(lengths)):
+            ref = expect[seen]
+            n = int(lengths[i])
+            assert n == min(len(ref), window)
+            starts = [s for s in range(len(ref) - n + 1) if np.allclose(ref[s : s + n], x[i, :n].numpy(), atol=1e-4)]
+            assert starts, "a crop must be a contiguous window of its utterance"
+            seen += 1
+    assert seen == len(expect)
+
+
+def test_shuffled_epochs_cover_every_utterance_once_and_repeat_by_seed(small_store):
+    store = emonet.open_store(small_store)
+    labels = sorted(store.partition("valence", "train").label_ids.tolist())
+
+    def epoch(seed, ep):
+        out = list(batches(store, "valence", batch_size=4, window=0.5, seed=seed, epoch=ep))
+        return torch.cat([y for _, _, y in out]), torch.cat([x for x, _, _ in out])
+
+    y0, x0 = epoch(0, 0)
+    assert sorted(y0.tolist()) == labels
+    y0b, x0b = epoch(0, 0)
+    assert torch.equal(x0, x0b) and torch.equal(y0, y0b)
+    _, x1 = epoch(0, 1)
+    assert not torch.equal(x0, x1), "another epoch draws another order and other crops"
+
+
+def test_slices_split_the_partition_disjointly(small_store):
+    store = emonet.open_store(small_store)
+    index = partition_index(store.partition("valence", "train"))
+    assert len(index.units) >= 4, "the fixture's tiny shards must give several units"
+    spec = StreamSpec("valence", batch_size=4, window=16)
+    for n_slices in (1, 2, 3, len(index.units) + 1):  # the last forces the per-utterance split
+        parts = [np.concatenate(slice_plan(index, spec, 5, s, n_slices)) for s in range(n_slices)]
+        allids = np.concatenate(parts)
+        assert sorted(allids.tolist()) == list(range(len(index))), n_slices
+
+
+def test_stream_resumes_exactly_after_skipped_batches(small_store):
+    store = emonet.open_store(small_store)
+    part = store.partition("acted", "train")
+    index, norm = partition_index(part), normalizer(store, "acted")
+    spec = StreamSpec("acted", batch_size=3, window=10, seed=7, buffer=4)
+    full = stream(part, index, spec, norm, 1, 2)
+    ref = [next(full) for _ in range(15)]  # crosses several epochs of this slice
+    for skip in (0, 4, 11):
+        resumed = stream(part, index, spec, norm, 1, 2, skip=skip)
+        for want in ref[skip:]:
+            got = next(resumed)
+            for a, b in zip(got, want, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_eval_batches_are_whole_utterances_split_over_ranks(small_store):
+    store = emonet.open_store(small_store)
+    part = store.partition("acted", "devel")
+    index, norm = partition_index(part), normalizer(store, "acted")
+    whole = [b for b in eval_batches(part, index, norm, 2)]
+    assert sorted(np.concatenate([le for _, le, _ in whole]).tolist()) == sorted(part.lengths.tolist())
+    ranks = [list(eval_batches(part, index, norm, 2, rank=r, world=2)) for r in range(2)]
+    n = sum(len(le) for r in ranks for _, le, _ in r)
+    assert n == len(part)
+
+
+def test_webdataset_store_reads_the_same_features(small_store, wds_store):
+    z, w = emonet.open_store(small_store), emonet.open_store(wds_store)
+    a = list(batches(z, "acted", partition="devel", batch_size=3, window=None))
+    b = list(batches(w, "acted", partition="devel", batch_size=3, window=None))
+    for (xa, la, ya), (xb, lb, yb) in zip(a, b, strict=True):
+        assert torch.equal(la, lb) and torch.equal(ya, yb)
+        torch.testing.assert_close(xa, xb)
+
+
+def test_round_robin_alternates_tasks_and_restarts_at_any_step(small_store):
+    sources = [
+        TaskSource(str(small_store), StreamSpec(t, batch_size=4, window=12, seed=1)) for t in ("acted", "arousal")
+    ]
+    ref = [next(it) for it in [iter(RoundRobinBatches(sources))] for _ in range(9)]
+    assert [k for k, *_ in ref] == [0, 1] * 4 + [0]
+    later = iter(RoundRobinBatches(sources, start_step=5))
+    for want in ref[5:]:
+        got = next(later)
+        assert got[0] == want[0] and all(torch.equal(a, b) for a, b in zip(got[1:], want[1:], strict=True))
+
+
+def test_loader_workers_split_steps_and_slices_and_resume(small_store):
+    sources = [TaskSource(str(small_store), StreamSpec("valence", batch_size=2, window=12, seed=2))]
+    ds = RoundRobinBatches(sources)
+    # step t comes from worker t % 2, which reads data slice t % 2 of 2 (disjoint shards)
+    w0, w1 = ds.worker_iter(0, 2), ds.worker_iter(1, 2)
+    ref = [next(w0 if t % 2 == 0 else w1) for t in range(8)]
+    labels = [set(y.tolist()) for _, _, _, y in ref]
+    assert all(labels), "every step has a batch"
+    # a real DataLoader with 2 worker processes, started at step 3 (a resume), continues exactly
+    it = make_loader(RoundRobinBatches(sources, start_step=3), workers=2)
+    for want in ref[3:]:
+        got = next(it)
+        assert all(torch.equal(a, b) for a, b in zip(got[1:], want[1:], strict=True))
+    del it
+
+
+def test_unknown_task_and_missing_partition_are_one_line_errors(small_store):
+    from emonet.errors import StoreError, UnknownTaskError
+
+    with pytest.raises(UnknownTaskError, match="it has: acted, arousal, valence"):
+        next(batches(small_store, "nope"))
+    with pytest.raises(StoreError, match="no 'holdout' partition"):
+        next(batches(small_store, "acted", partition="holdout"))

@@ -1,0 +1,48 @@
+"""Data-parallel training with torchrun: 2 CPU processes on gloo."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import emonet
+from emonet.models import load_checkpoint
+from emonet.training.data import normalizer
+from emonet.training.evaluate import evaluate_partition
+from emonet.training.losses import TaskLoss
+from emonet.training.store_access import partition_index
+from emonet.training.streams import StreamSpec, epoch_batch_count, slice_plan
+
+
+def test_two_ranks_train_on_disjoint_uneven_shards_and_reduce_metrics_exactly(small_store, tmp_path):
+    store = emonet.open_store(small_store)
+    index = partition_index(store.partition("arousal", "train"))
+    spec = StreamSpec("arousal", batch_size=3, window=32)
+    plans = [np.concatenate(slice_plan(index, spec, 0, r, 2)) for r in range(2)]
+    assert not set(plans[0]) & set(plans[1]), "ranks read disjoint shards"
+    counts = {(epoch_batch_count(index, spec, e, 0, 2), epoch_batch_count(index, spec, e, 1, 2)) for e in range(4)}
+    assert any(a != b for a, b in counts), "the fixture must give the ranks uneven shares"
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "emonet"]
+    cmd += ["train", "-s", str(small_store), "-t", "valence", "arousal", "-ebp", str(tmp_path), "-N", "1", "-nf", "4"]
+    cmd += ["-bs", "3", "-w", "1.0", "-e", "2", "-spe", "4", "--device", "cpu", "-q"]
+    done = subprocess.run(cmd, env=env, timeout=150, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (run,) = tmp_path.iterdir()  # only rank 0 writes, one folder
+    results = json.loads((run / "results.json").read_text())
+    model, _ = load_checkpoint(run / "best.safetensors")
+    for task in ("valence", "arousal"):
+        # the all-reduced confusion matrix is the whole partition's, as one process scores it
+        cm, _ = evaluate_partition(
+            model, store, task, "devel", normalizer(store, task), TaskLoss("crossentropy", len(model.tasks[task])), 2,
+            torch.device("cpu"),
+        )  # fmt: skip
+        assert results[task]["devel"]["confusion_matrix"] == cm.tolist()
+        assert results[task]["devel"]["n"] == len(store.partition(task, "devel"))
