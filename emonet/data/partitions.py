@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,14 @@ class TaskSources:
     csvs: dict[str, Path]
 
 
-def _fail(path: Path, msg: str) -> EmoNetError:
-    return EmoNetError(f"{path}: {msg}")
+def _fail(path: Path, msg: str) -> InputError:
+    return InputError(f"{path}: {msg}", source=str(path))
+
+
+def normalise_key(key: str) -> str:
+    """A csv file key compared as a path: ``a/./x.wav``, ``a//x.wav`` and ``a/b/../x.wav``
+    are all ``a/x.wav``."""
+    return posixpath.normpath(key)
 
 
 def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
@@ -57,7 +64,10 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _fail(path, "is not UTF-8 text; save the csv as UTF-8") from None
-    lines = list(csv.reader(io.StringIO(text)))
+    try:  # newline="": any line ending (LF, CRLF or a lone CR) ends a row
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise _fail(path, f"is not a readable csv ({exc}); check its quoting and save it as plain csv") from None
     # drop blank lines but keep line numbers
     numbered = [(i + 1, r) for i, r in enumerate(lines) if any(c.strip() for c in r)]
     if not numbered:
@@ -70,11 +80,13 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
             if sep in first and "file" in first.lower():
                 raise _fail(
                     path,
-                    f"line {header_line} separates columns with {name} (found '{first}'); save the csv comma-separated, as 'file,label'",
+                    f"line {header_line} separates columns with {name} (found '{first}'); "
+                    "save the csv comma-separated, as 'file,label'",
                 )
         raise _fail(
             path,
-            f"line {header_line} is not a header with a 'file' column (found '{first}'); add the header line 'file,label'",
+            f"line {header_line} is not a header with a 'file' column (found '{first}'); "
+            "add the header line 'file,label'",
         )
     labelled = "label" in cols
     if partition != "test" and not labelled:
@@ -89,7 +101,7 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
 
     rows: list[Row] = []
     problems: list[InputError] = []
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {}  # normalised key -> line
     for line, rec in body:
         need = max(fi, li if li is not None else 0) + 1
         if len(rec) < need:
@@ -122,17 +134,18 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
                 )
             )
             continue
-        if key in seen:
+        norm = normalise_key(key)
+        if norm in seen:
             problems.append(
                 InputError(
-                    f"{path} row {line}: '{key}' duplicates row {seen[key]}; delete one of the two rows",
+                    f"{path} row {line}: '{key}' duplicates row {seen[norm]}; delete one of the two rows",
                     source=str(path),
                     row=line,
                     file=key,
                 )
             )
             continue
-        seen[key] = line
+        seen[norm] = line
         rows.append(Row(line=line, file=key, label=label))
     return PartitionCsv(
         partition=partition,
@@ -145,6 +158,10 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
 
 
 def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:
+    """The seed's single-task form: a task name and its csvs (devel and test optional)."""
+    from emonet.store.names import check_task_name
+
+    check_task_name(task)
     csvs = {"train": Path(train)}
     if devel is not None:
         csvs["devel"] = Path(devel)
@@ -156,6 +173,8 @@ def single_task_sources(task: str, train: Path, devel: Path | None, test: Path |
 def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
     """The seed's multi-task setup: one folder per task with train.csv, val.csv (or
     devel.csv) and test.csv."""
+    from emonet.store.names import check_task_name
+
     setup_dir = Path(setup_dir)
     if not setup_dir.is_dir():
         raise EmoNetError(
@@ -168,7 +187,7 @@ def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
         )
     out = []
     for task in tasks:
-        folder = setup_dir / task
+        folder = setup_dir / check_task_name(task)
         if not folder.is_dir():
             raise EmoNetError(
                 f"{folder}: no such task folder in the multi-task setup; available: {', '.join(available) or 'none'}"
