@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from emonet.cli import demo, extract, info, model
+from emonet.cli import demo, extract, info, model, verify
 from emonet.cli.argv import expand_list_options
 from emonet.cli.console import err
 from emonet.errors import EmoNetError
@@ -27,6 +27,7 @@ app.command("demo-data")(demo.demo_data)
 app.command("extract")(extract.extract)
 app.command("init-model")(model.init_model)
 app.command("info")(info.info)
+app.command("verify")(verify.verify)
 
 
 def main(argv: list[str] | None = None) -> int:

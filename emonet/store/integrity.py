@@ -10,7 +10,6 @@ import hashlib
 import json
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 
@@ -82,5 +81,5 @@ def checked_block_bytes(where: str, reader: PartitionReader, k: int, crcs: list[
     with filesystem_errors(path, hint="check the store's permissions"):
         blob = path.read_bytes()
     if crcs is not None and zlib.crc32(blob) != crcs[k]:
-        raise StoreCorruptError(f"{where}: block {k} ({Path(path).name}) fails its checksum (corrupt); {FIX}")
+        raise StoreCorruptError(f"{where}: block {k} ({path}) fails its checksum (corrupt); {FIX}")
     return blob

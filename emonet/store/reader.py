@@ -9,7 +9,7 @@ from types import MappingProxyType
 import numpy as np
 
 from emonet.data.partitions import PARTITIONS
-from emonet.errors import StoreError, UnknownTaskError
+from emonet.errors import StoreCorruptError, StoreError, UnknownTaskError
 from emonet.store import integrity, metadata
 from emonet.store.backends import Backend
 from emonet.utils.fs import tree_size
@@ -62,6 +62,11 @@ class Partition(Sequence):
     @property
     def labelled(self) -> bool:
         return bool(self.meta.get("labelled", True))
+
+    @property
+    def block_bounds(self) -> np.ndarray:
+        """Frame offsets of the storage blocks' edges (0 ... total frames)."""
+        return self._reader.block_bounds
 
     @property
     def n_blocks(self) -> int:
@@ -222,12 +227,24 @@ class FeatureStore:
 
     def normalization(self, task: str) -> tuple[np.ndarray, np.ndarray]:
         """Per-mel-band mean and std of the task's train partition (float32)."""
+        self._task(task)
         meta = self._partition_meta(task, "train")
         if meta is None or "mel_mean" not in meta:
             raise UnknownTaskError(
                 f"task {task!r} in {self.path} has no train partition, so no normalisation statistics"
             )
-        return np.asarray(meta["mel_mean"], np.float32), np.asarray(meta["mel_std"], np.float32)
+        if not meta.get("files"):
+            raise StoreError(
+                f"{self.path / task / 'train'}: task {task!r} has an empty train partition (every row was skipped); "
+                "re-extract it with usable training files"
+            )
+        mean, std = np.asarray(meta["mel_mean"], np.float32), np.asarray(meta["mel_std"], np.float32)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise StoreCorruptError(
+                f"{self.path / task / 'train'}: task {task!r} has non-finite normalisation statistics; "
+                "re-extract the task with --overwrite"
+            )
+        return mean, std
 
     def info(self) -> dict:
         """The store's summary as plain JSON-able data. Opening each partition checks its

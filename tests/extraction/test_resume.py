@@ -17,7 +17,7 @@ from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockRecord, StagedPartition
 from emonet.store.zarr_backend import ZarrLayout
 from tests.conftest import DEMO_TASKS
-from tests.helpers import tree_digest
+from tests.helpers import SLOW_CLI, tree_digest
 
 SHARD = 32  # frames per shard: many blocks per partition
 
@@ -51,21 +51,6 @@ def _progress(store: Path) -> dict[tuple[str, str], int]:
         except (ValueError, KeyError, OSError):
             pass
     return out
-
-
-# Runs the CLI with a pause after each recorded block (fault injection that lives in the
-# test, not in production code): it widens the window in which the kill lands.
-SLOW_CLI = """
-import sys, time
-from emonet.store import staging
-_record = staging.StagedPartition.record
-def record(self, k, block):
-    _record(self, k, block)
-    time.sleep(0.03)
-staging.StagedPartition.record = record
-from emonet.cli.app import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def _run_and_kill(args: list[str], store: Path, when, timeout: float = 60.0) -> tuple[str, str]:
