@@ -99,54 +99,7 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     if not body:
         raise _fail(path, "csv has a header but no rows; add one row per utterance")
 
-    rows: list[Row] = []
-    problems: list[InputError] = []
-    seen: dict[str, int] = {}  # normalised key -> line
-    for line, rec in body:
-        need = max(fi, li if li is not None else 0) + 1
-        if len(rec) < need:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: has {len(rec)} column(s), expected {len(cols)}; fix the row",
-                    source=str(path),
-                    row=line,
-                )
-            )
-            continue
-        key = rec[fi].strip()
-        label = rec[li].strip() if li is not None else None
-        if not key:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: empty file name; fill it in or delete the row",
-                    source=str(path),
-                    row=line,
-                )
-            )
-            continue
-        if li is not None and not label:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: empty label for '{key}'; fill it in or delete the row",
-                    source=str(path),
-                    row=line,
-                    file=key,
-                )
-            )
-            continue
-        norm = normalise_key(key)
-        if norm in seen:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: '{key}' duplicates row {seen[norm]}; delete one of the two rows",
-                    source=str(path),
-                    row=line,
-                    file=key,
-                )
-            )
-            continue
-        seen[norm] = line
-        rows.append(Row(line=line, file=key, label=label))
+    rows, problems = _read_rows(path, body, fi, li, len(cols))
     return PartitionCsv(
         partition=partition,
         path=path,
@@ -155,6 +108,34 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
         rows=rows,
         problems=problems,
     )
+
+
+def _read_rows(path: Path, body: list, fi: int, li: int | None, n_cols: int) -> tuple[list[Row], list[InputError]]:
+    """The usable rows of a csv body, and one InputError per row that is not."""
+    rows: list[Row] = []
+    problems: list[InputError] = []
+    seen: dict[str, int] = {}  # normalised key -> line
+
+    def problem(line: int, message: str, key: str = "") -> None:
+        problems.append(InputError(f"{path} row {line}: {message}", source=str(path), row=line, file=key))
+
+    for line, rec in body:
+        if len(rec) < max(fi, li if li is not None else 0) + 1:
+            problem(line, f"has {len(rec)} column(s), expected {n_cols}; fix the row")
+            continue
+        key = rec[fi].strip()
+        label = rec[li].strip() if li is not None else None
+        norm = normalise_key(key) if key else ""
+        if not key:
+            problem(line, "empty file name; fill it in or delete the row")
+        elif li is not None and not label:
+            problem(line, f"empty label for '{key}'; fill it in or delete the row", key)
+        elif norm in seen:
+            problem(line, f"'{key}' duplicates row {seen[norm]}; delete one of the two rows", key)
+        else:
+            seen[norm] = line
+            rows.append(Row(line=line, file=key, label=label))
+    return rows, problems
 
 
 def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:
