@@ -122,12 +122,14 @@ class Reader:
             return self._cache[1]
         if blob is None:
             blob = self.block_path(k).read_bytes()
-        metas, blobs = {}, {}
-        with tarfile.open(fileobj=io.BytesIO(blob)) as tf:
-            for m in tf:
-                key, ext = m.name.split(".", 1)
-                (metas if ext == "json" else blobs)[key] = tf.extractfile(m).read()
-        parts = [decode_logmel(blobs[key], **_shape(metas[key])) for key in sorted(blobs)]
+        parts = []
+        for name, data in tar_members(blob):
+            key, ext = name.split(".", 1)
+            if ext == "logmel.blosc":  # frames from the index; the sample's json is for streaming readers
+                i = int(key)
+                raw = CODEC.decode(data)
+                frames = int(self.offsets[i + 1] - self.offsets[i])
+                parts.append(np.frombuffer(raw, dtype=np.float16).reshape(frames, -1))
         n_mels = parts[0].shape[1] if parts else 0
         arr = np.concatenate(parts) if parts else np.zeros((0, n_mels), np.float16)
         self._cache = (k, arr)
@@ -146,6 +148,28 @@ class Reader:
         return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
 
-def _shape(meta_json: bytes) -> dict:
-    meta = json.loads(meta_json)
-    return {"frames": meta["frames"], "n_mels": meta["n_mels"]}
+def tar_members(blob: bytes):
+    """(name, bytes) of each regular file in a tar archive held in memory, in order. The
+    tars this backend writes are plain ustar with short names, which this reads ~10x
+    faster than :mod:`tarfile`; anything else is left to :mod:`tarfile`."""
+    pos, end = 0, len(blob)
+    out = []
+    while pos + 512 <= end:
+        head = blob[pos : pos + 512]
+        if head == bytes(512):  # end-of-archive blocks
+            return out
+        kind = head[156:157]
+        if kind not in (b"0", b"\0") or head[257:262] != b"ustar":
+            return _tarfile_members(blob)
+        name = head[:100].split(b"\0", 1)[0].decode()
+        size = int(head[124:136].split(b"\0", 1)[0].strip() or b"0", 8)
+        out.append((name, blob[pos + 512 : pos + 512 + size]))
+        pos += 512 + -(-size // 512) * 512
+    if pos > end:
+        raise ValueError("truncated tar archive")
+    return out
+
+
+def _tarfile_members(blob: bytes) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tf:
+        return [(m.name, tf.extractfile(m).read()) for m in tf if m.isfile()]
