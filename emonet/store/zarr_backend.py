@@ -122,6 +122,7 @@ class Reader:
         self.labels = np.asarray(zarr.open_array(f"{p}/labels", mode="r")[:], dtype=np.int64)
         self.seconds = np.asarray(zarr.open_array(f"{p}/seconds", mode="r")[:], dtype=np.float64)
         self.files = [str(f) for f in zarr.open_array(f"{p}/files", mode="r")[:]] if len(self.labels) else []
+        self._plain_sharding = _is_plain_sharding(self.features)
         step = int(self.features.shards[0]) if self.features.shards else int(self.features.chunks[0])
         self.block_bounds = shard_bounds(int(self.offsets[-1]), step) if len(self.offsets) else np.zeros(1, np.int64)
 
@@ -129,7 +130,57 @@ class Reader:
         return shard_path(self.path, k)
 
     def read_block(self, k: int, blob: bytes | None = None) -> np.ndarray:
-        return self.read_frames(int(self.block_bounds[k]), int(self.block_bounds[k + 1]))
+        lo, hi = int(self.block_bounds[k]), int(self.block_bounds[k + 1])
+        if blob is not None and self._plain_sharding:
+            return decode_shard(blob, hi - lo, self.features.shards[0], self.features.chunks[0], self.features.shape[1])
+        return self.read_frames(lo, hi)
 
     def read_frames(self, lo: int, hi: int) -> np.ndarray:
         return np.asarray(self.features[lo:hi])
+
+
+def _is_plain_sharding(features) -> bool:
+    """Whether the array is laid out as this backend writes it (so :func:`decode_shard`
+    applies): shards of whole rows, chunks of bytes + blosc, index at the end."""
+    try:
+        codecs = features.metadata.to_dict()["codecs"]
+        conf = codecs[0]["configuration"]
+        inner = [c["name"] for c in conf["codecs"]]
+        index = [c["name"] for c in conf["index_codecs"]]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return False
+    return (
+        len(codecs) == 1
+        and codecs[0]["name"] == "sharding_indexed"
+        and inner == ["bytes", "blosc"]
+        and conf["codecs"][0]["configuration"].get("endian") == "little"
+        and index == ["bytes", "crc32c"]
+        and conf.get("index_location", "end") == "end"
+        and features.dtype == np.float16
+        and features.shards is not None
+        and features.shards[1] == features.shape[1]
+    )
+
+
+def decode_shard(blob: bytes, frames: int, shard_rows: int, rows: int, n_mels: int) -> np.ndarray:
+    """float16 [frames, n_mels] of one shard file's bytes, without zarr's async machinery
+    (~1.5x faster per block). The shard's index (chunk offsets and sizes) is at its end,
+    followed by its CRC-32C; each chunk is a blosc frame of a whole [rows, n_mels] chunk."""
+    per_shard = shard_rows // rows  # the index lists every chunk of a full shard
+    n_chunks = -(-frames // rows)
+    index = np.frombuffer(blob, dtype="<u8", count=2 * per_shard, offset=len(blob) - 4 - 16 * per_shard)
+    out = np.zeros((n_chunks * rows, n_mels), np.float16)  # fill value 0, as zarr
+    codec = _blosc()
+    for j in range(n_chunks):
+        off, size = int(index[2 * j]), int(index[2 * j + 1])
+        if off == 2**64 - 1:  # an empty chunk
+            continue
+        raw = codec.decode(blob[off : off + size])
+        out[j * rows : (j + 1) * rows] = np.frombuffer(raw, dtype="<f2").reshape(rows, n_mels)
+    return out[:frames]
+
+
+def _blosc():
+    from numcodecs import Blosc
+
+    return Blosc()
