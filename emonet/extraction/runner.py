@@ -26,7 +26,13 @@ from emonet.extraction.options import (
 )
 from emonet.extraction.plan import TaskPlan, plan_task
 from emonet.extraction.signals import interruptible
-from emonet.extraction.store_state import check_store, partition_work, refuse_foreign_folder, remove_stale
+from emonet.extraction.store_state import (
+    check_store,
+    partition_work,
+    refuse_foreign_folder,
+    remove_stale,
+    write_root,
+)
 from emonet.extraction.writing import FileFailed, write_partitions
 from emonet.store import metadata
 from emonet.store.backends import Backend, get_backend
@@ -125,7 +131,7 @@ def _extract_locked(
             note(message)
         remove_stale(opts, backend, plans, state, note)
         if not state.exists or state.replace_all:
-            metadata.write_root(opts.store, backend, opts.features.to_dict(), opts.features.fingerprint())
+            write_root(opts, backend)
         executor.limit(sum(len(layout.block_bounds(w.plan.content)) - 1 for w in todo))
         progress.begin(sum(len(w.plan.content) for w in todo), sum(float(w.plan.content.seconds.sum()) for w in todo))
         try:

@@ -118,6 +118,15 @@ def partition_work(
     return todo, up_to_date, notices
 
 
+def write_root(opts: ExtractOptions, backend: Backend) -> None:
+    """Writes the root record for ``opts`` (replacing one of another feature config), then
+    removes another format's root record."""
+    metadata.write_root(opts.store, backend, opts.features.to_dict(), opts.features.fingerprint())
+    for other in BACKENDS.values():
+        if other.meta_file_name("store") != backend.meta_file_name("store"):
+            (opts.store / other.meta_file_name("store")).unlink(missing_ok=True)
+
+
 def remove_task(root: Path, task: str, backend: Backend, reason: str, notify: Callable[[str], None]) -> None:
     """Removes what the store wrote of ``task`` (its partitions and record); files that
     someone else put in its folder stay, and are named."""
@@ -139,15 +148,15 @@ def remove_task(root: Path, task: str, backend: Backend, reason: str, notify: Ca
 def remove_stale(
     opts: ExtractOptions, backend: Backend, plans: list[TaskPlan], state: StoreState, notify: Callable[[str], None]
 ) -> None:
-    """With ``overwrite``: removes a store of another format or feature config (its tasks
-    and root records only), and tasks whose classes changed."""
+    """With ``overwrite``: removes the tasks of a store of another format or feature config,
+    and tasks whose classes changed. The root record stays until the caller writes the new
+    one (:func:`write_root`), so an interrupted removal never leaves a store that is not
+    recognised as one."""
     root = opts.store
     if state.replace_all:
         old = metadata.detect_backend(root) or backend
         for task in metadata.task_dirs(root, old):
             remove_task(root, task, old, "extracted with another format or feature config", notify)
-        for b in BACKENDS.values():
-            (root / b.meta_file_name("store")).unlink(missing_ok=True)
         return
     if not state.exists:
         return
