@@ -2,6 +2,8 @@ import os
 
 import pytest
 
+from tests.helpers import DEMO_TASKS
+
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
@@ -13,9 +15,6 @@ def demo_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     generate_demo_corpus(out, files_per_task=24, min_seconds=0.5, max_seconds=1.5)
     return out
-
-
-DEMO_TASKS = ["acted", "arousal", "valence"]
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""Helpers for tests: real wav files and store comparison."""
+"""Helpers for tests: real wav files and store comparison. Import them from here
+(``from tests.helpers import ...``); conftest.py holds fixtures only."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+
+DEMO_TASKS = ["acted", "arousal", "valence"]  # the tasks of the demo corpus the demo_store fixture extracts
 
 
 def write_wav(

@@ -1,7 +1,8 @@
 """The ``emonet`` command line: a thin layer over the Python API.
 
 This module holds only the root Typer app, the registration of the command groups (one module
-each under ``emonet/cli/``) and :func:`main`, the console-script entry point."""
+each under ``emonet/cli/``) and :func:`main`, the console-script entry point, which is the one
+place where errors become a one-line message and an exit code."""
 
 from __future__ import annotations
 
@@ -10,18 +11,30 @@ import sys
 import typer
 
 from emonet.cli import demo, extract, info, model, verify
-from emonet.cli.argv import expand_list_options
+from emonet.cli.argv import expand_list_options, list_option_names
 from emonet.cli.console import err
+from emonet.cli.signals import Terminated, signals_raise
 from emonet.errors import EmoNetError
+
+RESUME_HINT = "interrupted: re-run the same command to resume; finished work is kept"
 
 app = typer.Typer(
     name="emonet",
     help="Multi-corpus audio classification: extract log-mel stores, train residual-adapter ResNets, evaluate.",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback(invoke_without_command=True)
+def _root(ctx: typer.Context) -> None:
+    if ctx.invoked_subcommand is None:  # bare `emonet`: the help, as a usage error's exit code
+        help_text = ctx.get_help()  # typer's rich help prints itself and returns ""
+        if help_text:
+            typer.echo(help_text)
+        raise typer.Exit(2)
+
 
 app.command("demo-data")(demo.demo_data)
 app.command("extract")(extract.extract)
@@ -30,46 +43,43 @@ app.command("info")(info.info)
 app.command("verify")(verify.verify)
 
 
+def _one_line(message: str) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``emonet`` console script."""
-    args = expand_list_options(list(sys.argv[1:] if argv is None else argv))
+    """Entry point of the ``emonet`` console script.
+
+    Args:
+        argv: the command line after the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit code: 0, an :class:`EmoNetError`'s ``exit_code`` (its one-line message on
+        stderr), 2 for a usage error (one line naming the help to read), 130 after Ctrl-C and
+        143 after SIGTERM. Any other exception is a bug and propagates with its traceback.
+    """
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    args = expand_list_options(args, list_option_names(command, args))
     try:
-        app(args=args, prog_name="emonet", standalone_mode=False)
+        with signals_raise(), command.make_context("emonet", args) as ctx:
+            command.invoke(ctx)
     except EmoNetError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _one_line(str(exc))
         return exc.exit_code
-    except KeyError as exc:  # unknown task/partition from the store API
-        err.print(f"[bold red]error:[/] {exc.args[0] if exc.args else exc}", highlight=False, soft_wrap=True)
-        return 2
-    except KeyboardInterrupt:
-        err.print("interrupted: re-run the same command to resume; finished work is kept")
-        return 130
-    except OSError as exc:  # the filesystem said no: a path under a file, no permission, disk full
-        where = f"{exc.filename}: " if exc.filename else ""
-        err.print(
-            f"[bold red]error:[/] {where}{exc.strerror or exc}; check the path, its permissions and free space "
-            "(finished work is kept; re-run to resume)",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return 1
-    except typer.Exit as exc:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM as Terminated
+        err.print(RESUME_HINT, highlight=False)
+        return Terminated.exit_code if isinstance(exc, Terminated) else 130
+    except typer.Exit as exc:  # --help, or a command that exits early
         return exc.exit_code
     except typer.Abort:
         err.print("aborted")
         return 1
-    except typer.TyperException as exc:
-        if type(exc).__name__ == "NoArgsIsHelpError" or not hasattr(exc, "format_message"):
-            show = getattr(exc, "show", None)  # bare `emonet` or `emonet extract`: the help
-            if show is not None:
-                show()
-            return int(getattr(exc, "exit_code", 2))
-        # a usage error (unknown option, missing or bad value): one line and where to look
+    except typer.TyperException as exc:  # click's usage errors: unknown option, bad or missing value
         ctx = getattr(exc, "ctx", None)
         where = f"{ctx.command_path} --help" if ctx is not None else "emonet --help"
-        msg = " ".join(exc.format_message().split()).rstrip(".")
-        err.print(f"[bold red]error:[/] {msg}; see '{where}'", highlight=False, soft_wrap=True, markup=True)
-        return int(getattr(exc, "exit_code", 2))
+        _one_line(f"{' '.join(exc.format_message().split()).rstrip('.')}; see '{where}'")
+        return exc.exit_code
     return 0
 
 

@@ -3,10 +3,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 LIST_OPTIONS = ("--tasks", "-t")
 
 
-def expand_list_options(argv: list[str]) -> list[str]:
+def list_option_names(command, argv: Sequence[str]) -> tuple[str, ...]:
+    """The names of the options that take several values in the subcommand ``argv`` calls.
+
+    Args:
+        command: the root click group (``typer.main.get_command(app)``).
+        argv: the command line after the program name.
+
+    Returns:
+        Every spelling (``--tasks``, ``-t``) of the subcommand's multiple-value options; none
+        when ``argv`` names no known subcommand. Only those are expanded, so ``-t`` can mean
+        ``--tasks`` in one command and the single ``--task`` in another.
+    """
+    sub = getattr(command, "commands", {}).get(argv[0]) if argv else None
+    if sub is None:
+        return ()
+    return tuple(name for p in sub.params if getattr(p, "multiple", False) for name in p.opts)
+
+
+def expand_list_options(argv: list[str], options: Sequence[str] = LIST_OPTIONS) -> list[str]:
+    """Rewrites ``--tasks a b c`` and ``--tasks=a,b`` into ``--tasks a --tasks b --tasks c``.
+
+    Args:
+        argv: the command line after the program name.
+        options: the option spellings that take several values.
+
+    Returns:
+        The rewritten command line; everything after ``--`` is left alone.
+    """
     out: list[str] = []
     i = 0
     while i < len(argv):
@@ -14,7 +43,7 @@ def expand_list_options(argv: list[str]) -> list[str]:
         if tok == "--":
             out.extend(argv[i:])
             break
-        if tok in LIST_OPTIONS:
+        if tok in options:
             j = i + 1
             values = []
             while j < len(argv) and not argv[j].startswith("-"):
@@ -26,7 +55,7 @@ def expand_list_options(argv: list[str]) -> list[str]:
                 out.extend([tok, v])
             i = j
             continue
-        if any(tok.startswith(o + "=") for o in LIST_OPTIONS):
+        if any(tok.startswith(o + "=") for o in options):
             opt, _, val = tok.partition("=")
             for v in val.split(","):
                 out.extend([opt, v])

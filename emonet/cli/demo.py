@@ -41,5 +41,7 @@ def demo_data(
             f"{task}: classes {', '.join(t['classes'])}; train {t['train']}, devel {t['devel']}, test {t['test']} files"
         )
     out.print(
-        f"data path: {out_dir / 'data'}\nsingle-task csvs: {out_dir / 'tasks'}/<task>/\nmulti-task setup: {out_dir / 'multi-task-setup'}"
+        f"data path: {out_dir / 'data'}\n"
+        f"single-task csvs: {out_dir / 'tasks'}/<task>/\n"
+        f"multi-task setup: {out_dir / 'multi-task-setup'}"
     )

@@ -19,10 +19,8 @@ def info(
     import json
 
     if path.is_file():
-        try:
-            from emonet.models import describe_checkpoint, render_model_summary
-        except ImportError:
-            raise EmoNetError(f"{path}: is a file, and this emonet has no model support to read it") from None
+        from emonet.models import describe_checkpoint, render_model_summary
+
         try:
             desc = describe_checkpoint(path)
         except ValueError as exc:

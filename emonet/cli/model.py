@@ -50,6 +50,5 @@ def init_model(
     net, meta = build(open_store(store), tasks, mode, cfg, initial_model)
     save_checkpoint(out_path, net, **meta)
     out.print(render_model_summary(describe_model(net)))
-    out.print(
-        f"wrote {out_path} (mode {mode}; trainable: {sum(p.numel() for p in net.parameters() if p.requires_grad):,} parameters)"
-    )
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    out.print(f"wrote {out_path} (mode {mode}; trainable: {trainable:,} parameters)")

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
 from emonet.errors import EmoNetError
 
-Mode = Annotated[str, typer.Option("--mode", "-m", help="scratch | finetune | last-layer | adapters.")]
+# The values of emonet.models (MODES, MODEL_TYPES, CLASSIFIERS, ADAPTER_TYPES), spelled out here so that
+# `emonet --help` does not import torch; tests/cli holds the lists equal.
+MODES = ("scratch", "finetune", "last-layer", "adapters")
+MODEL_TYPES = ("cnn", "rnn", "fusion")
+CLASSIFIERS = ("avgpool", "attention")
+CLASSIFIER_ALIASES = {"fcnattention": "attention"}  # the seed's name for the attention top
+ADAPTER_TYPES = ("parallel", "series", "none")
+
+Mode = Annotated[Literal[MODES], typer.Option("--mode", "-m", help="Training mode.")]
 InitialModel = Annotated[
     Path | None,
     typer.Option("--initial-model", "-im", help="Checkpoint to start from (finetune, last-layer, adapters)."),
 ]
-ModelType = Annotated[str, typer.Option("--model", help="cnn | rnn | fusion.")]
+ModelType = Annotated[Literal[MODEL_TYPES], typer.Option("--model", help="Network: CNN, RNN or both fused.")]
 Blocks = Annotated[int, typer.Option("--number-of-resnet-blocks", "-N", help="Blocks per ResNet stage.")]
 Filters = Annotated[int, typer.Option("--number-of-filters", "-nf", help="Filters of the first stage.")]
 Widen = Annotated[int, typer.Option("--widen-factor", "-wf", help="Widen factor of the Wide ResNet.")]
@@ -26,11 +34,22 @@ Dropout = Annotated[
         help="Dropout after the first and second conv of each block: one value for both, or two as 'a,b'.",
     ),
 ]
-Classifier = Annotated[str, typer.Option("--classifier", "-c", help="avgpool | attention (FCNAttention).")]
+Classifier = Annotated[
+    Literal[(*CLASSIFIERS, "FCNAttention")],
+    typer.Option(
+        "--classifier",
+        "-c",
+        case_sensitive=False,
+        metavar="avgpool|attention|FCNAttention",
+        help="Classifier top (FCNAttention, the seed's name, is attention).",
+    ),
+]
 ShareFeatureLayer = Annotated[
     bool, typer.Option("--share-feature-layer", "-sfl", help="One attention layer shared by all tasks.")
 ]
-AdapterType = Annotated[str, typer.Option("--adapter-type", help="parallel | series residual adapters.")]
+AdapterType = Annotated[
+    Literal[ADAPTER_TYPES], typer.Option("--adapter-type", help="Residual adapters: parallel, series or none.")
+]
 
 
 def parse_dropout(text: str) -> float | tuple[float, float]:
@@ -62,7 +81,7 @@ def model_config(
             n_filters=filters,
             widen_factor=widen,
             dropout=parse_dropout(dropout),
-            classifier=classifier,
+            classifier=CLASSIFIER_ALIASES.get(classifier.lower(), classifier),
             share_feature_layer=share,
             adapter_type=adapter_type,
         )

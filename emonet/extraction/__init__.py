@@ -3,5 +3,4 @@
 ``runner`` (run_extract: the steps in order), ``options`` (ExtractOptions, the report),
 ``plan`` (every csv row and audio header checked before writing), ``store_state`` (what
 the store holds, what overwrite removes), ``writing`` (blocks through the executor,
-partitions committed), ``blocks`` (the worker pool), ``featurize`` (audio -> log-mel),
-``signals`` (Ctrl-C and SIGTERM end with 130 / 143)."""
+partitions committed), ``blocks`` (the worker pool), ``featurize`` (audio -> log-mel)."""

@@ -32,7 +32,6 @@ import torch
 from emonet.data.audio import AudioReadError, probe_all
 from emonet.data.features import FeatureConfig
 from emonet.extraction.featurize import Featurizer
-from emonet.extraction.signals import ignore_in_worker
 from emonet.store.staging import BlockJob, BlockRecord
 
 
@@ -81,7 +80,13 @@ _featurizer: Featurizer | None = None
 
 def _init_worker(config: FeatureConfig) -> None:
     global _featurizer
-    ignore_in_worker()
+    # A terminal's Ctrl-C reaches the whole process group: the parent stops the run (and
+    # the pool), so a worker must not die mid-block with a traceback of its own. SIGTERM,
+    # which the parent's Pool.terminate() sends, ends a worker at once: a handler inherited
+    # from the parent that raises SystemExit would make it wait, at exit, for its zarr and
+    # torch threads, and the parent hang in Pool.join().
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     torch.set_num_threads(1)
     _featurizer = Featurizer(config)

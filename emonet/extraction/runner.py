@@ -25,7 +25,6 @@ from emonet.extraction.options import (
     ProgressSink,
 )
 from emonet.extraction.plan import TaskPlan, plan_task
-from emonet.extraction.signals import interruptible
 from emonet.extraction.store_state import (
     check_store,
     partition_work,
@@ -68,7 +67,8 @@ def run_extract(
     Raises:
         EmoNetError subclasses for anything the user can fix (InputError for a bad row or
         file, StoreError for a conflicting store, FilesystemError when the filesystem
-        refuses, Interrupted on SIGINT/SIGTERM). Nothing already in the store is lost.
+        refuses). KeyboardInterrupt (Ctrl-C) unwinds: the pool is shut and the lock
+        released. Nothing already in the store is lost; a re-run resumes.
     """
     progress = progress or NoProgress()
     notices: list[str] = []
@@ -81,7 +81,7 @@ def run_extract(
     if not opts.data_path.is_dir():
         raise InputError(f"{opts.data_path}: data path not found; pass the folder the csv file paths are relative to")
     backend = get_backend(opts.backend)
-    with filesystem_errors(opts.store), interruptible():
+    with filesystem_errors(opts.store):
         layout = backend.layout(opts.frames_per_shard)  # imports the backend before the workers fork
         refuse_foreign_folder(opts.store)
         executor = BlockExecutor(opts.features, opts.device, opts.workers)  # checks the device

@@ -1,6 +1,5 @@
 import pytest
 
-from emonet.cli.argv import expand_list_options
 from emonet.data.partitions import class_list, multi_task_sources, read_partition_csv
 from emonet.errors import EmoNetError
 from tests.helpers import write_csv
@@ -63,20 +62,3 @@ def test_multi_task_setup_accepts_val_or_devel_and_lists_available_tasks(tmp_pat
     assert [s.csvs["devel"].name for s in srcs] == ["val.csv", "devel.csv"]
     with pytest.raises(EmoNetError, match="available: a, b"):
         multi_task_sources(tmp_path, ["c"])
-
-
-def test_tasks_option_takes_space_separated_values():
-    argv = ["extract", "--tasks", "a", "b", "c", "--store", "s"]
-    assert expand_list_options(argv) == [
-        "extract",
-        "--tasks",
-        "a",
-        "--tasks",
-        "b",
-        "--tasks",
-        "c",
-        "--store",
-        "s",
-    ]
-    assert expand_list_options(["--tasks=a,b"]) == ["--tasks", "a", "--tasks", "b"]
-    assert expand_list_options(["-t", "a", "-tr", "x.csv"]) == ["-t", "a", "-tr", "x.csv"]

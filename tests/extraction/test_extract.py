@@ -12,8 +12,7 @@ from emonet.data.audio import load_mono, resampled_length
 from emonet.data.features import FeatureConfig, LogMel
 from emonet.data.partitions import read_partition_csv
 from emonet.store import open_store
-from tests.conftest import DEMO_TASKS
-from tests.helpers import make_task, tree_digest, write_csv, write_wav
+from tests.helpers import DEMO_TASKS, make_task, tree_digest, write_csv, write_wav
 
 
 def extract(*args) -> int:

@@ -16,8 +16,7 @@ from emonet.store import open_store
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockRecord, StagedPartition
 from emonet.store.zarr_backend import ZarrLayout
-from tests.conftest import DEMO_TASKS
-from tests.helpers import SLOW_CLI, tree_digest
+from tests.helpers import DEMO_TASKS, SLOW_CLI, tree_digest
 
 SHARD = 32  # frames per shard: many blocks per partition
 

@@ -11,8 +11,7 @@ import time
 import pytest
 
 from emonet.store import open_store
-from tests.conftest import DEMO_TASKS
-from tests.helpers import SLOW_CLI
+from tests.helpers import DEMO_TASKS, SLOW_CLI
 
 
 def _blocks_done(store) -> int:

@@ -1,0 +1,115 @@
+"""main() is the one place errors become output: an EmoNetError is one line and its exit code,
+a usage error one line naming the help to read, and anything else is a bug that keeps its traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+import emonet.store
+from emonet.cli.app import main
+from emonet.errors import StoreCorruptError, UnknownTaskError
+
+
+def _emonet(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emonet", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_emonet_error_is_one_line_with_its_exit_code(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "no-store")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "no-store" in err and len(err.splitlines()) == 1, err
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"), [(StoreCorruptError("s/x: checksum mismatch"), 3), (UnknownTaskError("no task 'q'"), 2)]
+)
+def test_each_emonet_error_keeps_its_exit_code(tmp_path, monkeypatch, capsys, exc, code):
+    def broken(path):
+        raise exc
+
+    monkeypatch.setattr(emonet.store, "open_store", broken)
+    assert main(["info", str(tmp_path)]) == code
+    assert capsys.readouterr().err.strip() == f"error: {exc}"
+
+
+@pytest.mark.parametrize("exc", [KeyError("bug"), OSError(28, "No space left on device"), RuntimeError("bug")])
+def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch, exc):
+    """KeyError and OSError are no longer turned into user errors: only EmoNetError is."""
+
+    def broken(path):
+        raise exc
+
+    monkeypatch.setattr(emonet.store, "open_store", broken)
+    with pytest.raises(type(exc)):
+        main(["info", str(tmp_path)])
+
+
+def test_console_script_shows_both_sides(tmp_path):
+    bad = _emonet("info", str(tmp_path / "no-store"))
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    code = (
+        "import sys, emonet.store\n"
+        "def broken(path): raise KeyError('a bug')\n"
+        "emonet.store.open_store = broken\n"
+        "from emonet.cli.app import main\n"
+        f"sys.exit(main(['info', {str(tmp_path)!r}]))\n"
+    )
+    bug = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert bug.returncode == 1 and "Traceback" in bug.stderr and "KeyError: 'a bug'" in bug.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "needles", "help_of"),
+    [
+        (["extract", "-s", "s", "-dp", "d", "--format", "zar"], ["'zar'", "'zarr'", "'webdataset'"], "emonet extract"),
+        (["extract", "-s", "s", "-dp", "d", "--device", "gpu"], ["'gpu'", "'cpu'", "'cuda'"], "emonet extract"),
+        (["extract", "-s", "s", "-dp", "d", "-w", "2"], ["-w"], "emonet extract"),
+        (["extract", "-dp", "d"], ["--store"], "emonet extract"),
+        (
+            ["init-model", "m", "-s", "s", "--mode", "scrach"],
+            ["'scrach'", "'scratch'", "'adapters'"],
+            "emonet init-model",
+        ),
+        (["init-model", "m", "-s", "s", "--model", "cnm"], ["'cnm'", "'fusion'"], "emonet init-model"),
+        (["init-model", "m", "-s", "s", "--adapter-type", "x"], ["'parallel'", "'series'"], "emonet init-model"),
+        (["init-model", "m", "-s", "s", "-c", "transformer"], ["'avgpool'", "'attention'"], "emonet init-model"),
+        (["extrct"], ["extrct", "extract"], "emonet"),
+    ],
+)
+def test_usage_errors_are_one_line_naming_the_valid_values_and_the_help(tmp_path, capsys, argv, needles, help_of):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert all(n in err for n in needles) and f"see '{help_of} --help'" in err, err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "m").exists()
+
+
+def test_help_lists_the_choices(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # one row per option in rich's help
+    assert main(["extract", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "zarr|webdataset" in text and "cpu|cuda" in text and "-j" in text
+    assert main(["init-model", "--help"]) == 0
+    text = capsys.readouterr().out
+    for values in ("cnn|rnn|fusion", "parallel|series|none", "avgpool|attention|FCNAttention", "scratch|finetune"):
+        assert values in text, values
+
+
+def test_bare_emonet_prints_the_help():
+    proc = _emonet()
+    assert proc.returncode == 2 and "Usage: emonet" in proc.stdout and "extract" in proc.stdout
+    assert "error" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_choices_match_the_library():
+    """The CLI spells the choices out (so `emonet --help` does not import torch); they must be the library's."""
+    from emonet.cli import extract as extract_cli
+    from emonet.cli import model_options as mo
+    from emonet.models import MODES
+    from emonet.models.config import ADAPTER_TYPES, CLASSIFIERS, MODEL_TYPES
+    from emonet.store.backends import BACKENDS
+
+    assert tuple(mo.MODES) == tuple(MODES) and tuple(mo.MODEL_TYPES) == tuple(MODEL_TYPES)
+    assert tuple(mo.CLASSIFIERS) == tuple(CLASSIFIERS) and tuple(mo.ADAPTER_TYPES) == tuple(ADAPTER_TYPES)
+    assert tuple(extract_cli.STORE_FORMATS) == tuple(BACKENDS)
