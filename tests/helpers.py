@@ -69,3 +69,18 @@ def make_task(
                 rows.append((rel, c))
         csvs[part] = write_csv(root / "csv" / name / f"{part}.csv", rows)
     return data, csvs
+
+
+# Runs the CLI with a pause after each recorded block: fault injection that lives in the
+# tests, not in production code. It widens the window in which a kill or a signal lands.
+SLOW_CLI = """
+import sys, time
+from emonet.store import staging
+_record = staging.StagedPartition.record
+def record(self, k, block):
+    _record(self, k, block)
+    time.sleep(0.03)
+staging.StagedPartition.record = record
+from emonet.cli.app import main
+sys.exit(main(sys.argv[1:]))
+"""

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from emonet.cli import demo, extract, info, model, predict, run, task, train
+from emonet.cli import demo, extract, info, model, predict, run, task, train, verify
 from emonet.cli.argv import expand_list_options, list_option_names
 from emonet.cli.console import err
 from emonet.cli.signals import Terminated, signals_raise
@@ -44,6 +44,7 @@ app.command("train")(train.train)
 app.command("predict")(predict.predict)
 app.command("run")(run.run)
 app.add_typer(task.app, name="task")
+app.command("verify")(verify.verify)
 
 
 def _one_line(message: str) -> None:

@@ -16,7 +16,40 @@ import torchaudio.functional as AF
 
 
 class AudioReadError(Exception):
-    """The file is missing, unreadable, corrupt or empty (message says which)."""
+    """The file is missing, unreadable, corrupt, empty or holds non-finite samples
+    (message says which)."""
+
+
+MIN_RATE, MAX_RATE = 1000, 1_000_000  # plausible sample rates (Hz)
+MAX_RATE_PRODUCT = 4_000_000  # resampling filter ~ (orig / gcd) * (new / gcd) taps
+
+
+def check_resampling(orig_rate: int, new_rate: int) -> None:
+    """Refuses absurd header rates and rate pairs whose exact resampling filter would not
+    fit in memory (torchaudio's kernel grows with the reduced rates' product: 44,101 Hz to
+    16 kHz would take 2.8 GB)."""
+    if not MIN_RATE <= orig_rate <= MAX_RATE:
+        raise AudioReadError(
+            f"implausible sample rate {orig_rate} Hz in the header (expected {MIN_RATE}-{MAX_RATE} Hz); "
+            "the header is corrupt"
+        )
+    g = math.gcd(orig_rate, new_rate)
+    if orig_rate != new_rate and (orig_rate // g) * (new_rate // g) > MAX_RATE_PRODUCT:
+        raise AudioReadError(
+            f"cannot resample {orig_rate} Hz to {new_rate} Hz exactly (the rates share no common factor); "
+            "convert the file to a standard rate (e.g. 16000, 44100 or 48000 Hz)"
+        )
+
+
+def _unreadable(path: Path, exc: BaseException) -> AudioReadError:
+    if not path.exists():
+        return AudioReadError("file not found")
+    if not path.is_file():
+        return AudioReadError("not a regular file")
+    if not os.access(path, os.R_OK):
+        return AudioReadError("permission denied (no read permission)")
+    reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
+    return AudioReadError(f"unreadable or corrupt audio ({reason.strip()})")
 
 
 @dataclass(frozen=True)
@@ -59,7 +92,8 @@ def _probe_pcm16_wav(path: str) -> AudioInfo | None:
     promised = 44 + info.num_samples * info.channels * 2
     if os.path.getsize(path) < promised:
         raise AudioReadError(
-            f"truncated audio (the header promises {info.num_samples} samples, the file is {promised - os.path.getsize(path)} bytes short)"
+            f"truncated audio (the header promises {info.num_samples} samples, "
+            f"the file is {promised - os.path.getsize(path)} bytes short)"
         )
     return info
 
@@ -72,13 +106,10 @@ def probe(path: Path) -> AudioInfo:
     try:
         with sf.SoundFile(str(path)) as fh:
             rate, channels, frames = fh.samplerate, fh.channels, fh.frames
-    except Exception as exc:  # missing, a folder, unknown format, truncated header, ...
-        if not path.exists():
-            raise AudioReadError("file not found") from None
-        if not path.is_file():
-            raise AudioReadError("not a regular file") from None
-        reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
-        raise AudioReadError(f"unreadable or corrupt audio ({reason.strip()})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # missing, a folder, no permission, unknown format, truncated header, ...
+        raise _unreadable(path, exc) from None
     if frames <= 0:
         raise AudioReadError("empty audio (0 samples)")
     if rate <= 0 or channels <= 0:
@@ -126,11 +157,15 @@ def load_mono(path: Path, target_rate: int) -> tuple[torch.Tensor, bool]:
     else:
         try:
             data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+        except MemoryError:
+            raise
         except Exception as exc:
-            reason = str(exc).splitlines()[-1] if str(exc) else type(exc).__name__
-            raise AudioReadError(f"unreadable or corrupt audio ({reason.strip()})") from None
+            raise _unreadable(Path(path), exc) from None
+        if not np.isfinite(data).all():  # float formats only: PCM cannot hold NaN or inf
+            raise AudioReadError("non-finite samples (NaN or inf) in the audio; fix or remove the file")
     if data.shape[0] == 0:
         raise AudioReadError("empty audio (0 samples)")
+    check_resampling(rate, target_rate)
     converted = data.shape[1] != 1 or rate != target_rate
     mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     wav = torch.from_numpy(np.ascontiguousarray(mono))

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from emonet.errors import ConfigError
+
 SAMPLE_RATE = 16000
 
 
@@ -102,9 +104,9 @@ def generate_demo_corpus(
     tasks = list(tasks or DEMO_TASKS)
     unknown = [t for t in tasks if t not in DEMO_TASKS]
     if unknown:
-        raise ValueError(f"unknown demo task(s) {unknown}; choose from {sorted(DEMO_TASKS)}")
+        raise ConfigError(f"unknown demo task(s) {unknown}; choose from {sorted(DEMO_TASKS)}")
     if files_per_task < 3 * max(len(DEMO_TASKS[t]) for t in tasks):
-        raise ValueError("files_per_task is too small: every class needs a file in train, devel and test")
+        raise ConfigError("files_per_task is too small: every class needs a file in train, devel and test")
     summary: dict = {"data_path": str(out / "data"), "tasks": {}}
     for ti, task in enumerate(tasks):
         classes = sorted(DEMO_TASKS[task])

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 import torchaudio
 
+from emonet.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class FeatureConfig:
@@ -35,7 +37,7 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> None:
-            raise ValueError(f"invalid feature config: {msg}")
+            raise ConfigError(f"invalid feature config: {msg}")
 
         if self.sample_rate <= 0:
             bad(f"sample_rate must be > 0, got {self.sample_rate}")
@@ -49,7 +51,8 @@ class FeatureConfig:
             bad(f"need 0 <= f_min < f_max, got f_min={self.f_min} f_max={self.f_max}")
         if self.f_max > self.sample_rate / 2:
             bad(
-                f"f_max ({self.f_max}) is above the Nyquist frequency {self.sample_rate / 2} of sample_rate {self.sample_rate}"
+                f"f_max ({self.f_max}) is above the Nyquist frequency {self.sample_rate / 2} "
+                f"of sample_rate {self.sample_rate}"
             )
         if self.window != "hann":
             bad(f"only the 'hann' window is supported, got {self.window!r}")
@@ -57,6 +60,27 @@ class FeatureConfig:
             bad(f"dtype must be float16 or float32, got {self.dtype!r}")
         if not self.center:
             bad("only centred frames (center=True) are supported")
+        empty = self.empty_mel_bands()
+        if empty:
+            bad(
+                f"{empty} of the {self.n_mels} mel bands get no FFT bin (n_fft {self.n_fft} at {self.sample_rate} Hz "
+                f"gives {self.n_fft // 2 + 1} bins); lower n_mels (-nm) or raise n_fft"
+            )
+
+    def empty_mel_bands(self) -> int:
+        """How many mel filters have no non-zero weight (too many mels for the FFT size)."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*all zero values.*")
+            fb = torchaudio.functional.melscale_fbanks(
+                n_freqs=self.n_fft // 2 + 1,
+                f_min=self.f_min,
+                f_max=self.f_max,
+                n_mels=self.n_mels,
+                sample_rate=self.sample_rate,
+                norm=None,
+                mel_scale=self.mel_scale,
+            )
+        return int((fb.max(dim=0).values <= 0).sum())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,7 +90,7 @@ class FeatureConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"invalid feature config: unknown keys {sorted(unknown)}")
+            raise ConfigError(f"invalid feature config: unknown keys {sorted(unknown)}")
         return cls(**data)
 
     def fingerprint(self) -> str:
@@ -75,9 +99,11 @@ class FeatureConfig:
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def num_frames(self, num_samples: int) -> int:
+        """Frames of a clip of ``num_samples`` samples (centred frames)."""
         return 1 + num_samples // self.hop_length
 
     def seconds_to_frames(self, seconds: float) -> int:
+        """Frames of a clip of ``seconds`` at the config's rate (the trainer's windows)."""
         return self.num_frames(int(round(seconds * self.sample_rate)))
 
 

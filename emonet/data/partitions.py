@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,8 +43,14 @@ class TaskSources:
     csvs: dict[str, Path]
 
 
-def _fail(path: Path, msg: str) -> EmoNetError:
-    return EmoNetError(f"{path}: {msg}")
+def _fail(path: Path, msg: str) -> InputError:
+    return InputError(f"{path}: {msg}", source=str(path))
+
+
+def normalise_key(key: str) -> str:
+    """A csv file key compared as a path: ``a/./x.wav``, ``a//x.wav`` and ``a/b/../x.wav``
+    are all ``a/x.wav``."""
+    return posixpath.normpath(key)
 
 
 def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
@@ -57,7 +64,10 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise _fail(path, "is not UTF-8 text; save the csv as UTF-8") from None
-    lines = list(csv.reader(io.StringIO(text)))
+    try:  # newline="": any line ending (LF, CRLF or a lone CR) ends a row
+        lines = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise _fail(path, f"is not a readable csv ({exc}); check its quoting and save it as plain csv") from None
     # drop blank lines but keep line numbers
     numbered = [(i + 1, r) for i, r in enumerate(lines) if any(c.strip() for c in r)]
     if not numbered:
@@ -70,11 +80,13 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
             if sep in first and "file" in first.lower():
                 raise _fail(
                     path,
-                    f"line {header_line} separates columns with {name} (found '{first}'); save the csv comma-separated, as 'file,label'",
+                    f"line {header_line} separates columns with {name} (found '{first}'); "
+                    "save the csv comma-separated, as 'file,label'",
                 )
         raise _fail(
             path,
-            f"line {header_line} is not a header with a 'file' column (found '{first}'); add the header line 'file,label'",
+            f"line {header_line} is not a header with a 'file' column (found '{first}'); "
+            "add the header line 'file,label'",
         )
     labelled = "label" in cols
     if partition != "test" and not labelled:
@@ -87,53 +99,7 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     if not body:
         raise _fail(path, "csv has a header but no rows; add one row per utterance")
 
-    rows: list[Row] = []
-    problems: list[InputError] = []
-    seen: dict[str, int] = {}
-    for line, rec in body:
-        need = max(fi, li if li is not None else 0) + 1
-        if len(rec) < need:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: has {len(rec)} column(s), expected {len(cols)}; fix the row",
-                    source=str(path),
-                    row=line,
-                )
-            )
-            continue
-        key = rec[fi].strip()
-        label = rec[li].strip() if li is not None else None
-        if not key:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: empty file name; fill it in or delete the row",
-                    source=str(path),
-                    row=line,
-                )
-            )
-            continue
-        if li is not None and not label:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: empty label for '{key}'; fill it in or delete the row",
-                    source=str(path),
-                    row=line,
-                    file=key,
-                )
-            )
-            continue
-        if key in seen:
-            problems.append(
-                InputError(
-                    f"{path} row {line}: '{key}' duplicates row {seen[key]}; delete one of the two rows",
-                    source=str(path),
-                    row=line,
-                    file=key,
-                )
-            )
-            continue
-        seen[key] = line
-        rows.append(Row(line=line, file=key, label=label))
+    rows, problems = _read_rows(path, body, fi, li, len(cols))
     return PartitionCsv(
         partition=partition,
         path=path,
@@ -144,7 +110,39 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     )
 
 
+def _read_rows(path: Path, body: list, fi: int, li: int | None, n_cols: int) -> tuple[list[Row], list[InputError]]:
+    """The usable rows of a csv body, and one InputError per row that is not."""
+    rows: list[Row] = []
+    problems: list[InputError] = []
+    seen: dict[str, int] = {}  # normalised key -> line
+
+    def problem(line: int, message: str, key: str = "") -> None:
+        problems.append(InputError(f"{path} row {line}: {message}", source=str(path), row=line, file=key))
+
+    for line, rec in body:
+        if len(rec) < max(fi, li if li is not None else 0) + 1:
+            problem(line, f"has {len(rec)} column(s), expected {n_cols}; fix the row")
+            continue
+        key = rec[fi].strip()
+        label = rec[li].strip() if li is not None else None
+        norm = normalise_key(key) if key else ""
+        if not key:
+            problem(line, "empty file name; fill it in or delete the row")
+        elif li is not None and not label:
+            problem(line, f"empty label for '{key}'; fill it in or delete the row", key)
+        elif norm in seen:
+            problem(line, f"'{key}' duplicates row {seen[norm]}; delete one of the two rows", key)
+        else:
+            seen[norm] = line
+            rows.append(Row(line=line, file=key, label=label))
+    return rows, problems
+
+
 def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:
+    """The seed's single-task form: a task name and its csvs (devel and test optional)."""
+    from emonet.store.names import check_task_name
+
+    check_task_name(task)
     csvs = {"train": Path(train)}
     if devel is not None:
         csvs["devel"] = Path(devel)
@@ -156,6 +154,8 @@ def single_task_sources(task: str, train: Path, devel: Path | None, test: Path |
 def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
     """The seed's multi-task setup: one folder per task with train.csv, val.csv (or
     devel.csv) and test.csv."""
+    from emonet.store.names import check_task_name
+
     setup_dir = Path(setup_dir)
     if not setup_dir.is_dir():
         raise EmoNetError(
@@ -168,7 +168,7 @@ def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
         )
     out = []
     for task in tasks:
-        folder = setup_dir / task
+        folder = setup_dir / check_task_name(task)
         if not folder.is_dir():
             raise EmoNetError(
                 f"{folder}: no such task folder in the multi-task setup; available: {', '.join(available) or 'none'}"

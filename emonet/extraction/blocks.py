@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import itertools
 import multiprocessing as mp
+import os
 import signal
 import warnings
 from collections import deque
@@ -31,7 +32,7 @@ import torch
 from emonet.data.audio import AudioReadError, probe_all
 from emonet.data.features import FeatureConfig
 from emonet.extraction.featurize import Featurizer
-from emonet.store.writer import BlockJob, block_sums
+from emonet.store.staging import BlockJob, BlockRecord
 
 
 @dataclass(frozen=True)
@@ -41,18 +42,26 @@ class BlockFailure:
     index: int
     path: str
     reason: str
-    kind: str  # "decode" | "frames"
+    kind: str  # "decode" | "frames" | "memory"
 
 
-def run_block(job: BlockJob, features: Iterator[np.ndarray]) -> list | BlockFailure:
+def _out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, MemoryError | torch.OutOfMemoryError) or "can't allocate memory" in str(exc)
+
+
+def run_block(job: BlockJob, features: Iterator[np.ndarray]) -> BlockRecord | BlockFailure:
     """Fills block ``job`` from the utterances' features (in item order), writes it and
-    returns its sums, or the first failure."""
+    returns its record (sums and checksum), or the first failure."""
     buf = np.empty((job.hi - job.lo, job.n_mels), dtype=np.float16)
     for item in job.items:
         try:
             x = next(features)
         except AudioReadError as exc:
             return BlockFailure(item.index, item.path, str(exc), "decode")
+        except (MemoryError, RuntimeError) as exc:
+            if not _out_of_memory(exc):
+                raise
+            return BlockFailure(item.index, item.path, "out of memory while computing its features", "memory")
         if x.shape != (item.hi - item.lo, job.n_mels):
             return BlockFailure(
                 item.index,
@@ -62,8 +71,8 @@ def run_block(job: BlockJob, features: Iterator[np.ndarray]) -> list | BlockFail
             )
         a, b = max(item.lo, job.lo), min(item.hi, job.hi)
         buf[a - job.lo : b - job.lo] = x[a - item.lo : b - item.lo]
-    job.layout.write_block(job.stage, job.k, job.lo, buf, list(job.items))
-    return block_sums(buf)
+    crc = job.layout.write_block(job.stage, job.k, job.lo, buf, list(job.items))
+    return BlockRecord.of(buf, crc)
 
 
 _featurizer: Featurizer | None = None
@@ -71,6 +80,13 @@ _featurizer: Featurizer | None = None
 
 def _init_worker(config: FeatureConfig) -> None:
     global _featurizer
+    # A terminal's Ctrl-C reaches the whole process group: the parent stops the run (and
+    # the pool), so a worker must not die mid-block with a traceback of its own. SIGTERM,
+    # which the parent's Pool.terminate() sends, ends a worker at once: a handler inherited
+    # from the parent that raises SystemExit would make it wait, at exit, for its zarr and
+    # torch threads, and the parent hang in Pool.join().
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
     torch.set_num_threads(1)
     _featurizer = Featurizer(config)
@@ -97,14 +113,13 @@ class BlockExecutor:
         self.featurizer = Featurizer(config, device)  # checks the device
         self.config = config
         self.gpu = self.featurizer.device.type != "cpu"
-        self.workers = workers
+        self.workers = max(1, min(workers, os.cpu_count() or 1))
         self._pool = None
 
-    def __enter__(self) -> BlockExecutor:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def limit(self, n_blocks: int) -> None:
+        """Use no more workers than there are blocks to write (before the pool starts)."""
+        if self._pool is None:
+            self.workers = max(1, min(self.workers, n_blocks))
 
     def close(self) -> None:
         if self._pool is not None:
@@ -139,7 +154,8 @@ class BlockExecutor:
         chunks = [paths[i : i + step] for i in range(0, len(paths), step)]
         return [r for chunk in self.pool().map(probe_all, chunks) for r in chunk]
 
-    def run(self, jobs: Iterable[BlockJob]) -> Iterator[tuple[BlockJob, list | BlockFailure]]:
+    def run(self, jobs: Iterable[BlockJob]) -> Iterator[tuple[BlockJob, BlockRecord | BlockFailure]]:
+        """(job, its record or failure) for each job, in order of submission."""
         if not self.parallel:
             threads = max(self.workers, 1) if self.gpu else 0
             for job in jobs:

@@ -12,6 +12,18 @@ import torch
 
 from emonet.data.audio import load_mono
 from emonet.data.features import FeatureConfig, LogMel
+from emonet.errors import ConfigError
+
+
+def _device(name: str) -> torch.device:
+    """cpu or cuda[:n]; anything else is a ConfigError naming the choices."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name!r} is not supported; choose cpu or cuda (cuda:N for a given GPU)")
+    return device
 
 
 class Featurizer:
@@ -19,11 +31,9 @@ class Featurizer:
 
     def __init__(self, config: FeatureConfig, device: str = "cpu"):
         self.config = config
-        self.device = torch.device(device)
+        self.device = _device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
-            from emonet.errors import EmoNetError
-
-            raise EmoNetError(
+            raise ConfigError(
                 "--device cuda: no CUDA GPU is visible to torch (torch.cuda.is_available() is False); use --device cpu"
             )
         self.logmel = LogMel(config, self.device)

@@ -9,31 +9,50 @@ from types import MappingProxyType
 import numpy as np
 
 from emonet.data.partitions import PARTITIONS
-from emonet.errors import StoreError
-from emonet.store import layout
+from emonet.errors import StoreCorruptError, StoreError, UnknownTaskError
+from emonet.store import integrity, metadata
+from emonet.store.backends import Backend
 from emonet.utils.fs import tree_size
 
 
 class Partition(Sequence):
-    """One partition of one task: a sequence of ``(file, label, logmel)`` items, where
-    ``file`` is the csv's file key, ``label`` the label string (None if unlabelled) and
-    ``logmel`` a float32 array [frames, n_mels]. Iteration reads whole blocks (shards)
-    and slices them in memory, which is far faster than indexing item by item."""
+    """One complete partition of one task: a sequence of ``(file, label, logmel)`` items.
 
-    def __init__(self, path: Path, backend: str, task: str, name: str, classes: list[str], meta: dict):
+    ``file`` is the csv's file key, ``label`` the label string (None if unlabelled) and
+    ``logmel`` a float32 array [frames, n_mels]. Iteration reads whole blocks (shards) and
+    slices them in memory, which is far faster than indexing item by item.
+
+    Args:
+        path: the partition's folder (``STORE/<task>/<partition>``).
+        backend: the store's backend (see :mod:`emonet.store.backends`).
+        task, name: the task and partition names (for messages).
+        classes: the task's class names; label ids index them.
+        meta: the partition's metadata record.
+        verify: check the index digest, that every block file exists and each block's
+            CRC-32 before its frames are used (default). A failed check raises
+            :class:`~emonet.errors.StoreCorruptError` naming the partition and block.
+    """
+
+    def __init__(
+        self, path: Path, backend: Backend, task: str, name: str, classes: list[str], meta: dict, verify: bool = True
+    ):
         self.path, self.task, self.name = Path(path), task, name
         self.classes = list(classes)
         self.meta = meta
-        if backend == "zarr":
-            from emonet.store.zarr_backend import ZarrPartitionReader as Reader
-        else:
-            from emonet.store.wds_backend import WdsPartitionReader as Reader
-        self._r = Reader(self.path)
-        self.files: list[str] = self._r.files
-        self.label_ids: np.ndarray = self._r.labels
-        self.offsets: np.ndarray = self._r.offsets
+        self.verify = verify
+        self._where = f"{self.path} (partition {task}/{name})"
+        with integrity.corrupt_on_error(self._where, "the per-utterance index"):
+            self._reader = backend.open_partition(self.path)
+        self._crcs = meta.get("block_crc32") if verify else None
+        self._checked: set[int] = set()
+        if verify:
+            integrity.check_index(self._where, self._reader, meta)
+            integrity.check_blocks_exist(self._where, self._reader)
+        self.files: list[str] = self._reader.files
+        self.label_ids: np.ndarray = self._reader.labels
+        self.offsets: np.ndarray = self._reader.offsets
         self.lengths: np.ndarray = np.diff(self.offsets)
-        self.seconds: np.ndarray = self._r.seconds
+        self.seconds: np.ndarray = self._reader.seconds
         self._window: tuple[int, int, np.ndarray] | None = None
 
     @property
@@ -44,6 +63,15 @@ class Partition(Sequence):
     def labelled(self) -> bool:
         return bool(self.meta.get("labelled", True))
 
+    @property
+    def block_bounds(self) -> np.ndarray:
+        """Frame offsets of the storage blocks' edges (0 ... total frames)."""
+        return self._reader.block_bounds
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self._reader.block_bounds) - 1
+
     def __len__(self) -> int:
         return len(self.files)
 
@@ -51,12 +79,34 @@ class Partition(Sequence):
         k = int(self.label_ids[i])
         return self.classes[k] if k >= 0 else None
 
+    def read_block(self, k: int) -> np.ndarray:
+        """float16 frames of storage block k, checked (with ``verify``) before decoding."""
+        blob = None
+        if self.verify:
+            blob = integrity.checked_block_bytes(self._where, self._reader, k, self._crcs)
+            self._checked.add(k)
+        with integrity.corrupt_on_error(f"{self._where}: block {k}", "the block"):
+            return self._reader.read_block(k, blob)
+
+    def _read_frames(self, lo: int, hi: int) -> np.ndarray:
+        if self.verify:  # each block's file is checked once, on its first read
+            bounds = self._reader.block_bounds
+            k0 = int(np.searchsorted(bounds, lo, side="right") - 1)
+            k1 = int(np.searchsorted(bounds, hi, side="left"))
+            for k in range(max(k0, 0), max(k1, k0 + 1)):
+                if k not in self._checked:
+                    integrity.checked_block_bytes(self._where, self._reader, k, self._crcs)
+                    self._checked.add(k)
+        with integrity.corrupt_on_error(f"{self._where}: frames {lo}-{hi}", "a block"):
+            return self._reader.read_frames(lo, hi)
+
     def logmel(self, i: int, dtype=np.float32) -> np.ndarray:
+        """The log-mel of item i, [frames, n_mels]."""
         lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
         w = self._window
         if w is not None and w[0] <= lo and hi <= w[1]:
             return w[2][lo - w[0] : hi - w[0]].astype(dtype)
-        return self._r.read_frames(lo, hi).astype(dtype)
+        return self._read_frames(lo, hi).astype(dtype)
 
     def __getitem__(self, i):
         if isinstance(i, slice):
@@ -67,21 +117,15 @@ class Partition(Sequence):
         i %= n
         return self.files[i], self._label(i), self.logmel(i)
 
-    def iter_blocks(self) -> Iterator[tuple[int, np.ndarray]]:
-        """(first frame offset, float16 frames) for each storage block, in order."""
-        b = self._r.block_bounds
-        for k in range(len(b) - 1):
-            yield int(b[k]), self._r.read_frames(int(b[k]), int(b[k + 1]))
-
     def __iter__(self) -> Iterator[tuple[str, str | None, np.ndarray]]:
-        b = self._r.block_bounds
+        b = self._reader.block_bounds
         k = 0
         win_lo, win = 0, np.zeros((0, 0), np.float16)
         for i in range(len(self)):
             lo, hi = int(self.offsets[i]), int(self.offsets[i + 1])
             while hi > win_lo + len(win):  # extend the window with the next blocks
                 keep = win[lo - win_lo :] if lo < win_lo + len(win) else None
-                nxt = self._r.read_frames(int(b[k]), int(b[k + 1]))
+                nxt = self.read_block(k)
                 if keep is not None and len(keep):
                     win_lo, win = lo, np.concatenate([keep, nxt])
                 else:
@@ -95,6 +139,7 @@ class Partition(Sequence):
         return tree_size(self.path)
 
     def summary(self) -> dict:
+        """files, frames, seconds, label counts, skipped rows, bytes on disk, compression."""
         m = self.meta
         frames = int(self.offsets[-1]) if len(self.offsets) else 0
         disk = self.nbytes_on_disk()
@@ -114,23 +159,26 @@ class Partition(Sequence):
 class FeatureStore:
     """A feature store on disk. Open with :func:`open_store`."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, verify: bool = True):
         self.path = Path(path)
+        self.verify = verify
         if not self.path.is_dir():
             raise StoreError(
-                f"{self.path}: no feature store here (folder not found); create one with 'emonet extract --store {self.path} ...'"
+                f"{self.path}: no feature store here (folder not found); "
+                f"create one with 'emonet extract --store {self.path} ...'"
             )
-        backend = layout.detect_backend(self.path)
+        backend = metadata.detect_backend(self.path)
         if backend is None:
             raise StoreError(f"{self.path}: not an emonet feature store (no store metadata); check the path")
-        self.backend = backend
-        self._meta_io = layout.MetaIO(backend)
-        self.meta = self._meta_io.read(self.path, "store")
-        if self.meta.get("version", 0) > layout.FORMAT_VERSION:
+        self.backend: str = backend.name
+        self._backend = backend
+        self.meta = backend.read_meta(self.path, "store")
+        if self.meta.get("version", 0) > metadata.FORMAT_VERSION:
             raise StoreError(
-                f"{self.path}: store format version {self.meta['version']} is newer than this emonet reads ({layout.FORMAT_VERSION}); upgrade emonet"
+                f"{self.path}: store format version {self.meta['version']} is newer than this emonet reads "
+                f"({metadata.FORMAT_VERSION}); upgrade emonet"
             )
-        self._tasks = layout.task_dirs(self.path, self._meta_io)
+        self._tasks = metadata.task_dirs(self.path, backend)
 
     @property
     def feature_config(self) -> Mapping:
@@ -146,41 +194,61 @@ class FeatureStore:
 
     def _task(self, task: str) -> dict:
         if task not in self._tasks:
-            raise KeyError(f"task {task!r} is not in store {self.path}; it has: {', '.join(self._tasks) or 'no tasks'}")
+            raise UnknownTaskError(
+                f"task {task!r} is not in store {self.path}; it has: {', '.join(self._tasks) or 'no tasks'}"
+            )
         return self._tasks[task]
 
     def classes(self, task: str) -> list[str]:
+        """The task's class names, in label-id order (UnknownTaskError if absent)."""
         return list(self._task(task)["classes"])
 
-    def label_map(self, task: str) -> dict[str, int]:
-        return {c: i for i, c in enumerate(self.classes(task))}
-
     def partitions(self, task: str) -> list[str]:
+        """The task's complete partitions, in train, devel, test order."""
         self._task(task)
         return [p for p in PARTITIONS if self._partition_meta(task, p) is not None]
 
     def _partition_meta(self, task: str, name: str) -> dict | None:
-        m = self._meta_io.read(self.path / task / name, "partition")
+        if name not in PARTITIONS:
+            return None
+        m = self._backend.read_meta(self.path / task / name, "partition")
         return m if m and m.get("complete") else None
 
     def partition(self, task: str, name: str) -> Partition:
+        """The complete partition ``name`` of ``task`` (UnknownTaskError if absent)."""
         self._task(task)
         meta = self._partition_meta(task, name)
         if meta is None:
-            raise KeyError(
-                f"partition {name!r} of task {task!r} is not in store {self.path}; it has: {', '.join(self.partitions(task)) or 'none'}"
+            raise UnknownTaskError(
+                f"partition {name!r} of task {task!r} is not in store {self.path}; "
+                f"it has: {', '.join(self.partitions(task)) or 'none'}"
             )
-        return Partition(self.path / task / name, self.backend, task, name, self.classes(task), meta)
+        return Partition(self.path / task / name, self._backend, task, name, self.classes(task), meta, self.verify)
 
     def normalization(self, task: str) -> tuple[np.ndarray, np.ndarray]:
         """Per-mel-band mean and std of the task's train partition (float32)."""
+        self._task(task)
         meta = self._partition_meta(task, "train")
         if meta is None or "mel_mean" not in meta:
-            raise KeyError(f"task {task!r} in {self.path} has no train partition, so no normalisation statistics")
-        return np.asarray(meta["mel_mean"], np.float32), np.asarray(meta["mel_std"], np.float32)
+            raise UnknownTaskError(
+                f"task {task!r} in {self.path} has no train partition, so no normalisation statistics"
+            )
+        if not meta.get("files"):
+            raise StoreError(
+                f"{self.path / task / 'train'}: task {task!r} has an empty train partition (every row was skipped); "
+                "re-extract it with usable training files"
+            )
+        mean, std = np.asarray(meta["mel_mean"], np.float32), np.asarray(meta["mel_std"], np.float32)
+        if not (np.isfinite(mean).all() and np.isfinite(std).all()):
+            raise StoreCorruptError(
+                f"{self.path / task / 'train'}: task {task!r} has non-finite normalisation statistics; "
+                "re-extract the task with --overwrite"
+            )
+        return mean, std
 
     def info(self) -> dict:
-        """The store's summary as plain JSON-able data."""
+        """The store's summary as plain JSON-able data. Opening each partition checks its
+        index and that every block file exists (StoreCorruptError otherwise)."""
         out: dict = {
             "path": str(self.path),
             "backend": self.backend,
@@ -201,6 +269,15 @@ class FeatureStore:
         return f"FeatureStore({str(self.path)!r}, backend={self.backend!r}, tasks={self.tasks})"
 
 
-def open_store(path) -> FeatureStore:
-    """Opens the feature store at ``path`` (zarr or webdataset)."""
-    return FeatureStore(Path(path))
+def open_store(path, verify: bool = True) -> FeatureStore:
+    """Opens the feature store at ``path`` (zarr or webdataset) for reading.
+
+    Args:
+        path: the store's folder.
+        verify: check stored bytes against their checksums on read (default; see
+            :class:`Partition`). ``False`` skips the checks, for speed comparisons.
+
+    Returns:
+        The :class:`FeatureStore`. Raises StoreError if ``path`` is not a store.
+    """
+    return FeatureStore(Path(path), verify=verify)

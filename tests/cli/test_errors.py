@@ -108,11 +108,11 @@ def test_cli_choices_match_the_library():
     from emonet.cli import model_options as mo
     from emonet.models import MODES
     from emonet.models.config import ADAPTER_TYPES, CLASSIFIERS, MODEL_TYPES
-    from emonet.store import layout
+    from emonet.store.backends import BACKENDS
 
     assert tuple(mo.MODES) == tuple(MODES) and tuple(mo.MODEL_TYPES) == tuple(MODEL_TYPES)
     assert tuple(mo.CLASSIFIERS) == tuple(CLASSIFIERS) and tuple(mo.ADAPTER_TYPES) == tuple(ADAPTER_TYPES)
-    assert tuple(extract_cli.STORE_FORMATS) == tuple(layout.BACKENDS)
+    assert tuple(extract_cli.STORE_FORMATS) == tuple(BACKENDS)
 
 
 @pytest.mark.parametrize("given", ["FCNAttention", "fcnattention", "FCNATTENTION", "Attention", "attention"])

@@ -28,7 +28,7 @@ def test_demo_classes_are_learnable_from_logmel(demo_store):
     store = open_store(demo_store)
     for task in store.tasks:
 
-        def feats(part):
+        def feats(part, task=task):
             p = store.partition(task, part)
             return np.stack([x.mean(0) for _, _, x in p]), p.label_ids
 

@@ -1,4 +1,4 @@
-"""What a partition will hold, fixed before anything is written."""
+"""PartitionContent: what a partition will hold, fixed before anything is written."""
 
 from __future__ import annotations
 

@@ -4,21 +4,29 @@ The partition's frames are cut into blocks fixed in advance (zarr: shards; webda
 tar files). Each block is written whole by exactly one writer (a worker process), and
 recorded in ``progress.json`` (atomic rename) in block order once it and every block
 before it are on disk. After a crash, writing resumes at the first unrecorded block, and
-whatever later blocks may have left half-written is removed first. Per-band sums of each
-block are kept in the progress record, so normalisation statistics need no re-read."""
+whatever later blocks may have left half-written is removed first. Each block's record
+holds its per-band sums (so normalisation statistics need no re-read) and the checksum
+of its file (kept in the partition's metadata and verified on every read)."""
 
 from __future__ import annotations
 
 import abc
-import os
 import shutil
-from dataclasses import dataclass
+import zlib
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from emonet.store.partition_plan import PartitionContent
+from emonet.store.content import PartitionContent
 from emonet.utils.fs import atomic_write_json, read_json
+
+PROGRESS = "progress.json"
+
+
+def file_crc32(path: Path) -> int:
+    """CRC-32 of a file's bytes (zlib; ~1 GB/s)."""
+    return zlib.crc32(Path(path).read_bytes())
 
 
 class BlockLayout(abc.ABC):
@@ -40,8 +48,9 @@ class BlockLayout(abc.ABC):
         """Remove whatever blocks >= k may have left on disk."""
 
     @abc.abstractmethod
-    def write_block(self, stage: Path, k: int, lo: int, frames: np.ndarray, items: list[BlockItem]) -> None:
-        """Write block k (frames ``lo`` to ``lo + len(frames)``) in one go."""
+    def write_block(self, stage: Path, k: int, lo: int, frames: np.ndarray, items: list[BlockItem]) -> int:
+        """Write block k (frames ``lo`` to ``lo + len(frames)``) in one go; returns the
+        CRC-32 of the file written."""
 
     def key(self) -> str:
         return self.name
@@ -71,13 +80,22 @@ class BlockJob:
     n_mels: int
 
 
-def block_sums(frames: np.ndarray) -> list:
-    x = frames.astype(np.float32)  # exact for float16 values; sums accumulate in float64
-    return [
-        int(x.shape[0]),
-        x.sum(0, dtype=np.float64).tolist(),
-        np.square(x).sum(0, dtype=np.float64).tolist(),
-    ]
+@dataclass(frozen=True)
+class BlockRecord:
+    """A written block: its frame count, per-band sums and sums of squares (float64) and
+    the CRC-32 of its file."""
+
+    frames: int
+    sums: list[float]
+    squares: list[float]
+    crc32: int
+
+    @classmethod
+    def of(cls, frames: np.ndarray, crc32: int) -> BlockRecord:
+        x = frames.astype(np.float32)  # exact for float16 values; sums accumulate in float64
+        return cls(
+            int(x.shape[0]), x.sum(0, dtype=np.float64).tolist(), np.square(x).sum(0, dtype=np.float64).tolist(), crc32
+        )
 
 
 class StagedPartition:
@@ -90,27 +108,27 @@ class StagedPartition:
         self.classes = list(classes)
         self.bounds = layout.block_bounds(content)
         self.plan_id = content.fingerprint(layout.key(), self.bounds.tolist())
-        self._progress_file = self.dir / "progress.json"
-        self.blocks_done, self.block_sums = self._load_progress()
+        self._progress_file = self.dir / PROGRESS
+        self.blocks_done, self.records = self._load_progress()
 
     @property
     def n_blocks(self) -> int:
         return len(self.bounds) - 1
 
-    def _load_progress(self) -> tuple[int, list]:
+    def _load_progress(self) -> tuple[int, list[BlockRecord]]:
         if self._progress_file.is_file():
             try:
                 p = read_json(self._progress_file)
                 if p.get("plan") == self.plan_id:
-                    return int(p["blocks_done"]), list(p["sums"])
-            except (ValueError, KeyError):
+                    return int(p["blocks_done"]), [BlockRecord(**r) for r in p["blocks"]]
+            except (ValueError, KeyError, TypeError):
                 pass
         return -1, []  # -1: not initialised
 
     def _save_progress(self) -> None:
         atomic_write_json(
             self._progress_file,
-            {"plan": self.plan_id, "blocks_done": self.blocks_done, "sums": self.block_sums},
+            {"plan": self.plan_id, "blocks_done": self.blocks_done, "blocks": [asdict(r) for r in self.records]},
         )
 
     def prepare(self) -> range:
@@ -121,12 +139,13 @@ class StagedPartition:
                 shutil.rmtree(self.dir)
             self.dir.mkdir(parents=True)
             self.layout.initialise(self.dir, self.content, self.bounds)
-            self.blocks_done, self.block_sums = 0, []
+            self.blocks_done, self.records = 0, []
             self._save_progress()
         self.layout.discard_blocks_from(self.dir, self.blocks_done)
         return range(self.blocks_done, self.n_blocks)
 
     def job(self, k: int) -> BlockJob:
+        """The job that writes block k: the utterances overlapping it and their metadata."""
         c = self.content
         lo, hi = int(self.bounds[k]), int(self.bounds[k + 1])
         first = int(np.searchsorted(c.offsets, lo, side="right") - 1)
@@ -153,32 +172,29 @@ class StagedPartition:
         sel = (ends >= lo) & (ends < hi)
         return int(sel.sum()), float(c.seconds[sel].sum())
 
-    def record(self, k: int, sums: list) -> None:
+    def record(self, k: int, block: BlockRecord) -> None:
         """Block k is on disk (blocks must be recorded in order)."""
         if k != self.blocks_done:
             raise RuntimeError(f"internal error: block {k} recorded after {self.blocks_done}")
-        self.block_sums.append(sums)
+        self.records.append(block)
         self.blocks_done = k + 1
         self._save_progress()
-        if _TEST_BLOCK_DELAY:  # fault-injection hook for the kill -9 tests: widen the window
-            import time
-
-            time.sleep(_TEST_BLOCK_DELAY)
 
     @property
     def done(self) -> bool:
         return self.blocks_done >= self.n_blocks
 
+    @property
+    def checksums(self) -> list[int]:
+        return [r.crc32 for r in self.records]
+
     def mel_stats(self) -> tuple[list[float], list[float]]:
         """Per-band mean and std of all frames (float64 accumulation)."""
-        n = sum(s[0] for s in self.block_sums)
+        n = sum(r.frames for r in self.records)
         if n == 0:
             return [0.0] * self.content.n_mels, [1.0] * self.content.n_mels
-        s1 = np.sum([s[1] for s in self.block_sums], axis=0)
-        s2 = np.sum([s[2] for s in self.block_sums], axis=0)
+        s1 = np.sum([r.sums for r in self.records], axis=0)
+        s2 = np.sum([r.squares for r in self.records], axis=0)
         mean = s1 / n
         std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
         return mean.tolist(), np.maximum(std, 1e-5).tolist()
-
-
-_TEST_BLOCK_DELAY = float(os.environ.get("_EMONET_TEST_BLOCK_DELAY", "0") or 0)

@@ -1,0 +1,85 @@
+"""Checks of stored bytes: every block file's CRC-32 and a digest of the per-utterance
+index are kept in the partition's metadata when it is committed, and checked on read. A
+failed check is a :class:`StoreCorruptError` that names the partition and the block;
+corrupt bytes never come back as features."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import zlib
+from collections.abc import Iterator
+
+import numpy as np
+
+from emonet.errors import StoreCorruptError
+from emonet.store.backends import PartitionReader
+from emonet.utils.fs import FilesystemError, filesystem_errors
+
+FIX = "restore the store from a copy, or re-extract the partition with --overwrite"
+
+
+def index_digest(reader: PartitionReader) -> str:
+    """sha256 of the per-utterance arrays and block edges as read back."""
+    h = hashlib.sha256()
+    h.update(json.dumps(reader.files).encode())
+    for arr, dtype in (
+        (reader.labels, np.int64),
+        (reader.offsets, np.int64),
+        (reader.seconds, np.float64),
+        (reader.block_bounds, np.int64),
+    ):
+        h.update(np.ascontiguousarray(arr, dtype=dtype).tobytes())
+    return h.hexdigest()
+
+
+@contextlib.contextmanager
+def corrupt_on_error(where: str, what: str) -> Iterator[None]:
+    """Turns a failure to read or decode stored bytes into a StoreCorruptError (a missing
+    permission stays a FilesystemError)."""
+    try:
+        with filesystem_errors(where, hint="check the store's permissions"):
+            yield
+    except (StoreCorruptError, FilesystemError):
+        raise
+    except Exception as exc:  # any decoder's error on damaged bytes (blosc, zip, json, zarr)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreCorruptError(f"{where}: {what} is unreadable ({reason[:120]}); {FIX}") from None
+
+
+def check_index(where: str, reader: PartitionReader, meta: dict) -> None:
+    """The index read back matches the digest and counts recorded at commit."""
+    expected = meta.get("index_sha256")
+    n_blocks = len(reader.block_bounds) - 1
+    if len(reader.files) != meta.get("files", len(reader.files)) or (expected and index_digest(reader) != expected):
+        raise StoreCorruptError(f"{where}: the per-utterance index fails its checksum (corrupt); {FIX}")
+    crcs = meta.get("block_crc32")
+    if crcs is not None and len(crcs) != n_blocks:
+        raise StoreCorruptError(f"{where}: metadata lists {len(crcs)} blocks, the index {n_blocks} (corrupt); {FIX}")
+
+
+def missing_blocks(reader: PartitionReader) -> list[int]:
+    """Blocks whose file is not on disk."""
+    return [k for k in range(len(reader.block_bounds) - 1) if not reader.block_path(k).is_file()]
+
+
+def check_blocks_exist(where: str, reader: PartitionReader) -> None:
+    missing = missing_blocks(reader)
+    if missing:
+        shown = ", ".join(str(k) for k in missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise StoreCorruptError(
+            f"{where}: {len(missing)} block file(s) missing (block {shown}: {reader.block_path(missing[0])}); {FIX}"
+        )
+
+
+def checked_block_bytes(where: str, reader: PartitionReader, k: int, crcs: list[int] | None) -> bytes:
+    """The bytes of block k's file, after checking them against their recorded CRC-32."""
+    path = reader.block_path(k)
+    if not path.is_file():
+        raise StoreCorruptError(f"{where}: block {k} is missing ({path}); {FIX}")
+    with filesystem_errors(path, hint="check the store's permissions"):
+        blob = path.read_bytes()
+    if crcs is not None and zlib.crc32(blob) != crcs[k]:
+        raise StoreCorruptError(f"{where}: block {k} ({path}) fails its checksum (corrupt); {FIX}")
+    return blob
