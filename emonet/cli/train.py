@@ -78,7 +78,7 @@ def _options_given(values: dict) -> list[str]:
     flags = {"stores": "--store", "experiments": "-ebp", "blocks": "-N", "filters": "-nf", "widen": "-wf"}
     out = []
     for name, param in inspect.signature(train).parameters.items():
-        if name in ("resume", "quiet") or name not in values:
+        if name in ("ctx", "resume", "quiet") or name not in values:
             continue
         if values[name] != param.default:
             out.append(flags.get(name, "--" + name.replace("_", "-")))
@@ -86,6 +86,7 @@ def _options_given(values: dict) -> list[str]:
 
 
 def train(
+    ctx: typer.Context,
     stores: Stores = None,
     tasks: Tasks = None,
     experiments: Experiments = None,
@@ -145,6 +146,7 @@ def train(
             label_order=parse_label_order(label_order, list(tasks)), balanced_weights=balanced_weights,
             individual_weight_decay=individual_weight_decay, steps_per_epoch=steps_per_epoch, seed=seed,
             device=device, precision=precision, workers=workers, run_name=run_name,
+            model_given=sorted(mo.given_fields(ctx)),
         )  # fmt: skip
         run_dir, results = train_run(config, progress=progress)
     from emonet.training.distributed import shutdown, world_info

@@ -53,6 +53,8 @@ class TrainConfig:
     workers: int = 0
     shuffle_buffer: int = 1024
     run_name: str | None = None
+    # the model options the user set: with -im each must match the initial model (None: keep its architecture)
+    model_given: list[str] | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):

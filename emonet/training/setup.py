@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from emonet.errors import CheckpointError, ConfigError, ModelError, StoreError, UnknownTaskError
+from emonet.models.feature_match import check_same_features
 from emonet.training.config import TrainConfig
 
 FEATURE_KEYS = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
@@ -86,13 +87,7 @@ def load_initial(path: str, feature_config) -> tuple[object, dict]:
         model, meta = load_checkpoint(p)
     except ValueError as exc:
         raise CheckpointError(str(exc).splitlines()[0]) from None
-    fc = meta.get("feature_config") or {}
-    diff = [f"{k} {fc[k]} vs {feature_config[k]}" for k in FEATURE_KEYS if k in fc and fc[k] != feature_config[k]]
-    if diff:
-        raise ModelError(
-            f"{p}: was trained on other features than the stores ({', '.join(diff)}); "
-            "extract the stores with the model's feature options"
-        )
+    check_same_features(meta.get("feature_config"), feature_config, f"{p} (-im/--initial-model)", "the stores")
     return model, meta
 
 
@@ -106,7 +101,7 @@ def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_con
     kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks}
     classes = {t: d.classes for t, d in tasks.items()}
     try:
-        return setup_model(config.mode, classes, config=model_cfg, initial=initial), kept
+        return setup_model(config.mode, classes, config=model_cfg, initial=initial, given=config.model_given), kept
     except UnknownTaskError:
         raise
     except ValueError as exc:

@@ -119,6 +119,18 @@ def test_initial_model_trained_on_other_features_is_refused(demo_corpus, small_s
     _one_line_error(rc, err, "other features", "n_mels 24 vs 32")
 
 
+def test_initial_model_architecture_options_that_differ_are_refused(small_store, tmp_path, capsys):
+    model = tmp_path / "m.safetensors"
+    assert main(["init-model", str(model), "-s", str(small_store), "-t", "acted", "-N", "1", "-nf", "4"]) == 0
+    capsys.readouterr()
+    base = ["-s", small_store, "-t", "valence", "-m", "adapters", "-im", model, "-ebp", tmp_path / "e"]
+    rc, _, err = _run(capsys, *base, "-N", "1", "-nf", "8", "-bs", "8", "-w", "1.0", "-spe", "1", "-e", "1", "-q")
+    _one_line_error(rc, err, "-nf/--number-of-filters 8 (initial model: 4)")
+    assert not (tmp_path / "e").exists() or not any((tmp_path / "e").iterdir())
+    rc, _, err = _run(capsys, *base, "-bs", "8", "-w", "1.0", "-spe", "1", "-e", "1", "-q")  # the model's own
+    assert rc == 0, err
+
+
 def _cli(*args):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
     return [sys.executable, "-m", "emonet", "train", *map(str, args)], env
