@@ -50,5 +50,9 @@ def run(
         out.print(_table(table))
     out.print(f"results: {', '.join(str(p) for p in files.values())}", highlight=False)
     for r in results:
-        if "run" in r.outputs:
+        if "store" in r.outputs:
+            out.print(f"{r.name}: feature store {r.outputs['store']}", highlight=False)
+        elif "run" in r.outputs:
             out.print(f"{r.name}: checkpoints, metrics and plots in {r.outputs['run']}", highlight=False)
+        elif "dir" in r.outputs and (Path(r.outputs["dir"]) / "results.json").is_file():
+            out.print(f"{r.name}: metrics, predictions and confusion matrices in {r.outputs['dir']}", highlight=False)
