@@ -65,7 +65,10 @@ def extract(
     frames_per_shard: FramesPerShard = None,
     quiet: Quiet = False,
 ) -> None:
-    """Turn wavs listed in csv partitions into a sharded, compressed log-mel store."""
+    """Turn wavs listed in csv partitions into a sharded, compressed log-mel store.
+
+    Example: emonet extract -s features/ -dp corpus/data -mts corpus/multi-task-setup --tasks acted arousal
+    """
     from emonet.cli.progress import RichProgress
     from emonet.extraction.runner import ExtractOptions, run_extract
 

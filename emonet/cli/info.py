@@ -14,7 +14,10 @@ def info(
     path: Annotated[Path, typer.Argument(help="A feature store folder or a model checkpoint file.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
-    """Summarise a feature store (tasks, partitions, classes, sizes) or a model."""
+    """Summarise a feature store (tasks, partitions, classes, sizes) or a model.
+
+    Example: emonet info features/
+    """
     import json
 
     if path.is_file():

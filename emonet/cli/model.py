@@ -40,7 +40,10 @@ def init_model(
     adapter_type: mo.AdapterType = "parallel",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
-    """Build an (untrained) model for a store's tasks in a training mode and save it."""
+    """Build an (untrained) model for a store's tasks in a training mode and save it.
+
+    Example: emonet init-model model.safetensors --store features/ --mode adapters
+    """
     from emonet.cli.model_summary import render_model_summary
     from emonet.models import describe_model, save_checkpoint
     from emonet.models.from_store import model_for_store

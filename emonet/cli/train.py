@@ -121,7 +121,10 @@ def train(
     run_name: RunName = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train a model on one task (single-task) or several (multi-task, round robin) of feature stores."""
+    """Train a model on one task (single-task) or several (multi-task, round robin) of feature stores.
+
+    Example: emonet train --store features/ --tasks acted arousal valence -ebp runs/
+    """
     from emonet.cli.console import err, out
     from emonet.cli.train_progress import RichTrainProgress, results_table
     from emonet.training.api import resume as resume_run

@@ -14,7 +14,10 @@ from emonet.errors import StoreCorruptError
 def verify(
     store: Annotated[Path, typer.Argument(help="The feature store folder to check.")],
 ) -> None:
-    """Check every block of a feature store against its checksum (exit 3 on any damage)."""
+    """Check every block of a feature store against its checksum (exit 3 on any damage).
+
+    Example: emonet verify features/
+    """
     from emonet.store.verify import verify_store
 
     report = verify_store(store)
