@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emonet.training.run_dir import RESULTS, atomic_write
+from emonet.training.run_dir import RESULTS
+from emonet.utils.fs import atomic_write_bytes
 
 _writers: dict[str, object] = {}
 
@@ -38,7 +39,7 @@ def close(run: Path) -> None:
 def write_reports(run: Path, results: dict, history: list[dict], best_epoch: int) -> None:
     """results.json (task -> partition -> metrics), plots/learning_curves.png and
     plots/confusion_<task>.png."""
-    atomic_write(run / RESULTS, (json.dumps(results, indent=1, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(run / RESULTS, (json.dumps(results, indent=1, sort_keys=True) + "\n").encode())
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     if history:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import os
 import re
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import torch
 import yaml
 
 from emonet.errors import ConfigError, TrainingError
+from emonet.utils.fs import atomic_write_bytes
 
 CONFIG = "config.yaml"
 STATE = "state.pt"
@@ -36,22 +36,6 @@ LAST = "last.safetensors"
 METRICS = "metrics.csv"
 RESULTS = "results.json"
 METRIC_FIELDS = ("epoch", "stage", "task", "lr", "loss", "devel_loss", "devel_uar", "devel_accuracy", "devel_macro_f1")
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a fsynced temporary file and a rename; on any
-    failure (a full disk) the temporary file is removed and ``path`` is untouched."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def create_run_dir(experiments: str | Path, tasks: list[str], name: str | None = None) -> Path:
@@ -94,7 +78,7 @@ def lock_run(run: Path):
 def write_config(run: Path, config_dict: dict) -> None:
     """Write the run's config.yaml (atomically) from ``TrainConfig.to_dict()``."""
     text = "# emonet train: the fully resolved config of this run (emonet train --resume reads it)\n"
-    atomic_write(run / CONFIG, (text + yaml.safe_dump(config_dict, sort_keys=False)).encode())
+    atomic_write_bytes(run / CONFIG, (text + yaml.safe_dump(config_dict, sort_keys=False)).encode())
 
 
 def read_config(run: Path) -> dict:
@@ -119,7 +103,7 @@ def save_state(run: Path, state: dict) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     payload = buf.getvalue()
-    atomic_write(run / STATE, _STATE_MAGIC + hashlib.sha256(payload).digest() + payload)
+    atomic_write_bytes(run / STATE, _STATE_MAGIC + hashlib.sha256(payload).digest() + payload)
 
 
 def load_state(run: Path) -> dict | None:
@@ -148,4 +132,4 @@ def write_metrics(run: Path, rows: list[dict]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
-    atomic_write(run / METRICS, buf.getvalue().encode())
+    atomic_write_bytes(run / METRICS, buf.getvalue().encode())
