@@ -34,6 +34,7 @@ class TaskEvaluation:
     predictions: np.ndarray  # int64 [n]: predicted class ids
     probabilities: np.ndarray  # float32 [n, classes]
     metrics: dict | None  # classification_report (+ "epoch" of the weights); None when unlabelled
+    labelled: bool = True  # the partition's csv had labels
 
 
 @dataclass
@@ -47,10 +48,11 @@ class Evaluation:
 
     def results(self) -> dict:
         """task -> partition -> metrics, the shape of a run's results.json (an unlabelled
-        partition: ``{"n": items, "labelled": false}``)."""
+        partition, or one without items: ``{"n": items, "labelled": ...}``)."""
         out = {}
         for t, e in self.tasks.items():
-            out[t] = {e.partition: e.metrics if e.metrics is not None else {"n": len(e.files), "labelled": False}}
+            bare = {"n": len(e.files), "labelled": e.labelled}
+            out[t] = {e.partition: e.metrics if e.metrics is not None else bare}
         return out
 
 
@@ -149,7 +151,9 @@ def evaluate_task(
         metrics = classification_report(confusion_matrix(labels, pred, len(classes)), classes)
         if epoch is not None:
             metrics["epoch"] = epoch
-    return TaskEvaluation(task, partition, str(store.path), classes, list(part.files), labels, pred, probs, metrics)
+    return TaskEvaluation(
+        task, partition, str(store.path), classes, list(part.files), labels, pred, probs, metrics, part.labelled
+    )
 
 
 def evaluate(
@@ -191,6 +195,9 @@ def evaluate(
     from emonet.training.data import as_store
 
     _check_options(partition, batch_size, precision)
+    folder = Path(output) if output is not None else Path(model).parent / f"evaluate-{partition}"
+    if write and folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--output {folder}: is a file, not a folder; give a folder for the evaluation's files")
     dev = _device(device)
     net, meta = load_model(model, dev)
     name = str(model)
@@ -212,6 +219,5 @@ def evaluate(
     if write:
         from emonet.evaluation.outputs import write_evaluation
 
-        folder = Path(output) if output is not None else Path(model).parent / f"evaluate-{partition}"
         result.output = write_evaluation(result, folder)
     return result

@@ -92,4 +92,13 @@ def test_bad_input_is_one_line_and_writes_nothing(unlabelled_store, demo_store, 
     capsys.readouterr()
     _refused(capsys, ["-m", str(pack), "-s", str(demo_store), *base], "task pack", "emonet task attach")
     _refused(capsys, ["-m", str(demo), "-s", str(demo_store), "-p", "dev", *base], "--partition")
+    _refused(capsys, ["-m", str(demo), "-s", str(tmp_path / "no-store"), *base], "no-store")
+    flipped = tmp_path / "flipped.safetensors"
+    data = bytearray(demo.read_bytes())
+    data[-10] ^= 0xFF  # a byte of the last tensor
+    flipped.write_bytes(bytes(data))
+    _refused(capsys, ["-m", str(flipped), "-s", str(demo_store), *base], "corrupt")
+    # an output path that is a file
+    (tmp_path / "file").write_text("x")
+    _refused(capsys, ["-m", str(demo), "-s", str(demo_store), "-o", str(tmp_path / "file")], "is a file")
     assert not out.exists()
