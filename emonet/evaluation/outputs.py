@@ -46,9 +46,11 @@ def confusion_png(cm: list[list[int]], classes: list[str], title: str) -> bytes:
     k = len(classes)
     fig, ax = plt.subplots(figsize=(1.6 + 0.6 * k, 1.2 + 0.6 * k))
     ax.imshow(cm, cmap="Blues")
+    top = max((max(row) for row in cm), default=0)
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=8)
+            colour = "white" if top and cm[i][j] > top / 2 else "black"
+            ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=8, color=colour)
     ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(k), classes, fontsize=8)
     ax.set_xlabel("predicted")
