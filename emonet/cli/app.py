@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from emonet.cli import demo, extract, info, model, predict, run, task, train, verify
+from emonet.cli import demo, evaluate, extract, info, model, predict, run, task, train, verify
 from emonet.cli.argv import expand_list_options, list_option_names
 from emonet.cli.console import err
 from emonet.cli.signals import Terminated, signals_raise
@@ -42,6 +42,7 @@ app.command("init-model")(model.init_model)
 app.command("info")(info.info)
 app.command("train")(train.train)
 app.command("predict")(predict.predict)
+app.command("evaluate")(evaluate.evaluate)
 app.command("run")(run.run)
 app.add_typer(task.app, name="task")
 app.command("verify")(verify.verify)

@@ -1,0 +1,71 @@
+"""`emonet evaluate`: score a checkpoint on a partition of feature stores (a thin layer over
+emonet.evaluation.evaluate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+
+def summary_table(evaluation) -> Table:
+    """task x partition: UAR, accuracy, macro F1, items (unlabelled: predictions only)."""
+    table = Table(title=f"{evaluation.checkpoint} on {evaluation.partition}", title_justify="left")
+    for col in ("task", "partition", "UAR", "accuracy", "macro F1", "items", "store"):
+        table.add_column(col, justify="left" if col in ("task", "partition", "store") else "right")
+    for t, e in evaluation.tasks.items():
+        m = e.metrics
+        scores = [f"{m['uar']:.4f}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}"] if m else ["-", "-", "-"]
+        table.add_row(t, e.partition + ("" if m else " (unlabelled)"), *scores, str(len(e.files)), e.store)
+    return table
+
+
+def class_table(evaluation) -> Table:
+    """task x class: items, recall, precision (labelled tasks only)."""
+    table = Table(title="per class", title_justify="left")
+    for col in ("task", "class", "items", "recall", "precision"):
+        table.add_column(col, justify="left" if col in ("task", "class") else "right")
+    for t, e in evaluation.tasks.items():
+        for c, v in (e.metrics or {}).get("per_class", {}).items():
+            table.add_row(t, c, str(v["support"]), f"{v['recall']:.4f}", f"{v['precision']:.4f}")
+    return table
+
+
+def evaluate(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model checkpoint (.safetensors).")],
+    stores: Annotated[
+        list[Path],
+        typer.Option("--store", "-s", metavar="STORE", help="Feature store(s) holding the tasks; repeat for several."),
+    ],
+    tasks: Annotated[
+        list[str] | None,
+        typer.Option("--tasks", "-t", metavar="TASK...", help="Tasks to score (default: the model's in the stores)."),
+    ] = None,
+    partition: Annotated[str, typer.Option("--partition", "-p", help="train | devel | test.")] = "test",
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Folder for the files (default: evaluate-<partition> beside the model)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", "-bs", min=1, help="Utterances per forward pass (results do not change).")
+    ] = 64,
+    device: Annotated[str, typer.Option("--device", help="cpu | cuda | auto.")] = "cpu",
+    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (autocast, as in training).")] = (
+        "fp32"
+    ),
+) -> None:
+    """Score a model on a partition of feature stores: UAR, accuracy, macro F1, per-class recall
+    and precision, confusion matrices; writes results.json, predictions.csv and PNGs.
+
+    Example: emonet evaluate --model runs/demo/best.safetensors --store stores/demo --partition test
+    """
+    from emonet.cli.console import out
+    from emonet.evaluation import evaluate as run_evaluation
+
+    result = run_evaluation(model, list(stores), tasks, partition, output, batch_size, device, precision)
+    out.print(summary_table(result))
+    if any(e.metrics for e in result.tasks.values()):
+        out.print(class_table(result))
+    out.print(f"wrote {result.output} (results.json, predictions.csv, confusion_<task>.png)", highlight=False)

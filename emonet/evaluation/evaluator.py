@@ -1,0 +1,223 @@
+"""``evaluate``: a checkpoint scored on a partition of feature stores, task by task, exactly as
+the trainer scores its devel and test partitions (whole utterances, masked, normalised with the
+checkpoint's own per-task statistics)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from emonet.data.partitions import PARTITIONS
+from emonet.errors import CheckpointError, ConfigError, ModelError, StoreError, UnknownTaskError
+from emonet.evaluation.metrics import classification_report, confusion_matrix
+from emonet.evaluation.scoring import score_partition
+from emonet.training.crops import Normalizer
+from emonet.training.store_access import open_partition, partition_index
+
+DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("fp32", "bf16", "fp16")
+
+
+@dataclass
+class TaskEvaluation:
+    """One task scored on one partition."""
+
+    task: str
+    partition: str
+    store: str  # the store's path
+    classes: list[str]  # the model's classes of the task; label and prediction ids index them
+    files: list[str]  # the csv's file keys, in storage order
+    labels: np.ndarray  # int64 [n]: true class ids (-1: unlabelled)
+    predictions: np.ndarray  # int64 [n]: predicted class ids
+    probabilities: np.ndarray  # float32 [n, classes]
+    metrics: dict | None  # classification_report (+ "epoch" of the weights); None when unlabelled
+    labelled: bool = True  # the partition's csv had labels
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate`` did: each task's scores, and where they were written (or None)."""
+
+    checkpoint: str
+    partition: str
+    tasks: dict[str, TaskEvaluation]
+    output: Path | None = None
+
+    def results(self) -> dict:
+        """task -> partition -> metrics, the shape of a run's results.json (an unlabelled
+        partition, or one without items: ``{"n": items, "labelled": ...}``)."""
+        out = {}
+        for t, e in self.tasks.items():
+            bare = {"n": len(e.files), "labelled": e.labelled}
+            out[t] = {e.partition: e.metrics if e.metrics is not None else bare}
+        return out
+
+
+def load_model(path: str | Path, device: torch.device):
+    """(model, metadata) of a model checkpoint; one-line CheckpointError for a missing file,
+    a file that is not a checkpoint, or a task pack."""
+    from emonet.models import load_checkpoint
+    from emonet.models.checkpoint import TASK_FORMAT, read_checkpoint_metadata
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"--model {path}: no such checkpoint file; pass a model's .safetensors file")
+    meta = read_checkpoint_metadata(path)
+    if meta.get("format") == TASK_FORMAT:
+        raise CheckpointError(
+            f"--model {path}: a task pack (task {meta.get('task')!r}), not a model; attach it to its model "
+            "with 'emonet task attach MODEL PACK -o OUT.safetensors' and evaluate OUT.safetensors"
+        )
+    model, meta = load_checkpoint(path, map_location=device)
+    return model, meta
+
+
+def _device(name: str) -> torch.device:
+    if name not in DEVICES:
+        raise ConfigError(f"--device {name!r}: use one of {', '.join(DEVICES)}")
+    from emonet.training.distributed import local_device
+
+    return local_device(name)
+
+
+def _check_options(partition: str, batch_size: int, precision: str) -> None:
+    if partition not in PARTITIONS:
+        raise ConfigError(f"--partition {partition!r}: use one of {', '.join(PARTITIONS)}")
+    if batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+
+
+def resolve_tasks(model, name: str, stores: list, tasks: list[str] | None) -> dict[str, object]:
+    """task -> the one store holding it: the named tasks (each must be the model's and in
+    exactly one store), or every task of the model that a store holds."""
+    have = "; ".join(f"{s.path}: {', '.join(s.tasks) or 'no tasks'}" for s in stores)
+    for t in tasks or []:
+        if t not in model.tasks:
+            raise UnknownTaskError(f"task {t!r} is not in {name}; it has: {', '.join(model.tasks)}")
+    wanted = list(dict.fromkeys(tasks)) if tasks else [t for t in model.tasks if any(t in s.tasks for s in stores)]
+    if not wanted:
+        raise UnknownTaskError(
+            f"none of the tasks of {name} ({', '.join(model.tasks)}) is in the stores ({have}); "
+            "give a store that holds one"
+        )
+    out = {}
+    for t in wanted:
+        holders = [s for s in stores if t in s.tasks]
+        if not holders:
+            raise UnknownTaskError(f"task {t!r} is in none of the stores ({have}); give the store that holds it")
+        if len(holders) > 1:
+            raise StoreError(f"task {t!r} is in several stores ({', '.join(str(s.path) for s in holders)}); give one")
+        out[t] = holders[0]
+    return out
+
+
+def _class_map(model, name: str, store, task: str) -> np.ndarray:
+    """Store label id -> the model's class id (by name); refuse classes the model lacks."""
+    ours, theirs = list(model.tasks[task]), store.classes(task)
+    missing = [c for c in theirs if c not in ours]
+    if missing:
+        raise ModelError(
+            f"task {task!r} in {store.path} has classes {', '.join(missing)} that {name} does not know "
+            f"(its classes: {', '.join(ours)}); evaluate with a store extracted with the model's labels"
+        )
+    return np.asarray([ours.index(c) for c in theirs] + [-1], np.int64)  # the last entry maps -1 to -1
+
+
+def _normalizer(model, name: str, task: str) -> Normalizer:
+    stats = (model.norm_stats or {}).get(task)
+    if not stats:
+        raise CheckpointError(f"{name}: task {task!r} has no normalisation statistics; re-save it with them")
+    return Normalizer(np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32))
+
+
+def evaluate_task(
+    model, name: str, store, task: str, partition: str, batch_size: int, device, precision: str, epoch=None
+) -> TaskEvaluation:
+    """One task of ``model`` scored on ``store``'s ``partition`` (see :func:`evaluate`)."""
+    norm = _normalizer(model, name, task)
+    mapping = _class_map(model, name, store, task)
+    part = open_partition(store, task, partition)
+    index = partition_index(part)
+    probs, pred = score_partition(model, part, index, task, norm, batch_size, device, precision)
+    labels = mapping[index.label_ids]  # -1 indexes the last entry: stays -1
+    classes = list(model.tasks[task])
+    metrics = None
+    if part.labelled and (labels >= 0).any():
+        metrics = classification_report(confusion_matrix(labels, pred, len(classes)), classes)
+        if epoch is not None:
+            metrics["epoch"] = epoch
+    return TaskEvaluation(
+        task, partition, str(store.path), classes, list(part.files), labels, pred, probs, metrics, part.labelled
+    )
+
+
+def evaluate(
+    model: str | Path,
+    stores: list,
+    tasks: list[str] | None = None,
+    partition: str = "test",
+    output: str | Path | None = None,
+    batch_size: int = 64,
+    device: str = "cpu",
+    precision: str = "fp32",
+    write: bool = True,
+) -> Evaluation:
+    """Score a checkpoint on a partition of feature stores: every task of the model that the
+    stores hold (or ``tasks``).
+
+    Args:
+        model: the model checkpoint (``.safetensors``; a task pack is refused).
+        stores: feature store paths (or opened stores); their features must be the model's.
+        tasks: the tasks to score (default: every task of the model found in the stores).
+        partition: train, devel or test.
+        output: the folder to write results.json, predictions.csv and one confusion-matrix
+            PNG per task into (default: ``evaluate-<partition>`` beside the checkpoint).
+        batch_size: utterances per forward pass (the results do not depend on it).
+        device: cpu, cuda or auto.
+        precision: fp32, bf16 or fp16 autocast (as the run's ``--precision``).
+        write: False: return the scores and write nothing.
+
+    Returns:
+        An :class:`Evaluation`; ``results()`` is task -> partition -> metrics as in a run's
+        results.json (an unlabelled partition has predictions but no metrics).
+
+    Raises:
+        CheckpointError: not a model checkpoint (or a task pack). ModelError: stores with other
+        features than the model's. UnknownTaskError: a task the model lacks or no store holds.
+        StoreError: a partition missing. ConfigError: a bad option. Nothing is written then.
+    """
+    from emonet.models.feature_match import check_same_features
+    from emonet.training.data import as_store
+
+    _check_options(partition, batch_size, precision)
+    folder = Path(output) if output is not None else Path(model).parent / f"evaluate-{partition}"
+    if write and folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--output {folder}: is a file, not a folder; give a folder for the evaluation's files")
+    dev = _device(device)
+    net, meta = load_model(model, dev)
+    name = str(model)
+    opened = [as_store(s) for s in stores]
+    if not opened:
+        raise ConfigError("name at least one feature store (--store STORE)")
+    for s in opened:
+        check_same_features(meta.get("feature_config"), s.feature_config, name, f"store {s.path}")
+    holders = resolve_tasks(net, name, opened, tasks)
+    for t, s in holders.items():  # every check before any scoring or writing
+        _normalizer(net, name, t)
+        _class_map(net, name, s, t)
+        open_partition(s, t, partition)
+    epoch = (meta.get("extra") or {}).get("epoch")
+    scored = {
+        t: evaluate_task(net, name, s, t, partition, batch_size, dev, precision, epoch) for t, s in holders.items()
+    }
+    result = Evaluation(name, partition, scored)
+    if write:
+        from emonet.evaluation.outputs import write_evaluation
+
+        result.output = write_evaluation(result, folder)
+    return result
