@@ -34,7 +34,7 @@ def class_table(evaluation) -> Table:
 
 
 def evaluate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model checkpoint (.safetensors).")],
+    model: Annotated[Path, typer.Option("--model", help="Model checkpoint (.safetensors).")],
     stores: Annotated[
         list[Path],
         typer.Option("--store", "-s", metavar="STORE", help="Feature store(s) holding the tasks; repeat for several."),
@@ -43,7 +43,7 @@ def evaluate(
         list[str] | None,
         typer.Option("--tasks", "-t", metavar="TASK...", help="Tasks to score (default: the model's in the stores)."),
     ] = None,
-    partition: Annotated[str, typer.Option("--partition", "-p", help="train | devel | test.")] = "test",
+    partition: Annotated[str, typer.Option("--partition", help="train | devel | test.")] = "test",
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Folder for the files (default: evaluate-<partition> beside the model)."),

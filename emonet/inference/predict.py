@@ -18,6 +18,7 @@ import torch
 from emonet.data.audio import AudioReadError, load_mono
 from emonet.data.features import FeatureConfig, LogMel
 from emonet.errors import CheckpointError, InputError, UnknownTaskError
+from emonet.training.crops import Normalizer, normalize
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,8 @@ class Predictor:
         if not meta.get("feature_config"):
             raise CheckpointError(f"{path}: has no feature config, so audio cannot be turned into its features")
         self.features = FeatureConfig.from_dict(meta["feature_config"])
-        self.norm: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-        for task, stats in (meta.get("norm_stats") or {}).items():
-            mean = torch.tensor(stats["mean"], dtype=torch.float32, device=device)
-            std = torch.tensor(stats["std"], dtype=torch.float32, device=device)
-            self.norm[task] = (mean, std)
+        # the trainer's own normalisation, so features match training bit for bit
+        self.norm = {task: Normalizer(s["mean"], s["std"]) for task, s in (meta.get("norm_stats") or {}).items()}
         self.device = torch.device(device)
         self.batch_size = batch_size
         self._logmel = LogMel(self.features)
@@ -99,16 +97,13 @@ class Predictor:
     @torch.inference_mode()
     def _forward(self, feats: list[np.ndarray], tasks: list[str]) -> dict[str, torch.Tensor]:
         lengths = torch.tensor([len(f) for f in feats], dtype=torch.long)
-        x = torch.zeros(len(feats), int(lengths.max()), self.features.n_mels)
-        for i, f in enumerate(feats):
-            x[i, : len(f)] = torch.from_numpy(f)
-        x, lengths = x.to(self.device), lengths.to(self.device)
-        valid = (torch.arange(x.shape[1], device=self.device)[None, :] < lengths[:, None])[..., None]
         out = {}
         for task in tasks:
-            mean, std = self.norm[task]
-            xn = ((x - mean) / std) * valid
-            out[task] = torch.softmax(self.model(xn, lengths, task).float(), dim=-1).cpu()
+            x = torch.zeros(len(feats), int(lengths.max()), self.features.n_mels)  # padding stays zero
+            for i, f in enumerate(feats):
+                x[i, : len(f)] = normalize(f, self.norm[task])
+            logits = self.model(x.to(self.device), lengths.to(self.device), task)
+            out[task] = torch.softmax(logits.float(), dim=-1).cpu()
         return out
 
     def _batches(self, files: list[Path], report: PredictReport, skip_bad: bool) -> Iterator[list]:

@@ -137,9 +137,9 @@ def _newest_run(base: Path) -> Path | None:
     return max(runs, key=lambda p: p.stat().st_mtime_ns) if runs else None
 
 
-def stage_outputs(stage: Stage, workdir: Path) -> dict[str, str]:
+def stage_outputs(stage: Stage, workdir: Path, resolve: Callable[[str], str] | None = None) -> dict[str, str]:
     """What a stage has made (paths), once it has run: for the references of later stages
-    and for the up-to-date check."""
+    and for the up-to-date check (``resolve`` replaces ``${stage.output}`` references)."""
     if stage.command == "demo-data":
         return {"dir": resolve_path(stage.args[0], workdir)} if stage.args else {}
     if stage.command == "extract":
@@ -150,7 +150,12 @@ def stage_outputs(stage: Stage, workdir: Path) -> dict[str, str]:
             return {}
         return {"run": str(run), "best": str(run / "best.safetensors"), "last": str(run / "last.safetensors")}
     if stage.command == "evaluate":
-        return {"dir": _option(stage, "output", workdir) or ""}
+        output = _option(stage, "output", workdir)
+        if output is None and resolve is not None:  # the command's default: beside the model
+            model = REF.sub(lambda m: resolve(m.group(0)), str(stage.options.get("model", "")))
+            partition = stage.options.get("partition", "test")
+            output = str(Path(resolve_path(model, workdir)).parent / f"evaluate-{partition}")
+        return {"dir": output or ""}
     if stage.command in ("init-model",):
         return {"model": resolve_path(stage.args[0], workdir)} if stage.args else {}
     return {}

@@ -92,7 +92,8 @@ def run_pipeline(
             echo(f"stage {stage.name}: would run ({reason})")
             results.append(StageResult(stage.name, "planned", reason))
             continue
-        argv = stage_argv(stage, pipeline.workdir, _resolver(pipeline, stage, state))
+        resolve = _resolver(pipeline, stage, state)
+        argv = stage_argv(stage, pipeline.workdir, resolve)
         echo(f"stage {stage.name}: runs ({reason}): emonet {' '.join(argv)}")
         t0 = time.perf_counter()
         rc = main(argv)
@@ -102,7 +103,7 @@ def run_pipeline(
                 "stages that finished are kept",
                 rc,
             )
-        outputs = stage_outputs(stage, pipeline.workdir)
+        outputs = stage_outputs(stage, pipeline.workdir, resolve)
         state.record(stage.name, fp, outputs)
         results.append(StageResult(stage.name, "ran", reason, time.perf_counter() - t0, outputs))
     return results

@@ -3,6 +3,8 @@ memory (one index_select), converted to float32, normalised on the fly and zero-
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import torch
 
@@ -28,12 +30,13 @@ def normalize(frames: np.ndarray, norm: Normalizer) -> torch.Tensor:
 
 
 class Normalized:
-    """``normalize`` as a preparation step for the frame cache (its name is part of the key)."""
-
-    __qualname__ = "normalized-float32"
+    """``normalize`` as a preparation step for the frame cache; ``cache_key`` names the
+    statistics, so two normalisations of one partition never share cached frames."""
 
     def __init__(self, norm: Normalizer):
         self.norm = norm
+        digest = hashlib.sha256(norm.mean.numpy().tobytes() + norm.inv_std.numpy().tobytes()).hexdigest()[:16]
+        self.cache_key = f"normalized-float32:{digest}"
 
     def __call__(self, frames: np.ndarray) -> torch.Tensor:
         return normalize(frames, self.norm)

@@ -85,8 +85,8 @@ class FrameCache:
         self._data: OrderedDict[tuple, object] = OrderedDict()
 
     def get(self, part, lo: int, hi: int, prepare=None):
-        """Frames ``lo:hi`` of ``part`` passed through ``prepare`` (keyed by its name too)."""
-        key = (str(part.path), lo, hi, getattr(prepare, "__qualname__", None))
+        """Frames ``lo:hi`` of ``part`` passed through ``prepare`` (keyed by its ``cache_key`` too)."""
+        key = (str(part.path), lo, hi, getattr(prepare, "cache_key", None))
         hit = self._data.get(key)
         if hit is not None:
             self._data.move_to_end(key)

@@ -42,7 +42,7 @@ def _model(store_path, path, tasks, ghost=False):
 
 def test_an_unlabelled_partition_gives_predictions_without_metrics(unlabelled_store, tmp_path):
     ckpt = _model(unlabelled_store, tmp_path / "m.safetensors", ["u"])
-    assert main(["evaluate", "-m", str(ckpt), "-s", str(unlabelled_store), "-o", str(tmp_path / "ev")]) == 0
+    assert main(["evaluate", "--model", str(ckpt), "-s", str(unlabelled_store), "-o", str(tmp_path / "ev")]) == 0
     assert json.loads((tmp_path / "ev" / "results.json").read_text()) == {"u": {"test": {"n": 6, "labelled": False}}}
     rows = list(csv.DictReader(open(tmp_path / "ev" / "predictions.csv")))
     assert len(rows) == 6 and all(r["true_label"] == "" and r["predicted_label"] in ("a", "b") for r in rows)
@@ -50,7 +50,20 @@ def test_an_unlabelled_partition_gives_predictions_without_metrics(unlabelled_st
     assert not list((tmp_path / "ev").glob("*.png"))
     # train is labelled: metrics and a confusion matrix
     assert (
-        main(["evaluate", "-m", str(ckpt), "-s", str(unlabelled_store), "-p", "train", "-o", str(tmp_path / "d")]) == 0
+        main(
+            [
+                "evaluate",
+                "--model",
+                str(ckpt),
+                "-s",
+                str(unlabelled_store),
+                "--partition",
+                "train",
+                "-o",
+                str(tmp_path / "d"),
+            ]
+        )
+        == 0
     )
     assert json.loads((tmp_path / "d" / "results.json").read_text())["u"]["train"]["n"] == 6
     assert (tmp_path / "d" / "confusion_u.png").is_file()
@@ -72,33 +85,42 @@ def test_bad_input_is_one_line_and_writes_nothing(unlabelled_store, demo_store, 
     out = tmp_path / "out"
     base = ["-o", str(out)]
     # a store whose features differ from the model's (32 vs 128 mels): the differing field named
-    _refused(capsys, ["-m", str(demo), "-s", str(unlabelled_store), *base], "n_mels", str(unlabelled_store))
+    _refused(capsys, ["--model", str(demo), "-s", str(unlabelled_store), *base], "n_mels", str(unlabelled_store))
     # an unknown task: the model's tasks named
-    _refused(capsys, ["-m", str(demo), "-s", str(demo_store), "-t", "nope", *base], "'nope'", "acted, valence")
+    _refused(capsys, ["--model", str(demo), "-s", str(demo_store), "-t", "nope", *base], "'nope'", "acted, valence")
     # a task of the model that no store holds; a model none of whose tasks the stores hold
     u = _model(unlabelled_store, tmp_path / "u.safetensors", ["u"], ghost=True)
-    _refused(capsys, ["-m", str(u), "-s", str(unlabelled_store), "-t", "ghost", *base], "'ghost'", "none of the stores")
+    _refused(
+        capsys, ["--model", str(u), "-s", str(unlabelled_store), "-t", "ghost", *base], "'ghost'", "none of the stores"
+    )
     only = _model(demo_store, tmp_path / "g.safetensors", [], ghost=True)
-    _refused(capsys, ["-m", str(only), "-s", str(demo_store), *base], "none of the tasks", "ghost")
+    _refused(capsys, ["--model", str(only), "-s", str(demo_store), *base], "none of the tasks", "ghost")
     # a partition missing: the partitions the task has are named
-    _refused(capsys, ["-m", str(u), "-s", str(unlabelled_store), "-p", "devel", *base], "'devel'", "train, test")
+    _refused(
+        capsys,
+        ["--model", str(u), "-s", str(unlabelled_store), "--partition", "devel", *base],
+        "'devel'",
+        "train, test",
+    )
     # a file that is not a checkpoint, a missing one, a task pack, a bad option value
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a checkpoint at all")
-    _refused(capsys, ["-m", str(junk), "-s", str(demo_store), *base], "not an EmoNet checkpoint")
-    _refused(capsys, ["-m", str(tmp_path / "none.safetensors"), "-s", str(demo_store), *base], "no such checkpoint")
+    _refused(capsys, ["--model", str(junk), "-s", str(demo_store), *base], "not an EmoNet checkpoint")
+    _refused(
+        capsys, ["--model", str(tmp_path / "none.safetensors"), "-s", str(demo_store), *base], "no such checkpoint"
+    )
     pack = tmp_path / "acted.safetensors"
     assert main(["task", "export", str(demo), "acted", str(pack)]) == 0
     capsys.readouterr()
-    _refused(capsys, ["-m", str(pack), "-s", str(demo_store), *base], "task pack", "emonet task attach")
-    _refused(capsys, ["-m", str(demo), "-s", str(demo_store), "-p", "dev", *base], "--partition")
-    _refused(capsys, ["-m", str(demo), "-s", str(tmp_path / "no-store"), *base], "no-store")
+    _refused(capsys, ["--model", str(pack), "-s", str(demo_store), *base], "task pack", "emonet task attach")
+    _refused(capsys, ["--model", str(demo), "-s", str(demo_store), "--partition", "dev", *base], "--partition")
+    _refused(capsys, ["--model", str(demo), "-s", str(tmp_path / "no-store"), *base], "no-store")
     flipped = tmp_path / "flipped.safetensors"
     data = bytearray(demo.read_bytes())
     data[-10] ^= 0xFF  # a byte of the last tensor
     flipped.write_bytes(bytes(data))
-    _refused(capsys, ["-m", str(flipped), "-s", str(demo_store), *base], "corrupt")
+    _refused(capsys, ["--model", str(flipped), "-s", str(demo_store), *base], "corrupt")
     # an output path that is a file
     (tmp_path / "file").write_text("x")
-    _refused(capsys, ["-m", str(demo), "-s", str(demo_store), "-o", str(tmp_path / "file")], "is a file")
+    _refused(capsys, ["--model", str(demo), "-s", str(demo_store), "-o", str(tmp_path / "file")], "is a file")
     assert not out.exists()

@@ -40,11 +40,13 @@ def test_predict_matches_the_store_features(checkpoint, demo_store, demo_corpus)
     predictor = Predictor(checkpoint, batch_size=3)
     report = predictor.predict(files, tasks=["acted"])
     assert [p.file for p in report.predictions] == [str(f) for f in files]
-    mean, std = (torch.from_numpy(a) for a in store.normalization("acted"))
+    from emonet.training.crops import Normalizer, normalize
+
+    norm = Normalizer(*store.normalization("acted"))
     with torch.no_grad():
         for path, pred, (_file, _label, logmel) in zip(files, report.predictions, part, strict=True):
             assert np.array_equal(predictor.logmel(path), logmel)  # bit for bit the stored features
-            x = ((torch.from_numpy(logmel) - mean) / std)[None]
+            x = normalize(logmel, norm)[None]
             probs = torch.softmax(predictor.model(x, None, "acted"), -1)[0]
             assert pred.label == store.classes("acted")[int(probs.argmax())]
             np.testing.assert_allclose(list(pred.probabilities.values()), probs.numpy(), rtol=0, atol=1e-6)

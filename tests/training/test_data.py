@@ -151,3 +151,17 @@ def test_unknown_task_and_missing_partition_are_one_line_errors(small_store):
         next(batches(small_store, "nope"))
     with pytest.raises(StoreError, match="no 'holdout' partition"):
         next(batches(small_store, "acted", partition="holdout"))
+
+
+def test_the_frame_cache_keeps_two_normalisations_of_a_partition_apart(small_store):
+    from emonet.training.crops import Normalized, Normalizer
+    from emonet.training.store_access import open_partition, read_frames_cached
+
+    store = emonet.open_store(small_store)
+    part = open_partition(store, "acted", "train")
+    mean, std = store.normalization("acted")
+    plain = read_frames_cached(part, 0, 10, Normalized(Normalizer(mean, std)))
+    shifted = read_frames_cached(part, 0, 10, Normalized(Normalizer(mean + 1.0, std)))
+    assert torch.allclose(plain - shifted, torch.ones_like(plain) / torch.as_tensor(std), atol=1e-5)
+    again = read_frames_cached(part, 0, 10, Normalized(Normalizer(mean, std)))
+    assert torch.equal(plain, again)
