@@ -11,7 +11,46 @@ BN_MOMENTUM = 0.01
 BN_EPS = 1e-3
 
 
-class MaskedBatchNorm2d(nn.BatchNorm2d):
+def warm_momentum(seen: int) -> float:
+    """The weight of the next batch in the running statistics after ``seen`` batches: Keras'
+    0.01, except that the first batches are averaged plainly (1, 1/2, 1/3, ...) until their
+    weight falls to 0.01 (after 100 batches). Without this start the running statistics keep
+    weight 0.99**n of their initial values (mean 0, variance 1) after n batches, still 37%
+    after 100 steps, and a short run evaluates with statistics far from its features
+    (bench/README.md, issue 7: demo devel UAR of acted 0.50 instead of 0.875)."""
+    return max(BN_MOMENTUM, 1.0 / (seen + 1))
+
+
+class WarmStartMomentum:
+    """Mixin for torch BatchNorms: each training batch updates the running statistics with
+    :func:`warm_momentum` (the count lives in Python, read from ``num_batches_tracked`` once
+    after construction or loading); ``momentum`` itself stays the Keras value."""
+
+    _seen: int | None = None
+
+    def next_momentum(self) -> float:
+        if self._seen is None:
+            self._seen = int(self.num_batches_tracked)
+        momentum = warm_momentum(self._seen)
+        self._seen += 1
+        return momentum
+
+    def forward_with_warm_momentum(self, x: torch.Tensor) -> torch.Tensor:
+        """torch's own BatchNorm forward, with this batch's warm-start momentum in training."""
+        if not (self.training and self.track_running_stats):
+            return super().forward(x)
+        self.momentum = self.next_momentum()
+        try:
+            return super().forward(x)
+        finally:
+            self.momentum = BN_MOMENTUM
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        self._seen = None  # re-read from the loaded num_batches_tracked
+        super()._load_from_state_dict(*args, **kwargs)
+
+
+class MaskedBatchNorm2d(WarmStartMomentum, nn.BatchNorm2d):
     """``nn.BatchNorm2d`` whose training statistics come from the valid positions only.
 
     ``forward(x, mask)``: ``mask`` is a bool tensor broadcastable to ``x`` ([batch, 1, 1, frames]
@@ -28,7 +67,7 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         if mask is None or not self.training:
-            return super().forward(x)
+            return self.forward_with_warm_momentum(x)
         # Statistics in float32 whatever the input (bf16/fp16 under autocast), like torch's kernel.
         xf = x.float()
         m = mask.to(xf.dtype)
@@ -39,15 +78,23 @@ class MaskedBatchNorm2d(nn.BatchNorm2d):
         var = (masked * xf).sum(dims) / count - mean.square()  # E[x^2] - E[x]^2 over valid positions
         var = var.clamp(min=0.0)
         with torch.no_grad():
+            momentum = self.next_momentum()
             self.num_batches_tracked.add_(1)
             unbiased = var * (count / (count - 1).clamp(min=1))
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
-            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), self.momentum)
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
+            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), momentum)
         scale = torch.rsqrt(var + self.eps) * self.weight
         shift = self.bias - mean * scale
         return (xf * scale[None, :, None, None] + shift[None, :, None, None]).to(x.dtype)
 
 
+class BatchNorm1d(WarmStartMomentum, nn.BatchNorm1d):
+    """``nn.BatchNorm1d`` with the Keras settings and the warm-start momentum."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_with_warm_momentum(x)
+
+
 def batch_norm_1d(num_features: int) -> nn.BatchNorm1d:
     """A BatchNorm1d with the Keras defaults (used in the heads)."""
-    return nn.BatchNorm1d(num_features, eps=BN_EPS, momentum=BN_MOMENTUM)
+    return BatchNorm1d(num_features, eps=BN_EPS, momentum=BN_MOMENTUM)

@@ -78,8 +78,9 @@ def test_masked_batchnorm_matches_batchnorm_on_the_valid_positions():
     expected_mean, expected_var = valid.mean(1), valid.var(1, unbiased=False)
     ref = (x - expected_mean[None, :, None, None]) / torch.sqrt(expected_var[None, :, None, None] + BN_EPS)
     torch.testing.assert_close(y * mask, ref * mask, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(masked.running_mean, 0.01 * expected_mean)
-    torch.testing.assert_close(masked.running_var, 0.99 + 0.01 * valid.var(1, unbiased=True))
+    # the first batch sets the running statistics (warm start), unbiased variance as torch
+    torch.testing.assert_close(masked.running_mean, expected_mean)
+    torch.testing.assert_close(masked.running_var, valid.var(1, unbiased=True))
     plain(x)  # without a mask: torch's BatchNorm over every position
     assert not torch.allclose(plain.running_mean, masked.running_mean)
 
@@ -109,3 +110,32 @@ def test_train_mode_forward_does_not_depend_on_padding(tiny, tasks, randomize, k
     running = [k for k in first.state_dict() if k.startswith("cnn.") and k.endswith("running_var")]
     for key in running:
         torch.testing.assert_close(second.state_dict()[key], first.state_dict()[key], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [True, False])
+def test_running_statistics_average_the_first_batches_then_follow_keras(masked):
+    """Warm start: after k <= 100 training batches the running mean is the plain average of
+    their means; afterwards each batch weighs Keras' 0.01. Loading a state continues the count."""
+    from emonet.models.norm import BatchNorm1d, warm_momentum
+
+    torch.manual_seed(0)
+    bn = MaskedBatchNorm2d(3) if masked else BatchNorm1d(3, eps=BN_EPS, momentum=BN_MOMENTUM)
+    shape = (4, 3, 2, 5) if masked else (8, 3)
+    mask = torch.ones(4, 1, 1, 5, dtype=torch.bool) if masked else None
+    means = []
+    for k in range(103):
+        x = torch.randn(shape) + k
+        means.append(x.mean(dim=(0, 2, 3)) if masked else x.mean(0))
+        bn(x, mask) if masked else bn(x)
+        if k == 9:
+            torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0))
+    assert [warm_momentum(n) for n in (0, 1, 99, 100, 5000)] == [1.0, 0.5, 0.01, 0.01, 0.01]
+    state = bn.state_dict()
+    again = MaskedBatchNorm2d(3) if masked else BatchNorm1d(3, eps=BN_EPS, momentum=BN_MOMENTUM)
+    again.load_state_dict(state)
+    x = torch.randn(shape)
+    before = again.running_mean.clone()
+    again(x, mask) if masked else again(x)
+    batch_mean = x.mean(dim=(0, 2, 3)) if masked else x.mean(0)
+    torch.testing.assert_close(again.running_mean, before.lerp(batch_mean, 0.01))
+    assert bn.momentum == BN_MOMENTUM  # the attribute keeps the Keras value
