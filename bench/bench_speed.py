@@ -163,7 +163,8 @@ def compare(args) -> None:
     for r in range(args.rounds):
         for v in variants if r % 2 == 0 else variants[::-1]:
             cmd = [sys.executable, __file__, "step", "--variant", v, "--batch", str(args.batch),
-                   "--steps", str(args.steps), "--warmup", str(args.warmup)] + (["--padded"] if args.padded else [])  # fmt: skip
+                   "--steps", str(args.steps), "--warmup", str(args.warmup)]  # fmt: skip
+            cmd += ["--padded"] if args.padded else []
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             res = json.loads(out.strip().splitlines()[-1])
             results[v].append(res)
@@ -171,11 +172,9 @@ def compare(args) -> None:
             print(json.dumps({k: res[k] for k in ("variant", "median_s", "samples_per_s", "minflt_per_step",
                                                    "sys_s_per_step", "warmup_s")}), flush=True)  # fmt: skip
     gflop = flop_per_sample() / 1e9
-    print(f"\nbatch {args.batch}, padded {args.padded}, {args.rounds} rounds x {args.steps} steps; "
-          f"load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}; {gflop:.2f} GFLOP/sample")  # fmt: skip
-    print(
-        "| variant | samples/s (median of rounds) | per round | GFLOP/s | share of peak | minor faults/step | sys s/step |"
-    )
+    print(f"\nbatch {args.batch}, padded {args.padded}, {args.rounds} rounds x {args.steps} steps; load average "
+          f"(1 min) during the run: {min(loads):.2f}-{max(loads):.2f}; {gflop:.2f} GFLOP/sample")  # fmt: skip
+    print("| variant | samples/s (median) | per round | GFLOP/s | share of peak | minor faults/step | sys s/step |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
     for v, rs in results.items():
         sps = [r["samples_per_s"] for r in rs]
@@ -188,7 +187,6 @@ def compare(args) -> None:
 
 def flop_per_sample(batch: int = 2) -> float:
     """Forward + backward FLOPs of one training step per sample (FlopCounterMode, batch 2)."""
-    import torch
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -201,7 +199,6 @@ def flop_per_sample(batch: int = 2) -> float:
 
 
 def profile(args) -> None:
-    import torch
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as tprofile
 
