@@ -169,20 +169,23 @@ def compare(args) -> None:
             res = json.loads(out.strip().splitlines()[-1])
             results[v].append(res)
             loads.append(os.getloadavg()[0])
-            print(json.dumps({k: res[k] for k in ("variant", "median_s", "samples_per_s", "minflt_per_step",
-                                                   "sys_s_per_step", "warmup_s")}), flush=True)  # fmt: skip
+            print(json.dumps(res), flush=True)
     gflop = flop_per_sample() / 1e9
     print(f"\nbatch {args.batch}, padded {args.padded}, {args.rounds} rounds x {args.steps} steps; load average "
           f"(1 min) during the run: {min(loads):.2f}-{max(loads):.2f}; {gflop:.2f} GFLOP/sample")  # fmt: skip
-    print("| variant | samples/s (median) | per round | GFLOP/s | share of peak | minor faults/step | sys s/step |")
-    print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+    print(
+        "| variant | samples/s (median) | per round | GFLOP/s | share of peak | CPU s/step (user+sys) "
+        "| minor faults/step | samples/s, fastest step (median) |"
+    )
+    print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
     for v, rs in results.items():
         sps = [r["samples_per_s"] for r in rs]
         med = statistics.median(sps)
         flt = statistics.median(r["minflt_per_step"] for r in rs)
-        sys_s = statistics.median(r["sys_s_per_step"] for r in rs)
+        cpu = statistics.median(r["user_s_per_step"] + r["sys_s_per_step"] for r in rs)
+        best = statistics.median(args.batch / min(r["step_s"]) for r in rs)
         print(f"| {v} | {med:.2f} | {' / '.join(f'{s:.2f}' for s in sps)} | {med * gflop:.1f} | "
-              f"{med * gflop / PEAK_GFLOPS:.0%} | {flt:,.0f} | {sys_s:.3f} |")  # fmt: skip
+              f"{med * gflop / PEAK_GFLOPS:.0%} | {cpu:.2f} | {flt:,.0f} | {best:.2f} |")  # fmt: skip
 
 
 def flop_per_sample(batch: int = 2) -> float:
