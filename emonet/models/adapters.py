@@ -64,12 +64,7 @@ class ConvUnit(nn.Module):
             y = y + self.adapter[task](self.drop(self.adapter_bn[task](y, mask)))
         else:
             y = self.conv(self.drop(x))
-        y = self.bn[task](y, mask)
-        if mask is not None:
-            # A multiply (not masked_fill): its gradient keeps the channels_last layout, which
-            # BatchNorm's backward needs to stay on its fast path. In place: BN's output is not saved.
-            y = y.mul_(mask.to(y.dtype))
-        return y
+        return self.bn[task](y, mask)  # 0 outside the mask (MaskedBatchNorm2d zeroes it)
 
     def _parallel(self, x: torch.Tensor, task: str) -> torch.Tensor:
         kernel = self.adapter[task].weight

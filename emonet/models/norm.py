@@ -58,34 +58,78 @@ class MaskedBatchNorm2d(WarmStartMomentum, nn.BatchNorm2d):
     mask, the batch mean and (biased) variance are taken over the valid positions of every
     item, and the running statistics are updated from them (unbiased variance, like torch),
     so a short clip's output and the running statistics do not depend on what it was batched
-    with. In eval mode (or when the statistics are frozen) the mask is irrelevant. Positions
-    outside the mask get finite values that the caller zeroes.
+    with. In eval mode the running statistics are used. The output is 0 outside the mask.
     """
 
     def __init__(self, num_features: int) -> None:
         super().__init__(num_features, eps=BN_EPS, momentum=BN_MOMENTUM)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        if mask is None or not self.training:
+        """``x`` [batch, C, H, W]; ``mask`` bool broadcastable to it or None. With a mask the
+        output is 0 outside it (train and eval)."""
+        if mask is None:
             return self.forward_with_warm_momentum(x)
+        if not self.training:
+            return super().forward(x).mul_(mask.to(x.dtype))  # BN's backward saves no output: in place is safe
         # Statistics in float32 whatever the input (bf16/fp16 under autocast), like torch's kernel.
         xf = x.float()
         m = mask.to(xf.dtype)
-        count = m.expand(x.shape[0], 1, *x.shape[2:]).sum()  # valid positions per channel
-        dims = (0, 2, 3)
-        masked = xf * m
-        mean = masked.sum(dims) / count
-        var = (masked * xf).sum(dims) / count - mean.square()  # E[x^2] - E[x]^2 over valid positions
-        var = var.clamp(min=0.0)
+        out, mean, var, count = _MaskedBatchNorm.apply(xf, m, self.weight, self.bias, self.eps)
         with torch.no_grad():
             momentum = self.next_momentum()
             self.num_batches_tracked.add_(1)
             unbiased = var * (count / (count - 1).clamp(min=1))
-            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
-            self.running_var.lerp_(unbiased.detach().to(self.running_var.dtype), momentum)
-        scale = torch.rsqrt(var + self.eps) * self.weight
-        shift = self.bias - mean * scale
-        return (xf * scale[None, :, None, None] + shift[None, :, None, None]).to(x.dtype)
+            self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+            self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
+        return out.to(x.dtype)
+
+
+def _per_channel(v: torch.Tensor) -> torch.Tensor:
+    return v[None, :, None, None]
+
+
+class _MaskedBatchNorm(torch.autograd.Function):
+    """Training-mode BatchNorm over the positions where ``m`` is 1, in few passes over the data.
+
+    The same function as the literal autograd form (z = x*m; mean and E[z^2] - mean^2 over the
+    valid positions; out = (z*scale + shift)*m) with a hand-written backward: the literal form
+    made autograd keep and revisit about ten full-size temporaries per BatchNorm, which cost a
+    quarter of a padded training step (bench/README.md, "Training speed on the CPU").
+    Returns (out, mean, biased var, count); only ``out`` has a gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, m, weight, bias, eps):
+        z = x * m  # 0 at padded positions (keeps x's memory format)
+        count = m.expand(x.shape[0], 1, *x.shape[2:]).sum()  # valid positions per channel
+        dims = (0, 2, 3)
+        mean = z.sum(dims) / count
+        var = ((z * z).sum(dims) / count - mean.square()).clamp(min=0.0)  # E[x^2] - E[x]^2 over valid positions
+        invstd = torch.rsqrt(var + eps)
+        scale = invstd * weight
+        shift = bias - mean * scale
+        # out = z*scale + shift*m in one pass, written in z's layout (z is 0 where m is).
+        out = torch.addcmul(_per_channel(shift) * m, z, _per_channel(scale), out=torch.empty_like(z))
+        ctx.save_for_backward(z, m, weight, mean, invstd, count)
+        ctx.mark_non_differentiable(mean, var, count)
+        return out, mean, var, count
+
+    @staticmethod
+    def backward(ctx, g, *_):
+        z, m, weight, mean, invstd, count = ctx.saved_tensors
+        dims = (0, 2, 3)
+        gm = g * m  # the output is constant (0) outside the mask
+        sum_g = gm.sum(dims)
+        sum_gxc = (gm * z).sum(dims) - mean * sum_g  # sum over valid positions of g * (z - mean)
+        a = weight * invstd
+        k = a * invstd.square() * sum_gxc / count
+        c = k * mean - a * sum_g / count
+        # dx = m * (a*g - a*mean(g) - k*(z - mean)) = a*gm - k*z + c*m  (z and gm are 0 outside m)
+        dx = torch.mul(z, _per_channel(-k), out=torch.empty_like(z))
+        dx.addcmul_(gm, _per_channel(a)).add_(_per_channel(c) * m)
+        grad_w = sum_gxc * invstd if ctx.needs_input_grad[2] else None
+        grad_b = sum_g if ctx.needs_input_grad[3] else None
+        return dx, None, grad_w, grad_b, None
 
 
 class BatchNorm1d(WarmStartMomentum, nn.BatchNorm1d):

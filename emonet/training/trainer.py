@@ -22,6 +22,7 @@ from emonet.training.progress import EpochSummary, Progress
 from emonet.training.schedule import Schedule
 from emonet.training.setup import build_run_model, check_window, norm_stats, open_stores, resolve_tasks
 from emonet.training.streams import StreamSpec
+from emonet.utils.allocator import keep_large_buffers
 
 
 class TrainingInterrupted(TrainingError):
@@ -36,6 +37,7 @@ class Trainer:
     metrics). ``resume`` continues the run in that folder from its last finished epoch."""
 
     def __init__(self, config: TrainConfig, *, resume: str | Path | None = None, progress: Progress | None = None):
+        keep_large_buffers()  # no page faults on every step's activation buffers (bench/README.md)
         self.config = config
         self.device = dd.local_device(config.device)
         self.rank, self.world = dd.init(self.device)
