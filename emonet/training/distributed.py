@@ -58,6 +58,29 @@ def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
         g.copy_(synced)
 
 
+def average_running_stats(model: torch.nn.Module, world: int) -> None:
+    """Average the BatchNorms' running means and variances over the ranks (each rank
+    updates them from its own batches), so every rank scores, and rank 0 saves, one model."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    stats = [
+        b
+        for m in model.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        for b in (m.running_mean, m.running_var)
+    ]
+    if not stats:
+        return
+    flat = _flatten_dense_tensors(stats)
+    dist.all_reduce(flat)
+    flat /= world
+    for b, synced in zip(stats, _unflatten_dense_tensors(flat, stats), strict=True):
+        b.copy_(synced)
+
+
 def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
     """Sum ``t`` over the ranks in place (nothing with one rank); returns ``t``."""
     if world > 1:

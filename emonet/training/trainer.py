@@ -210,6 +210,7 @@ class Trainer:
     def _validate(self) -> dict[str, dict]:
         from emonet.evaluation.metrics import accuracy, macro_f1, uar
 
+        dd.average_running_stats(self.model, self.world)  # one model on every rank, as rank 0 saves it
         out = {}
         for t, d in self.tasks.items():
             cm, loss = evaluate_partition(
