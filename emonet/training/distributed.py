@@ -41,44 +41,35 @@ def local_device(requested: str) -> torch.device:
     return torch.device("cuda", local)
 
 
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """Average the gradients of ``params`` over the ranks with one flat all-reduce."""
-    if world <= 1:
+def _average(tensors: list[torch.Tensor], world: int) -> None:
+    """Replace each tensor by its mean over the ranks, with one flat all-reduce."""
+    if world <= 1 or not tensors:
         return
     import torch.distributed as dist
     from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return
-    flat = _flatten_dense_tensors(grads)
+    flat = _flatten_dense_tensors(tensors)
     dist.all_reduce(flat)
     flat /= world
-    for g, synced in zip(grads, _unflatten_dense_tensors(flat, grads), strict=True):
-        g.copy_(synced)
+    for t, synced in zip(tensors, _unflatten_dense_tensors(flat, tensors), strict=True):
+        t.copy_(synced)
+
+
+def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
+    """Average the gradients of ``params`` over the ranks with one flat all-reduce."""
+    _average([p.grad for p in params if p.grad is not None], world)
 
 
 def average_running_stats(model: torch.nn.Module, world: int) -> None:
     """Average the BatchNorms' running means and variances over the ranks (each rank
     updates them from its own batches), so every rank scores, and rank 0 saves, one model."""
-    if world <= 1:
-        return
-    import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
-
     stats = [
         b
         for m in model.modules()
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
         for b in (m.running_mean, m.running_var)
     ]
-    if not stats:
-        return
-    flat = _flatten_dense_tensors(stats)
-    dist.all_reduce(flat)
-    flat /= world
-    for b, synced in zip(stats, _unflatten_dense_tensors(flat, stats), strict=True):
-        b.copy_(synced)
+    _average(stats, world)
 
 
 def all_reduce_sum(t: torch.Tensor, world: int) -> torch.Tensor:
