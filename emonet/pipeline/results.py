@@ -77,7 +77,7 @@ def bar_chart(table: dict, path: Path, title: str) -> Path:
     ax.set_ylabel("UAR")
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
