@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from emonet.cli.console import err, out
+from emonet.cli.run_options import Device
 
 
 class OutputFormat(StrEnum):
@@ -36,7 +37,7 @@ def predict(
         Path | None, typer.Option("--data-path", "-dp", help="Folder a csv's paths are relative to (default: its own).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-bs", min=1, help="Files per forward pass.")] = 16,
-    device: Annotated[str, typer.Option("--device", help="Torch device for the network: cpu or cuda.")] = "cpu",
+    device: Device = "cpu",
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="List and skip unreadable audio instead of stopping.")
     ] = False,

@@ -67,11 +67,11 @@ class FeatureConfig:
                 f"gives {self.n_fft // 2 + 1} bins); lower n_mels (-nm) or raise n_fft"
             )
 
-    def empty_mel_bands(self) -> int:
-        """How many mel filters have no non-zero weight (too many mels for the FFT size)."""
+    def mel_filterbank(self) -> torch.Tensor:
+        """The mel filterbank [n_freqs, n_mels] (torchaudio; triangles, no normalisation)."""
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*all zero values.*")
-            fb = torchaudio.functional.melscale_fbanks(
+            warnings.filterwarnings("ignore", message=".*all zero values.*")  # counted by empty_mel_bands
+            return torchaudio.functional.melscale_fbanks(
                 n_freqs=self.n_fft // 2 + 1,
                 f_min=self.f_min,
                 f_max=self.f_max,
@@ -80,7 +80,10 @@ class FeatureConfig:
                 norm=None,
                 mel_scale=self.mel_scale,
             )
-        return int((fb.max(dim=0).values <= 0).sum())
+
+    def empty_mel_bands(self) -> int:
+        """How many mel filters have no non-zero weight (too many mels for the FFT size)."""
+        return int((self.mel_filterbank().max(dim=0).values <= 0).sum())
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -122,15 +125,7 @@ class LogMel:
         self.config = config
         self.device = torch.device(device)
         self.window = torch.hann_window(config.n_fft, device=self.device)
-        self.fb = torchaudio.functional.melscale_fbanks(
-            n_freqs=config.n_fft // 2 + 1,
-            f_min=config.f_min,
-            f_max=config.f_max,
-            n_mels=config.n_mels,
-            sample_rate=config.sample_rate,
-            norm=None,
-            mel_scale=config.mel_scale,
-        ).to(self.device)  # [n_freqs, n_mels]
+        self.fb = config.mel_filterbank().to(self.device)  # [n_freqs, n_mels]
         self.fb_sparse = None
         if self.device.type == "cpu":
             with warnings.catch_warnings():
