@@ -14,9 +14,10 @@ from emonet.models.norm import MaskedBatchNorm2d
 from emonet.models.task_parts import TaskDict, reset_to_identity
 
 
-def _adapter(in_ch: int, out_ch: int, stride: int) -> nn.Conv2d:
-    """A fresh 1x1 adapter: zero kernel, so a new task starts as the shared network."""
-    conv = nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False)
+def _adapter(in_ch: int, out_ch: int) -> nn.Conv2d:
+    """A fresh 1x1 adapter: zero kernel, so a new task starts as the shared network. It has
+    stride 1: a strided unit subsamples its input before the adapter (``ConvUnit._parallel``)."""
+    conv = nn.Conv2d(in_ch, out_ch, 1, bias=False)
     reset_to_identity(conv)
     return conv
 
@@ -46,10 +47,10 @@ class ConvUnit(nn.Module):
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
         self.drop = Dropout(dropout)
         if adapter_type == "parallel":
-            self.adapter = TaskDict("adapters", partial(_adapter, in_ch, out_ch, stride))
+            self.adapter = TaskDict("adapters", partial(_adapter, in_ch, out_ch))
         elif adapter_type == "series":
             self.adapter_bn = TaskDict("bn", partial(MaskedBatchNorm2d, out_ch))
-            self.adapter = TaskDict("adapters", partial(_adapter, out_ch, out_ch, 1))
+            self.adapter = TaskDict("adapters", partial(_adapter, out_ch, out_ch))
         elif adapter_type != "none":
             raise ConfigError(f"unknown adapter type {adapter_type!r}; choose parallel, series or none")
         self.bn = TaskDict("bn", partial(MaskedBatchNorm2d, out_ch))
@@ -69,7 +70,12 @@ class ConvUnit(nn.Module):
     def _parallel(self, x: torch.Tensor, task: str) -> torch.Tensor:
         kernel = self.adapter[task].weight
         if self.drop.active:
-            return self.conv(x) + F.conv2d(self.drop(x), kernel, None, self.stride)
+            # A stride-s 1x1 conv reads the input at every s-th row and column: the same
+            # function as a stride-1 1x1 conv of the strided slice. torch 2.11's oneDNN
+            # backward of the strided form on channels_last input crashes (AVX-512 kernels)
+            # or hangs (AVX2 kernels); the slice form runs neither kernel.
+            s = self.stride
+            return self.conv(x) + F.conv2d(self.drop(x[:, :, ::s, ::s]), kernel)
         # The fused kernel keeps the 3x3 weight's strides (clone preserves them): a kernel in
         # another layout can make torch pick another conv algorithm, and then an identity
         # (zero) adapter would change the output in the last float bits.
