@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from emonet.models.dtypes import at_least_float32
+
 # Keras BatchNormalization defaults (momentum 0.99 on the running value, eps 1e-3). torch's
 # momentum is the weight of the new batch, so 1 - 0.99.
 BN_MOMENTUM = 0.01
@@ -71,8 +73,7 @@ class MaskedBatchNorm2d(WarmStartMomentum, nn.BatchNorm2d):
             return self.forward_with_warm_momentum(x)
         if not self.training:
             return super().forward(x).mul_(mask.to(x.dtype))  # BN's backward saves no output: in place is safe
-        # Statistics in float32 whatever the input (bf16/fp16 under autocast), like torch's kernel.
-        xf = x.float()
+        xf = at_least_float32(x)  # statistics in float32 under bf16/fp16 autocast, like torch's kernel
         m = mask.to(xf.dtype)
         out, mean, var, count = _MaskedBatchNorm.apply(xf, m, self.weight, self.bias, self.eps)
         with torch.no_grad():

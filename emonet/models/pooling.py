@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from emonet.errors import ConfigError
+from emonet.models.dtypes import at_least_float32
 from emonet.models.task_parts import TaskDict
 
 
@@ -29,7 +30,7 @@ class AttentionPool(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         e = self.lam * self.score(torch.tanh(self.proj(x))).squeeze(-1)
-        e = e.float().masked_fill(~mask, float("-inf"))
+        e = at_least_float32(e).masked_fill(~mask, float("-inf"))
         a = torch.softmax(e, dim=1).to(x.dtype)
         return torch.bmm(a.unsqueeze(1), x).squeeze(1)
 

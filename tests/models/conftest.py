@@ -79,3 +79,16 @@ def tasks() -> dict[str, list[str]]:
 @pytest.fixture(autouse=True)
 def _seeded():
     torch.manual_seed(0)
+
+
+@pytest.fixture
+def float64():
+    """The model tests compare two computations of one function (padded vs alone, fused vs
+    two convs, masked vs literal BatchNorm). They run in float64: oneDNN's float32 kernels
+    differ by CPU and batch shape and round at ~1e-5 after a few layers, float64 at ~1e-14,
+    so ``tests.helpers.F64`` separates rounding from any real bug (one masked frame moves outputs by
+    >= 1e-3). Modules that compare computations use it (``pytestmark``)."""
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(before)

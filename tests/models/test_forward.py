@@ -7,6 +7,9 @@ import torch.nn.functional as F
 from emonet.errors import UnknownTaskError
 from emonet.models import build_model, resnet
 from emonet.models.resnet import downsample_shortcut
+from tests.helpers import F64
+
+pytestmark = pytest.mark.usefixtures("float64")  # see tests/models/conftest.py
 
 # rnn has bottleneck adapters only: "series" is refused for it (test_config).
 VARIANTS = [
@@ -42,7 +45,7 @@ def test_eval_output_does_not_depend_on_padding(model, make_batch):
             padded = x.clone()
             padded[0, length:] = float("nan") if length % 2 else 50.0  # garbage: the model must ignore it
             together = model(padded, torch.tensor([length, frames]), "a")[:1]
-            torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(together, alone, **F64)
 
 
 def test_tasks_are_routed_to_their_own_parts(model, make_batch):
@@ -93,7 +96,7 @@ def test_input_validation(model, make_batch):
     with pytest.raises(ValueError, match="lengths must be an integer tensor"):
         model(x, lengths.float(), "a")
     # lengths=None means "no padding"
-    torch.testing.assert_close(model(x, None, "a"), model(x, torch.full((4,), x.shape[1]), "a"))
+    torch.testing.assert_close(model(x, None, "a"), model(x, torch.full((4,), x.shape[1]), "a"), **F64)
 
 
 def test_parameter_names_are_stable_and_meaningful(tiny, tasks):
@@ -134,7 +137,7 @@ def test_parallel_unit_is_3x3_plus_1x1(tiny, randomize):
     expected = unit.bn["a"](
         F.conv2d(x, unit.conv.weight, stride=2, padding=1) + F.conv2d(x, unit.adapter["a"].weight, stride=2)
     )
-    torch.testing.assert_close(unit(x, "a"), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(unit(x, "a"), expected, **F64)
 
 
 def test_series_unit_formula(tiny, randomize):
@@ -143,7 +146,7 @@ def test_series_unit_formula(tiny, randomize):
     x = torch.randn(2, unit.conv.in_channels, 9, 11)
     z = unit.conv(x)
     expected = unit.bn["a"](z + unit.adapter["a"](unit.adapter_bn["a"](z)))
-    torch.testing.assert_close(unit(x, "a"), expected)
+    torch.testing.assert_close(unit(x, "a"), expected, **F64)
 
 
 def test_widths_and_strides_follow_the_original(tiny):
@@ -172,7 +175,7 @@ def test_downsample_shortcut_averages_like_keras_same_and_adds_zero_channels():
     mask = (torch.arange(7) < torch.tensor([[7], [3]]))[:, None, None, :]
     masked = downsample_shortcut(x * mask, 6, mask)
     assert masked[1, 0, 0, 1] == x[1, 0, :2, 2].mean()
-    torch.testing.assert_close(masked[1, :, :, :2], downsample_shortcut(x[1:, :, :, :3], 6)[0])
+    torch.testing.assert_close(masked[1, :, :, :2], downsample_shortcut(x[1:, :, :, :3], 6)[0], **F64)
 
 
 def test_every_downsampling_block_adds_the_shortcut(tiny, monkeypatch, randomize):
@@ -195,7 +198,7 @@ def test_every_downsampling_block_adds_the_shortcut(tiny, monkeypatch, randomize
         ]
         block, x = net.cnn.stages[1][0], torch.randn(2, 8, 16, 10)
         branch = block.unit2(F.relu(block.unit1(x, "a")), "a")
-        torch.testing.assert_close(block(x, "a", None, None), F.relu(branch + downsample_shortcut(x, 16)))
+        torch.testing.assert_close(block(x, "a", None, None), F.relu(branch + downsample_shortcut(x, 16)), **F64)
 
 
 def test_adapter_free_model_has_no_adapters(tiny, tasks):
@@ -209,7 +212,7 @@ def test_channels_last_matches_contiguous(tiny, tasks, randomize, make_batch):
     b.load_state_dict(a.state_dict())
     assert b.cnn.stem.conv.weight.is_contiguous(memory_format=torch.channels_last)
     x, lengths = make_batch()
-    torch.testing.assert_close(b(x, lengths, "a"), a(x, lengths, "a"), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(b(x, lengths, "a"), a(x, lengths, "a"), **F64)
 
 
 def test_bad_task_definitions(tiny):

@@ -7,6 +7,9 @@ import torch.nn.functional as F
 from emonet.models import build_model
 from emonet.models.adapters import ConvUnit
 from emonet.models.norm import BN_EPS, BN_MOMENTUM, MaskedBatchNorm2d
+from tests.helpers import F64
+
+pytestmark = pytest.mark.usefixtures("float64")  # see tests/models/conftest.py
 
 
 def _unit(adapter_type, p=0.5):
@@ -30,8 +33,8 @@ def test_dropout_acts_on_the_adapters_input_or_the_convs(adapter_type):
     conv = lambda v: F.conv2d(v, unit.conv.weight, stride=2, padding=1)  # noqa: E731
     torch.manual_seed(7)
     if adapter_type == "parallel":
-        dropped = unit.drop(x)
-        expected = unit.bn["a"](conv(x) + F.conv2d(dropped, unit.adapter["a"].weight, stride=2))
+        dropped = unit.drop(x[:, :, ::2, ::2])  # the adapter reads its (dropped) input at stride 2
+        expected = unit.bn["a"](conv(x) + F.conv2d(dropped, unit.adapter["a"].weight))
     elif adapter_type == "series":
         z = conv(x)
         dropped = unit.drop(unit.adapter_bn["a"](z))
@@ -40,9 +43,9 @@ def test_dropout_acts_on_the_adapters_input_or_the_convs(adapter_type):
         dropped = unit.drop(x)
         expected = unit.bn["a"](conv(dropped))
     assert (dropped == 0).float().mean() > 0.3  # the mask really dropped about half
-    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(y, expected, **F64)
     unit.eval()  # eval: no dropout, and the parallel unit runs its fused kernel
-    torch.testing.assert_close(unit(x, "a"), unit.bn["a"](conv(x) + _adapter_term(unit, x)), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(unit(x, "a"), unit.bn["a"](conv(x) + _adapter_term(unit, x)), **F64)
 
 
 def _adapter_term(unit, x):
@@ -77,10 +80,10 @@ def test_masked_batchnorm_matches_batchnorm_on_the_valid_positions():
     valid = torch.cat([x[i, :, :, : lengths[i]].reshape(4, -1) for i in range(3)], dim=1)  # [C, n]
     expected_mean, expected_var = valid.mean(1), valid.var(1, unbiased=False)
     ref = (x - expected_mean[None, :, None, None]) / torch.sqrt(expected_var[None, :, None, None] + BN_EPS)
-    torch.testing.assert_close(y * mask, ref * mask, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(y * mask, ref * mask, **F64)
     # the first batch sets the running statistics (warm start), unbiased variance as torch
-    torch.testing.assert_close(masked.running_mean, expected_mean)
-    torch.testing.assert_close(masked.running_var, valid.var(1, unbiased=True))
+    torch.testing.assert_close(masked.running_mean, expected_mean, **F64)
+    torch.testing.assert_close(masked.running_var, valid.var(1, unbiased=True), **F64)
     plain(x)  # without a mask: torch's BatchNorm over every position
     assert not torch.allclose(plain.running_mean, masked.running_mean)
 
@@ -96,9 +99,9 @@ def test_train_mode_forward_does_not_depend_on_padding(tiny, tasks, randomize, k
     x = torch.randn(2, 37, 32)
     lengths = torch.tensor([37, 21])
     padded = torch.cat([x, torch.full((2, 14, 32), float("nan"))], dim=1)  # garbage must not leak
-    torch.testing.assert_close(second(padded, lengths, "a"), first(x, lengths, "a"), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(second(padded, lengths, "a"), first(x, lengths, "a"), **F64)
     for (name, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
-        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5, msg=name)
+        torch.testing.assert_close(b, a, **F64, msg=name)
 
     alone, together = first.cnn, second.cnn
     one = x[1:, :21].transpose(1, 2).unsqueeze(1)
@@ -106,10 +109,10 @@ def test_train_mode_forward_does_not_depend_on_padding(tiny, tasks, randomize, k
     feat_alone, len_alone = alone(one.contiguous(), torch.tensor([21]), "b")
     feat_padded, len_padded = together(two.contiguous(), torch.tensor([21]), "b")
     assert len_alone.tolist() == len_padded.tolist() == [3]
-    torch.testing.assert_close(feat_padded[..., :3], feat_alone, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(feat_padded[..., :3], feat_alone, **F64)
     running = [k for k in first.state_dict() if k.startswith("cnn.") and k.endswith("running_var")]
     for key in running:
-        torch.testing.assert_close(second.state_dict()[key], first.state_dict()[key], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(second.state_dict()[key], first.state_dict()[key], **F64)
 
 
 @pytest.mark.parametrize("masked", [True, False])
@@ -128,7 +131,7 @@ def test_running_statistics_average_the_first_batches_then_follow_keras(masked):
         means.append(x.mean(dim=(0, 2, 3)) if masked else x.mean(0))
         bn(x, mask) if masked else bn(x)
         if k == 9:
-            torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0))
+            torch.testing.assert_close(bn.running_mean, torch.stack(means).mean(0), **F64)
     assert [warm_momentum(n) for n in (0, 1, 99, 100, 5000)] == [1.0, 0.5, 0.01, 0.01, 0.01]
     state = bn.state_dict()
     again = MaskedBatchNorm2d(3) if masked else BatchNorm1d(3, eps=BN_EPS, momentum=BN_MOMENTUM)
@@ -137,5 +140,5 @@ def test_running_statistics_average_the_first_batches_then_follow_keras(masked):
     before = again.running_mean.clone()
     again(x, mask) if masked else again(x)
     batch_mean = x.mean(dim=(0, 2, 3)) if masked else x.mean(0)
-    torch.testing.assert_close(again.running_mean, before.lerp(batch_mean, 0.01))
+    torch.testing.assert_close(again.running_mean, before.lerp(batch_mean, 0.01), **F64)
     assert bn.momentum == BN_MOMENTUM  # the attribute keeps the Keras value
