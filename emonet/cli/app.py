@@ -6,6 +6,7 @@ place where errors become a one-line message and an exit code."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -16,6 +17,7 @@ from emonet.cli.console import err
 from emonet.cli.signals import Terminated, signals_raise
 from emonet.errors import EmoNetError
 
+PIPE_CLOSED_EXIT = 141  # 128 + SIGPIPE, what a tool killed by the closed pipe would return
 RESUME_HINT = "interrupted: re-run the same command to resume; finished work is kept"
 
 app = typer.Typer(
@@ -61,8 +63,30 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         The exit code: 0, an :class:`EmoNetError`'s ``exit_code`` (its one-line message on
         stderr), 2 for a usage error (one line naming the help to read), 130 after Ctrl-C and
-        143 after SIGTERM. Any other exception is a bug and propagates with its traceback.
+        143 after SIGTERM, 141 without a word when the reader of stdout has gone (``| head``).
+        Any other exception is a bug and propagates with its traceback.
     """
+    try:
+        code = _run(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not later at interpreter exit
+        return code
+    except BrokenPipeError:  # `emonet ... | head`: the reader has gone, which is not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush
+        return PIPE_CLOSED_EXIT
+    except SystemExit as exc:  # rich's console, on a closed pipe, points stdout at devnull and exits 1
+        if _stdout_is_devnull():
+            return PIPE_CLOSED_EXIT
+        raise exc
+
+
+def _stdout_is_devnull() -> bool:
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError):
+        return False
+
+
+def _run(argv: list[str] | None) -> int:
     command = typer.main.get_command(app)
     args = list(sys.argv[1:] if argv is None else argv)
     args = expand_list_options(args, list_option_names(command, args))

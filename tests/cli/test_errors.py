@@ -126,3 +126,33 @@ def test_classifier_takes_the_seeds_name_in_any_case(given):
     ctx = command.make_context("init-model", ["m.safetensors", "-s", "store", "-c", given])
     cfg = mo.model_config("cnn", 1, 4, 1, "0", ctx.params["classifier"], False, "parallel")
     assert cfg.classifier == "attention"
+
+
+CLOSED_PIPE_PROBE = """
+import os, sys
+import typer
+from emonet.cli.app import app, main
+
+def commands(group, prefix):
+    for name, cmd in sorted(getattr(group, "commands", {}).items()):
+        yield from commands(cmd, prefix + [name]) if hasattr(cmd, "commands") else [prefix + [name]]
+
+keep = os.dup(1)
+for argv in [[]] + list(commands(typer.main.get_command(app), [])):
+    r, w = os.pipe()
+    os.close(r)  # the reader has gone before the first byte, like `| head` that has its lines
+    os.dup2(w, 1)
+    os.close(w)
+    code = main(argv + ["--help"])
+    os.dup2(keep, 1)
+    print(" ".join(argv) or "emonet", code, flush=True)
+"""
+
+
+def test_help_into_a_closed_pipe_exits_141_without_a_word():
+    """`emonet CMD --help | head`: every command, the reader gone before the first byte."""
+    proc = subprocess.run([sys.executable, "-c", CLOSED_PIPE_PROBE], capture_output=True, text=True, timeout=300)
+    assert proc.stderr == "", proc.stderr
+    results = dict(line.rsplit(" ", 1) for line in proc.stdout.splitlines())
+    assert len(results) >= 12 and {"train", "predict", "task export"} <= set(results), results
+    assert set(results.values()) == {"141"}, results
