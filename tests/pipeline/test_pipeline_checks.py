@@ -5,7 +5,9 @@ that is a file or read-only, a workdir another emonet run holds; and a dry run w
 from __future__ import annotations
 
 import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -113,19 +115,51 @@ def test_a_relative_workdir_is_taken_once(tmp_path, monkeypatch):
     assert path.is_file()
 
 
+def test_the_demo_pipeline_s_own_workdir_is_in_the_current_folder(tmp_path, monkeypatch):
+    demo = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
+    monkeypatch.chdir(tmp_path)
+    pipeline = load_pipeline(demo)
+    assert pipeline.workdir == tmp_path / "demo"
+    corpus = pipeline.stage("corpus")
+    assert stage_argv(corpus, pipeline.workdir, lambda ref: "")[-2:] == ["--", str(tmp_path / "demo" / "corpus")]
+    assert main(["run", str(demo), "--dry-run"]) == 0
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_dry_run_writes_nothing(tmp_path):
     path = _write(tmp_path)
     assert main(["run", str(path), "--dry-run"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
 
 
-def test_a_second_run_on_a_held_workdir_is_refused(tmp_path, capsys):
+HOLD = """
+import sys, time
+from pathlib import Path
+from emonet.pipeline.lock import workdir_lock
+with workdir_lock(Path(sys.argv[1]), Path(sys.argv[2])):
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_second_run_on_a_held_workdir_is_refused(tmp_path):
+    """Another process holds the workdir, as a running `emonet run` does: a real `emonet run`
+    on it is refused in one line, runs nothing; once the holder is gone, it runs."""
     path = _write(tmp_path)
-    with workdir_lock(tmp_path / "work", path):
-        assert main(["run", str(path)]) == 2
-        _one_line_refusal(capsys, path, "is in use by another emonet run", "another --workdir")
-        assert sorted(p.name for p in (tmp_path / "work").iterdir()) == [".emonet-pipeline.lock"]
-    assert main(["run", str(path), "--dry-run"]) == 0  # the lock went with its holder
+    work = tmp_path / "work"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(work), str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        second = subprocess.run([sys.executable, "-m", "emonet", "run", str(path)], capture_output=True, text=True)
+        err = " ".join(second.stderr.split())
+        assert second.returncode == 2 and "Traceback" not in err, err
+        assert f"{path}: workdir {work} is in use by another emonet run (pid {holder.pid})" in err
+        assert sorted(p.name for p in work.iterdir()) == [".emonet-pipeline.lock"]  # nothing ran
+    finally:
+        holder.kill()
+        holder.wait()
+    with workdir_lock(work, path):  # the lock went with its holder (killed)
+        pass
 
 
 def test_a_workdir_that_is_a_file_is_one_line(tmp_path, capsys):

@@ -120,6 +120,8 @@ def test_a_stopped_train_stage_resumes_its_run(tmp_path, demo_store, uninterrupt
     assert sorted(p.name for p in (workdir / "runs" / "train").iterdir()) == ["r"]  # one run folder, no r-2
     assert _outcome(run) == uninterrupted
     assert (run / "evaluate-test" / "results.json").is_file()
+    third = subprocess.run([sys.executable, "-m", "emonet", "run", str(path)], capture_output=True, text=True)
+    assert third.returncode == 0 and third.stderr.count("up to date, skipped") == 2, third.stderr
 
 
 def test_edits_of_inputs_reached_through_other_stages_are_seen(tmp_path):
