@@ -48,6 +48,8 @@ def is_path_param(param) -> bool:
 
 
 def resolve_path(value: str, workdir: Path) -> str:
+    if value.startswith("${"):  # a reference a dry run cannot resolve yet: shown as written
+        return value
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else workdir / p)
 

@@ -86,7 +86,7 @@ def _run_stage(pipeline: Pipeline, stage: Stage, fp, state: PipelineState, reaso
         return StageResult(stage.name, "ran", reason, 0.0, resume.run_outputs(run))
     if run is not None:
         argv = resume.resume_argv(stage, run)
-        echo(f"stage {stage.name}: resumes its stopped run ({reason}): emonet {' '.join(argv)}")
+        echo(f"stage {stage.name}: resumes its run, stopped before it finished: emonet {' '.join(argv)}")
     else:
         argv = stage_argv(stage, pipeline.workdir, resolve)
         with filesystem_errors(state.path):

@@ -53,6 +53,22 @@ def _one_line_refusal(capsys, path, *words):
         (("  model:\n", "  ../model:\n"), ["stage name '../model' must be"]),
         (("  model:\n", "  a/b:\n"), ["stage name 'a/b' must be"]),
     ],
+    ids=[
+        "flag-quoted-no",
+        "flag-maybe",
+        "flag-int",
+        "flag-quoted-true",
+        "flag-null",
+        "option-null",
+        "stage-twice",
+        "option-twice",
+        "label-twice",
+        "dotdot-store",
+        "dotdot-after-ref",
+        "dotdot-argument",
+        "name-dotdot",
+        "name-slash",
+    ],
 )
 def test_refused_in_one_line_before_anything_runs(tmp_path, capsys, change, words):
     old, new = change
