@@ -44,8 +44,12 @@ def run(
     results = run_pipeline(pipeline, force=force, dry_run=dry_run, echo=lambda line: err.print(line, highlight=False))
     if dry_run:
         return
+    from emonet.utils.fs import filesystem_errors
+
     table = collect_results(pipeline, results)
-    files = write_results(pipeline, table)
+    kept = "the stages' outputs are kept; free space or fix the permissions and re-run"
+    with filesystem_errors(pipeline.workdir, kept):
+        files = write_results(pipeline, table)
     if table:
         out.print(_table(table))
     out.print(f"results: {', '.join(str(p) for p in files.values())}", highlight=False)

@@ -4,6 +4,7 @@ read from the Typer app, so a pipeline and a command line use the same words."""
 from __future__ import annotations
 
 import difflib
+import os
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,8 @@ def is_path_param(param) -> bool:
 
 
 def resolve_path(value: str, workdir: Path) -> str:
+    if value.startswith("${"):  # a reference a dry run cannot resolve yet: shown as written
+        return value
     p = Path(value).expanduser()
     return str(p if p.is_absolute() else workdir / p)
 
@@ -56,16 +59,22 @@ def _values(value: Any) -> list[str]:
     return [str(v) for v in items]
 
 
+def is_flag(param) -> bool:
+    """An on/off option (``--quiet``, ``--balanced-weights``), as opposed to one with a value."""
+    return bool(getattr(param, "is_flag", False)) and not param.multiple
+
+
 def stage_argv(stage: Stage, workdir: Path, resolve: Callable[[str], str]) -> list[str]:
     """The command line of ``stage``: ``resolve`` replaces ``${stage.output}`` references,
-    relative paths are taken inside ``workdir``."""
+    relative paths are taken inside ``workdir``. Positional arguments come after ``--``, so
+    that no list option (``--tasks a b``) can take them as its values."""
     cmd = commands_table()[stage.command]
     opts = option_params(cmd)
     argv = [stage.command]
     for key, value in stage.options.items():
         param = opts[key]
-        if getattr(param, "is_flag", False) and not param.multiple:
-            if value:
+        if is_flag(param):  # check_stage lets only YAML booleans through
+            if value is True:
                 argv.append(f"--{key}")
             elif param.secondary_opts:
                 argv.append(param.secondary_opts[0])
@@ -74,11 +83,30 @@ def stage_argv(stage: Stage, workdir: Path, resolve: Callable[[str], str]) -> li
             v = REF.sub(lambda m: resolve(m.group(0)), v)
             argv += [f"--{key}", resolve_path(v, workdir) if is_path_param(param) else v]
     arguments = [p for p in cmd.params if p.param_type_name == "argument"]
+    positional = []
     for i, a in enumerate(stage.args):
         a = REF.sub(lambda m: resolve(m.group(0)), a)
         param = arguments[min(i, len(arguments) - 1)] if arguments else None  # the last may take many
-        argv.append(resolve_path(a, workdir) if param is not None and is_path_param(param) else a)
-    return argv
+        positional.append(resolve_path(a, workdir) if param is not None and is_path_param(param) else a)
+    return argv + (["--", *positional] if positional else [])
+
+
+def parse_stage_argv(argv: list[str]) -> None:
+    """Parses a stage's command line exactly as ``emonet.cli.app.main`` will (list options
+    expanded, then the command's own parser), without running it.
+
+    Raises:
+        typer.TyperException: what the command line would fail with.
+    """
+    from emonet.cli.app import app
+    from emonet.cli.argv import expand_list_options, list_option_names
+
+    group = typer.main.get_command(app)
+    args = expand_list_options(list(argv), list_option_names(group, argv))
+    try:
+        group.commands[args[0]].make_context(f"emonet {args[0]}", args[1:])
+    except typer.Exit:
+        pass
 
 
 def _unknown(pipeline: Pipeline, stage: Stage, key: str, known: list[str]) -> ConfigError:
@@ -89,10 +117,49 @@ def _unknown(pipeline: Pipeline, stage: Stage, key: str, known: list[str]) -> Co
     )
 
 
+def leaves_workdir(text: str, workdir: Path) -> bool:
+    """Whether a relative path (or the part after a ``${stage.output}``) climbs out of the
+    workdir with ``..``. Absolute paths are taken as written."""
+    text = REF.sub("ref", text)  # a reference stands for one folder inside the workdir
+    p = Path(text).expanduser()
+    if p.is_absolute() and not text.startswith("ref"):
+        return False
+    norm = os.path.normpath(workdir / p)
+    return norm != str(workdir) and not norm.startswith(str(workdir) + os.sep)
+
+
+def _check_values(pipeline: Pipeline, stage: Stage, opts: dict[str, Any]) -> None:
+    """Flags take YAML booleans only; every other option a value; no path leaves the workdir."""
+    where = f"{pipeline.path}: stage '{stage.name}'"
+    for key, value in stage.options.items():
+        param = opts[key]
+        if is_flag(param):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}: '{key}' is a flag: write {key}: true or {key}: false (not {value!r})")
+            continue
+        if value is None or value == []:
+            raise ConfigError(f"{where}: '{key}' has no value; give one or remove the key")
+        if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict | list) for v in value)):
+            raise ConfigError(f"{where}: '{key}' must be a value or a list of values, not a mapping")
+        if is_path_param(param):
+            for v in _values(value):
+                if leaves_workdir(v, pipeline.workdir):
+                    raise ConfigError(f"{where}: '{key}: {v}' leaves the workdir through '..'; {_OUTSIDE}")
+    if stage.command == "train" and "resume" in stage.options:
+        raise ConfigError(f"{where}: 'resume' is not a pipeline option; re-running the pipeline resumes the stage")
+    for a in stage.args:
+        if leaves_workdir(a, pipeline.workdir):
+            raise ConfigError(f"{where}: argument '{a}' leaves the workdir through '..'; {_OUTSIDE}")
+
+
+_OUTSIDE = "relative paths stay inside the workdir: write an absolute path for a file outside it"
+
+
 def check_stage(pipeline: Pipeline, stage: Stage) -> None:
     """Checks a stage against its command without running anything: the command exists,
-    every option is one of its long names, references name outputs the other stage has,
-    and the values parse (types, choices, ranges) as on the command line.
+    every option is one of its long names, flags are booleans, no path leaves the workdir,
+    references name outputs the other stage has, and the command line the run will use
+    parses (types, choices, ranges) as on the command line.
 
     Raises:
         ConfigError: one line naming the file, the stage and the key.
@@ -107,6 +174,7 @@ def check_stage(pipeline: Pipeline, stage: Stage) -> None:
     for key in stage.options:
         if key not in opts:
             raise _unknown(pipeline, stage, key, sorted(opts))
+    _check_values(pipeline, stage, opts)
     for ref in REF.finditer(repr(stage.options) + repr(stage.args)):
         other, output = ref.group(1), ref.group(2)
         offered = OUTPUTS.get(pipeline.stage(other).command, ())
@@ -117,9 +185,7 @@ def check_stage(pipeline: Pipeline, stage: Stage) -> None:
             )
     argv = stage_argv(stage, pipeline.workdir, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
     try:
-        commands[stage.command].make_context(f"emonet {stage.command}", argv[1:])
-    except typer.Exit:
-        pass
+        parse_stage_argv(argv)
     except typer.TyperException as exc:
         msg = " ".join(exc.format_message().split()) if hasattr(exc, "format_message") else str(exc)
         raise ConfigError(f"{pipeline.path}: stage '{stage.name}': {msg}") from None

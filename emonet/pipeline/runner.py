@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emonet.errors import ConfigError, EmoNetError
+from emonet.pipeline import resume
 from emonet.pipeline.commands import check_stage, stage_argv, stage_outputs, with_defaults
+from emonet.pipeline.lock import workdir_lock
 from emonet.pipeline.spec import Pipeline, Stage
 from emonet.pipeline.state import PipelineState, fingerprint
+from emonet.utils.fs import filesystem_errors
 
 
 class StageFailed(EmoNetError):
@@ -33,10 +36,14 @@ class StageResult:
     outputs: dict[str, str] = field(default_factory=dict)
 
 
-def _resolver(pipeline: Pipeline, stage: Stage, state: PipelineState) -> Callable[[str], str]:
+def _resolver(
+    pipeline: Pipeline, stage: Stage, state: PipelineState, keep_unknown: bool = False
+) -> Callable[[str], str]:
     def resolve(ref: str) -> str:
         other, output = ref[2:-1].split(".", 1)
         value = (state.get(other) or {}).get("outputs", {}).get(output)
+        if not value and keep_unknown:
+            return ref
         if not value:
             raise ConfigError(f"{pipeline.path}: stage '{stage.name}': '{ref}' has no value: stage '{other}' made none")
         return value
@@ -46,6 +53,66 @@ def _resolver(pipeline: Pipeline, stage: Stage, state: PipelineState) -> Callabl
 
 def _outputs_missing(outputs: dict[str, str]) -> bool:
     return not outputs or any(not Path(p).exists() for p in outputs.values())
+
+
+def _reason(stage: Stage, fp, state: PipelineState, force: bool) -> str | None:
+    """Why the stage must run, or None when it is up to date."""
+    reason = "--force" if force else fp.changes(state.get(stage.name))
+    if reason is None and _outputs_missing((state.get(stage.name) or {}).get("outputs", {})):
+        reason = "its outputs are missing"
+    return reason
+
+
+def _stopped(pipeline: Pipeline, stage: Stage, rc: int, run: Path | None) -> StageFailed:
+    if rc in (130, 143):  # Ctrl-C, SIGTERM: the command kept what it finished
+        what = f"its run {run} continues" if run is not None else "it runs again"
+        return StageFailed(f"{pipeline.path}: stage '{stage.name}' was stopped; re-run the pipeline and {what}", rc)
+    return StageFailed(
+        f"{pipeline.path}: stage '{stage.name}' failed (exit {rc}); fix it and re-run: stages that finished are kept",
+        rc,
+    )
+
+
+def _run_stage(pipeline: Pipeline, stage: Stage, fp, state: PipelineState, reason: str, echo) -> StageResult:
+    """Run one stage's command (a stopped train stage: resume its run) and record it."""
+    from emonet.cli.app import main
+
+    resolve = _resolver(pipeline, stage, state)
+    run = resume.new_run(state, stage, fp)
+    if run is not None and (run / resume.RESULTS).is_file():  # it finished, but was stopped before its record
+        echo(f"stage {stage.name}: its run {run} finished before the pipeline stopped; kept")
+        with filesystem_errors(state.path):
+            state.record(stage.name, fp, resume.run_outputs(run))
+        return StageResult(stage.name, "ran", reason, 0.0, resume.run_outputs(run))
+    if run is not None:
+        argv = resume.resume_argv(stage, run)
+        echo(f"stage {stage.name}: resumes its run, stopped before it finished: emonet {' '.join(argv)}")
+    else:
+        argv = stage_argv(stage, pipeline.workdir, resolve)
+        with filesystem_errors(state.path):
+            resume.note_start(state, stage, fp, argv)
+        echo(f"stage {stage.name}: runs ({reason}): emonet {' '.join(argv)}")
+    t0 = time.perf_counter()
+    rc = main(argv)
+    run = run or resume.new_run(state, stage, fp)
+    if rc != 0:
+        raise _stopped(pipeline, stage, rc, run)
+    outputs = resume.run_outputs(run) if run is not None else stage_outputs(stage, pipeline.workdir, resolve)
+    with filesystem_errors(state.path):
+        state.record(stage.name, fp, outputs)
+    return StageResult(stage.name, "ran", reason, time.perf_counter() - t0, outputs)
+
+
+def _plan(pipeline: Pipeline, stage: Stage, fp, state: PipelineState, reason: str, echo) -> StageResult:
+    """What a dry run says of a stage that would run: the command line it would run
+    (references to stages that have not run yet shown as they are written)."""
+    run = resume.new_run(state, stage, fp)
+    if run is not None:
+        argv = resume.resume_argv(stage, run)
+    else:
+        argv = stage_argv(stage, pipeline.workdir, _resolver(pipeline, stage, state, keep_unknown=True))
+    echo(f"stage {stage.name}: would run ({reason}): emonet {' '.join(argv)}")
+    return StageResult(stage.name, "planned", reason)
 
 
 def run_pipeline(
@@ -60,7 +127,7 @@ def run_pipeline(
     Args:
         pipeline: from :func:`emonet.pipeline.load_pipeline`.
         force: run every stage, up to date or not.
-        dry_run: check everything and say what would run, run nothing.
+        dry_run: check everything and say what would run; write nothing, not even the workdir.
         echo: where the one-line stage reports go.
 
     Returns:
@@ -68,42 +135,31 @@ def run_pipeline(
 
     Raises:
         ConfigError: a stage that does not fit its command (nothing has run then).
-        StageFailed: a stage's command failed; the stages before it keep their outputs.
+        WorkdirBusy: another ``emonet run`` uses the workdir (nothing has run then).
+        StageFailed: a stage's command failed or was stopped; the stages before it keep
+            their outputs, and a stopped train stage continues its run on the next call.
     """
-    from emonet.cli.app import main
-
     stages = [with_defaults(s, pipeline.workdir) for s in pipeline.stages]
     for stage in stages:
         check_stage(pipeline, stage)
-    pipeline.workdir.mkdir(parents=True, exist_ok=True)
+    if dry_run:
+        return _run_stages(pipeline, stages, force, True, echo)
+    with workdir_lock(pipeline.workdir, pipeline.path):
+        return _run_stages(pipeline, stages, force, False, echo)
+
+
+def _run_stages(pipeline: Pipeline, stages: list[Stage], force: bool, dry_run: bool, echo) -> list[StageResult]:
     state = PipelineState(pipeline.workdir)
     results = []
     for stage in stages:
         upstream = {d: state.get(d) or {} for d in stage.depends_on()}
         fp = fingerprint(stage, pipeline.workdir, upstream)
-        reason = "--force" if force else fp.changes(state.get(stage.name))
-        if reason is None and _outputs_missing((state.get(stage.name) or {}).get("outputs", {})):
-            reason = "its outputs are missing"
+        reason = _reason(stage, fp, state, force)
         if reason is None:
             echo(f"stage {stage.name}: up to date, skipped")
             results.append(StageResult(stage.name, "skipped", "up to date", outputs=state.get(stage.name)["outputs"]))
-            continue
-        if dry_run:
-            echo(f"stage {stage.name}: would run ({reason})")
-            results.append(StageResult(stage.name, "planned", reason))
-            continue
-        resolve = _resolver(pipeline, stage, state)
-        argv = stage_argv(stage, pipeline.workdir, resolve)
-        echo(f"stage {stage.name}: runs ({reason}): emonet {' '.join(argv)}")
-        t0 = time.perf_counter()
-        rc = main(argv)
-        if rc != 0:
-            raise StageFailed(
-                f"{pipeline.path}: stage '{stage.name}' failed (exit {rc}); fix it and re-run: "
-                "stages that finished are kept",
-                rc,
-            )
-        outputs = stage_outputs(stage, pipeline.workdir, resolve)
-        state.record(stage.name, fp, outputs)
-        results.append(StageResult(stage.name, "ran", reason, time.perf_counter() - t0, outputs))
+        elif dry_run:
+            results.append(_plan(pipeline, stage, fp, state, reason, echo))
+        else:
+            results.append(_run_stage(pipeline, stage, fp, state, reason, echo))
     return results

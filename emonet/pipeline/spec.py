@@ -21,6 +21,7 @@ The outputs a stage offers to others are listed in ``emonet.pipeline.commands.OU
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,11 +74,41 @@ def _fail(path: Path, msg: str) -> ConfigError:
     return ConfigError(f"{path}: {msg}")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (plain
+    YAML keeps the last one, so a second stage of the same name would silently replace the
+    first). Keys brought in by a merge (``<<: *common``) may be overridden, as in YAML."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                if not isinstance(key, str | int | float | bool | None):
+                    continue  # an unhashable key: the structure checks report it
+                if key in seen:
+                    raise _DuplicateKey(key, key_node.start_mark.line + 1, seen[key])
+                seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key, line: int, first: int):
+        super().__init__(key)
+        self.key, self.line, self.first = key, line, first
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"{path}: pipeline file not found; check the path")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as dup:
+        raise _fail(
+            path, f"key '{dup.key}' appears twice (lines {dup.first} and {dup.line}); give each stage or key once"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -143,6 +174,29 @@ def _order(path: Path, stages: list[Stage]) -> list[Stage]:
     return done
 
 
+def _check_labels(path: Path, stages: list[Stage]) -> None:
+    """Labels name the columns of the results table: two stages with one label would share a
+    column and one stage's numbers would hide the other's."""
+    owner: dict[str, str] = {}
+    for s in stages:
+        if s.label in owner:
+            raise _fail(
+                path,
+                f"stages '{owner[s.label]}' and '{s.name}' have the same label '{s.label}' "
+                f"(a label names a column of the results table); give stage '{s.name}' another 'label'",
+            )
+        owner[s.label] = s.name
+
+
+def _workdir(path: Path, chosen: Any) -> Path:
+    """The workdir as an absolute path (a relative one is taken in the current folder), so
+    that paths made from it and from other stages' outputs are joined once."""
+    workdir = Path(os.path.abspath(Path(str(chosen)).expanduser()))
+    if workdir.exists() and not workdir.is_dir():
+        raise _fail(path, f"workdir {workdir} is a file, not a folder; give a folder (--workdir DIR)")
+    return workdir
+
+
 def load_pipeline(path: str | Path, workdir: str | Path | None = None) -> Pipeline:
     """Read and check the structure of a pipeline file (the options of each stage are
     checked against its command by :func:`emonet.pipeline.commands.check_stage`).
@@ -163,5 +217,6 @@ def load_pipeline(path: str | Path, workdir: str | Path | None = None) -> Pipeli
     if not isinstance(raw, dict) or not raw:
         raise _fail(path, "'stages' must map stage names to stages (command + options)")
     stages = [_stage(path, name, body) for name, body in raw.items()]
+    _check_labels(path, stages)
     chosen = workdir if workdir is not None else data.get("workdir") or path.stem
-    return Pipeline(path, Path(str(chosen)), _order(path, stages), str(data.get("description") or ""))
+    return Pipeline(path, _workdir(path, chosen), _order(path, stages), str(data.get("description") or ""))

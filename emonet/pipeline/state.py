@@ -18,6 +18,7 @@ STATE_FILE = ".emonet-pipeline.json"
 # Options (and first arguments) that name what a stage writes, not what it reads.
 OUTPUT_OPTIONS = {"extract": {"store"}, "train": {"experiment-base-path"}, "evaluate": {"output"}}
 OUTPUT_ARGS = {"demo-data", "init-model"}
+STARTED = "_started"  # stage -> what an unfinished run of it started from (not a stage name: those start alnum)
 
 
 def _digest(obj) -> str:
@@ -38,17 +39,41 @@ def _stat_digest(path: Path) -> str:
     return _digest(entries)
 
 
-def input_paths(stage: Stage, workdir: Path) -> list[Path]:
-    """The files and folders a stage reads that no other stage makes (references excluded)."""
-    opts = option_params(commands_table()[stage.command])
+def _through(value: str, outputs: dict[str, dict]) -> str | None:
+    """``value`` with its ``${stage.output}`` references replaced by what those stages made
+    (``outputs``: stage -> output -> path), or None while one of them has made nothing yet."""
+    missing = False
+
+    def sub(m) -> str:
+        nonlocal missing
+        made = outputs.get(m.group(1), {}).get(m.group(2))
+        missing = missing or not made
+        return made or ""
+
+    text = REF.sub(sub, value)
+    return None if missing else text
+
+
+def input_paths(stage: Stage, workdir: Path, outputs: dict[str, dict] | None = None) -> list[Path]:
+    """The files and folders a stage reads: its path options and arguments other than those
+    it writes, also where the path goes through another stage's output (``outputs``: stage
+    -> output -> path, from the records of the stages it uses), so that an edit of a csv in
+    ``${corpus.dir}/multi-task-setup`` or of a store or checkpoint another stage made is seen."""
+    cmd = commands_table()[stage.command]
+    opts = option_params(cmd)
     skip = OUTPUT_OPTIONS.get(stage.command, set())
-    out = []
+    values = []
     for key, value in stage.options.items():
-        if key in skip or not is_path_param(opts[key]):
-            continue
-        for v in value if isinstance(value, list) else [value]:
-            if not REF.search(str(v)):
-                out.append(Path(resolve_path(str(v), workdir)))
+        if key not in skip and is_path_param(opts[key]):
+            values += [str(v) for v in (value if isinstance(value, list) else [value])]
+    arguments = [p for p in cmd.params if p.param_type_name == "argument"]
+    if stage.command not in OUTPUT_ARGS and arguments:
+        values += [a for i, a in enumerate(stage.args) if is_path_param(arguments[min(i, len(arguments) - 1)])]
+    out = []
+    for v in values:
+        text = _through(v, outputs or {})
+        if text is not None:
+            out.append(Path(resolve_path(text, workdir)))
     return [p for p in out if p.exists()]
 
 
@@ -77,7 +102,8 @@ class Fingerprint:
 
 def fingerprint(stage: Stage, workdir: Path, upstream: dict[str, dict]) -> Fingerprint:
     """The stage's fingerprint, given the records of the stages it depends on."""
-    inputs = {str(p): _stat_digest(p) for p in input_paths(stage, workdir)}
+    outputs = {name: rec.get("outputs") or {} for name, rec in upstream.items()}
+    inputs = {str(p): _stat_digest(p) for p in input_paths(stage, workdir, outputs)}
     return Fingerprint(
         options=_digest([stage.command, stage.options, stage.args]),
         inputs=_digest(inputs),
@@ -101,5 +127,22 @@ class PipelineState:
     def record(self, stage: str, fp: Fingerprint, outputs: dict[str, str]) -> None:
         run_id = _digest([fp.to_dict(), outputs, os.getpid(), os.times().elapsed])
         self.records[stage] = {**fp.to_dict(), "outputs": outputs, "run_id": run_id}
+        self.records.get(STARTED, {}).pop(stage, None)
+        self._save()
+
+    def start(self, stage: str, fp: Fingerprint, note: dict) -> None:
+        """Note, before a stage runs, what it starts from (a train stage: the run folders
+        that exist), so that a stop or a kill leaves enough behind to continue it."""
+        self.records.setdefault(STARTED, {})[stage] = {**fp.to_dict(), **note}
+        self._save()
+
+    def started(self, stage: str, fp: Fingerprint) -> dict | None:
+        """The note of an unfinished start of ``stage`` with this very fingerprint."""
+        note = self.records.get(STARTED, {}).get(stage)
+        if note is None or any(note.get(k) != v for k, v in fp.to_dict().items()):
+            return None
+        return note
+
+    def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.path, self.records)
