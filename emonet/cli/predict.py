@@ -58,12 +58,12 @@ def predict(
 
     report, files = PredictReport(), []
     try:
+        predictor = Predictor(model, device=device, batch_size=batch_size)
+        tasks = predictor.check_tasks([task] if task else None)
         files = collect_inputs(inputs, data_path)
         if output is not None:  # before any audio is decoded: a refused output costs nothing
             given = [model, *inputs, *([data_path] if data_path else [])]
             output = check_output_file(output, overwrite=overwrite, inputs=[*given, *files])
-        predictor = Predictor(model, device=device, batch_size=batch_size)
-        tasks = predictor.check_tasks([task] if task else None)
         predictor.predict(files, tasks, skip_bad=skip_bad, report=report)
     except KeyboardInterrupt as exc:
         code = Terminated.exit_code if isinstance(exc, Terminated) else 130
