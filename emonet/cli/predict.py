@@ -56,7 +56,7 @@ def predict(
     from emonet.inference.predict import Predictor, PredictReport
     from emonet.utils.output_paths import check_output_file
 
-    report, files = PredictReport(), []
+    report, files, stage = PredictReport(), [], "predicting"
     try:
         predictor = Predictor(model, device=device, batch_size=batch_size)
         tasks = predictor.check_tasks([task] if task else None)
@@ -64,15 +64,21 @@ def predict(
         if output is not None:  # before any audio is decoded: a refused output costs nothing
             given = [model, *inputs, *([data_path] if data_path else [])]
             output = check_output_file(output, overwrite=overwrite, inputs=[*given, *files])
+            before = _identity(output)
         predictor.predict(files, tasks, skip_bad=skip_bad, report=report)
+        stage = "writing"
+        if output is not None:
+            write_predictions(report.predictions, output, fmt.value, overwrite=overwrite)
+        else:
+            sys.stdout.write(render_predictions(report.predictions, fmt.value))
     except KeyboardInterrupt as exc:
         code = Terminated.exit_code if isinstance(exc, Terminated) else 130
-        _keep_partial(report, len(files), output, fmt.value)
+        if stage == "writing" and (output is None or _identity(output) != before):
+            where = f"written to {output}" if output is not None else "printed, perhaps cut short"
+            _say(f"interrupted after all {report.files} file(s) were predicted: their predictions were {where}")
+        else:
+            _keep_partial(report, len(files), output, fmt.value)
         raise typer.Exit(code) from None
-    if output is not None:
-        write_predictions(report.predictions, output, fmt.value, overwrite=overwrite)
-    else:
-        sys.stdout.write(render_predictions(report.predictions, fmt.value))
     _summary(report, len(tasks), output)
 
 
@@ -113,6 +119,15 @@ def _keep_partial(report, n_files: int, output: Path | str | None, fmt: str) -> 
         _say(f"{head}; their predictions could not be kept ({exc})")
         return
     _say(f"{head}: their predictions are in {partial} ({output} was not written); re-run the command for all files")
+
+
+def _identity(path: Path) -> tuple | None:
+    """Which file is at ``path`` now (None: none), to tell whether our write landed."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
 def _say(line: str) -> None:

@@ -74,7 +74,7 @@ def check_output_file(
         raise EmoNetError(
             f"{path}: is also an input of this command ({item}); outputs never replace inputs, choose another {option}"
         )
-    if path.exists() and not overwrite:
+    if (path.exists() or path.is_symlink()) and not overwrite:  # a dangling link is a file there too
         raise EmoNetError(f"{path}: exists; choose another {option} or pass --overwrite")
     parent = path.parent
     if not parent.is_dir():
@@ -83,7 +83,7 @@ def check_output_file(
     try:
         _probe_writable(parent, path.name)
     except OSError as exc:
-        raise FilesystemError(f"{describe_os_error(_unnamed(exc), parent)}; choose another {option}") from None
+        raise FilesystemError(f"{describe_os_error(_unnamed(exc), path)}; choose another {option}") from None
     return path
 
 

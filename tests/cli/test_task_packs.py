@@ -128,9 +128,9 @@ def test_read_only_and_full_targets_are_one_line_and_leave_nothing(tmp_path, ful
     assert main(["task", "export", str(full), "c", str(pack)]) == 0
     with tmpfs(tmp_path / "ro", read_only=True) as ro:
         assert main(["task", "export", str(full), "c", str(ro / "c.safetensors")]) == 1
-        assert f"{ro}: read-only file system; choose another PACK" in _one_line(capsys)
+        assert f"{ro / 'c.safetensors'}: read-only file system; choose another PACK" in _one_line(capsys)
         assert main(["task", "attach", str(full), str(pack), "--replace", "-o", str(ro / "o.safetensors")]) == 1
-        assert f"{ro}: read-only file system; choose another --output" in _one_line(capsys)
+        assert f"{ro / 'o.safetensors'}: read-only file system; choose another --output" in _one_line(capsys)
     with tmpfs(tmp_path / "full") as disk:
         fill(disk)
         out = disk / "o.safetensors"

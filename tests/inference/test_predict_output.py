@@ -123,8 +123,11 @@ def test_existing_output_folder_or_missing_parent_is_refused_before_any_audio_is
     bad = _bad_wav(tmp_path)
     old = tmp_path / "old.csv"
     old.write_text("keep me\n")
+    dangling = tmp_path / "dangling.csv"
+    dangling.symlink_to(tmp_path / "nowhere.csv")
     cases = [
         (old, 2, f"{old}: exists; choose another --output or pass --overwrite"),
+        (dangling, 2, f"{dangling}: exists; choose another --output or pass --overwrite"),  # a link is there
         (tmp_path, 2, f"{tmp_path}: names a folder; --output needs a file name"),
         (f"{tmp_path / 'new'}/", 2, "new/: names a folder"),  # a trailing slash means a folder
         (tmp_path / "missing" / "p.csv", 1, f"{tmp_path / 'missing'}: no such folder; create it first"),
@@ -147,7 +150,7 @@ def test_read_only_folder_is_one_line_before_decoding(tmp_path, setup, capsys):
     with tmpfs(tmp_path / "ro", read_only=True) as ro:
         assert main(_predict("--model", model, clips, _bad_wav(tmp_path), "-o", ro / "p.csv")) == 1
         err = _error(capsys)
-        assert f"{ro}: read-only file system; choose another --output" in err and "probe" not in err
+        assert f"{ro / 'p.csv'}: read-only file system; choose another --output" in err and "probe" not in err
 
 
 def test_full_disk_is_one_line_and_leaves_no_file_behind(tmp_path, setup):
@@ -215,19 +218,20 @@ def test_ctrl_c_keeps_the_finished_predictions_and_says_where(tmp_path, setup):
     assert _leftovers(tmp_path, {"p.csv.partial", "p.csv.partial-2", "paused"}) == set()
 
 
-def test_ctrl_c_with_stdout_prints_what_was_predicted_and_says_it_is_partial(setup, monkeypatch, capsys):
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_with_stdout_prints_what_was_predicted_and_says_it_is_partial(setup, monkeypatch, capsys, sig, code):
     model, clips = setup
     calls = []
     forward = Predictor._forward
 
-    def forward_then_signal(self, feats, tasks):  # a real SIGINT once the first batch is done
+    def forward_then_signal(self, feats, tasks):  # a real signal once the first batch is done
         calls.append(1)
         if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), sig)
         return forward(self, feats, tasks)
 
     monkeypatch.setattr(Predictor, "_forward", forward_then_signal)
-    assert main(_predict("--model", model, clips, "-bs", "3", "--task", "a")) == 130
+    assert main(_predict("--model", model, clips, "-bs", "3", "--task", "a")) == code
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 1 + 3
     assert captured.err.strip() == (
