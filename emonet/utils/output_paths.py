@@ -67,6 +67,8 @@ def check_output_file(
         FilesystemError: no such parent folder, or a folder that cannot be written.
     """
     text = os.fspath(path)
+    if not text.strip():
+        raise EmoNetError(f"{option} is empty; name the file to write")
     path = Path(text)
     if text.endswith(("/", os.sep)) or path.is_dir():
         raise EmoNetError(f"{text}: names a folder; {option} needs a file name (e.g. {path / 'predictions.csv'})")

@@ -130,6 +130,7 @@ def test_existing_output_folder_or_missing_parent_is_refused_before_any_audio_is
         (dangling, 2, f"{dangling}: exists; choose another --output or pass --overwrite"),  # a link is there
         (tmp_path, 2, f"{tmp_path}: names a folder; --output needs a file name"),
         (f"{tmp_path / 'new'}/", 2, "new/: names a folder"),  # a trailing slash means a folder
+        ("", 2, "--output is empty; name the file to write"),
         (tmp_path / "missing" / "p.csv", 1, f"{tmp_path / 'missing'}: no such folder; create it first"),
         (old / "p.csv", 1, f"{old}: is not a folder"),
     ]
