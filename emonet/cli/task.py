@@ -21,26 +21,49 @@ def _size(path: Path) -> str:
     return f"{path.stat().st_size / 1e6:.2f} MB"
 
 
+def _existing(path: Path, what: str) -> None:
+    """A checkpoint or pack to read: a missing file or a folder is one line naming it."""
+    from emonet.errors import CheckpointError
+
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder; {what} must be a .safetensors file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file; check the {what} path")
+
+
+def _check_pack_name(name: object, pack: Path) -> None:
+    """A pack's task name becomes file names (plots, predictions): a name that is a path is refused."""
+    from emonet.errors import CheckpointError, ConfigError
+    from emonet.models.task_parts import validate_task_name
+
+    try:
+        validate_task_name(name)
+    except ConfigError as exc:
+        raise CheckpointError(f"{pack}: {exc}; this pack cannot be attached") from None
+
+
 @app.command("export")
 def export(
     model: Annotated[Path, typer.Argument(metavar="CKPT", help="Model checkpoint (.safetensors).")],
     task: Annotated[str, typer.Argument(metavar="TASK", help="The task to export.")],
-    pack: Annotated[Path, typer.Argument(metavar="PACK.safetensors", help="Task pack to write.")],
+    pack: Annotated[str, typer.Argument(metavar="PACK.safetensors", help="Task pack to write (never the model).")],
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing pack.")] = False,
 ) -> None:
     """Write one task's own parameters, label map, statistics, feature config and backbone fingerprint.
 
     Example: emonet task export runs/demo/best.safetensors acted acted.safetensors
     """
-    from emonet.errors import EmoNetError, UnknownTaskError
+    from emonet.errors import UnknownTaskError
     from emonet.models import export_task, load_checkpoint
+    from emonet.utils.output_paths import check_output_file, output_errors
 
-    if pack.exists() and not overwrite:
-        raise EmoNetError(f"{pack}: exists; choose another path or pass --overwrite")
+    _existing(model, "CKPT")
+    pack = check_output_file(pack, overwrite=overwrite, inputs=[model], option="PACK")
     net, _meta = load_checkpoint(model)
     if task not in net.tasks:
         raise UnknownTaskError(f"task {task!r} is not in {model}; it has: {', '.join(net.tasks)}")
-    export_task(net, task, pack)
+    with output_errors(pack):
+        export_task(net, task, pack)
     out.print(f"wrote {pack} ({_size(pack)}; the model is {_size(model)}): task {task!r}", highlight=False)
 
 
@@ -48,7 +71,9 @@ def export(
 def attach(
     model: Annotated[Path, typer.Argument(metavar="CKPT", help="Model checkpoint (.safetensors).")],
     packs: Annotated[list[Path], typer.Argument(metavar="PACK", help="Task packs to attach.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The model to write (.safetensors).")],
+    output: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="The model to write (never one of the inputs).")
+    ],
     replace: Annotated[bool, typer.Option("--replace", help="Replace tasks of the same name in the model.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output file.")] = False,
 ) -> None:
@@ -56,15 +81,19 @@ def attach(
 
     Example: emonet task attach base.safetensors acted.safetensors valence.safetensors -o both.safetensors
     """
-    from emonet.errors import EmoNetError, ModelError
+    from emonet.errors import ModelError
     from emonet.models import attach_task, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+    from emonet.utils.output_paths import check_output_file, output_errors
 
-    if output.exists() and not overwrite:
-        raise EmoNetError(f"{output}: exists; choose another path or pass --overwrite")
+    for path, what in [(model, "CKPT"), *((pack, "PACK") for pack in packs)]:
+        _existing(path, what)
+    output = check_output_file(output, overwrite=overwrite, inputs=[model, *packs])
     net, _meta = load_checkpoint(model)
     names = []
     for pack in packs:
         name = read_checkpoint_metadata(pack).get("task")
+        if name is not None:
+            _check_pack_name(name, pack)
         if name in names:
             raise ModelError(f"{pack}: a second pack for task {name!r}; attach one per task")
         if name in net.tasks:
@@ -73,5 +102,6 @@ def attach(
             net.remove_task(name)
         attach_task(net, pack)
         names.append(name)
-    save_checkpoint(output, net)
+    with output_errors(output):
+        save_checkpoint(output, net)
     out.print(f"wrote {output} ({_size(output)}): tasks {', '.join(net.tasks)}; attached {', '.join(names)}")

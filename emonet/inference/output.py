@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from emonet.inference.predict import Prediction
-from emonet.utils.fs import atomic_write_bytes
+from emonet.utils.output_paths import write_output_file
 
 FORMATS = ("csv", "json")
 
@@ -53,8 +53,10 @@ def render_predictions(predictions: Sequence[Prediction], fmt: str = "csv") -> s
     return predictions_csv(predictions) if fmt == "csv" else predictions_json(predictions)
 
 
-def write_predictions(predictions: Sequence[Prediction], path: str | Path, fmt: str = "csv") -> Path:
-    """Write the predictions to ``path`` atomically (a crash leaves any older file intact)."""
-    path = Path(path)
-    atomic_write_bytes(path, render_predictions(predictions, fmt).encode())
-    return path
+def write_predictions(
+    predictions: Sequence[Prediction], path: str | Path, fmt: str = "csv", *, overwrite: bool = True
+) -> Path:
+    """Write the predictions to ``path`` atomically (a crash or a full disk leaves any older
+    file intact and no temporary file). Without ``overwrite`` an existing file is kept and
+    the write refused (EmoNetError), even one another process wrote meanwhile."""
+    return write_output_file(path, render_predictions(predictions, fmt).encode(), overwrite=overwrite)

@@ -17,7 +17,7 @@ import torch
 
 from emonet.data.audio import AudioReadError, load_mono
 from emonet.data.features import FeatureConfig, LogMel
-from emonet.errors import CheckpointError, InputError, UnknownTaskError
+from emonet.errors import CheckpointError, ConfigError, InputError, UnknownTaskError
 from emonet.training.crops import Normalizer, normalize
 
 
@@ -47,6 +47,23 @@ class PredictReport:
         return self.feature_seconds + self.network_seconds
 
 
+def check_device(device: str | torch.device) -> torch.device:
+    """The torch device for ``--device``: a CUDA device needs a GPU that torch can see."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ConfigError(f"--device {device!r}: not a torch device ({exc}); use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"--device {device}: no CUDA GPU is visible on this machine; use --device cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"--device {device}: this machine has {count} GPU(s) (cuda:0 to cuda:{count - 1})")
+    elif dev.type != "cpu":
+        raise ConfigError(f"--device {device}: not supported; use cpu, cuda or cuda:N")
+    return dev
+
+
 class Predictor:
     """A loaded checkpoint ready to predict from audio.
 
@@ -60,6 +77,7 @@ class Predictor:
         from emonet.models import load_checkpoint
 
         path = Path(checkpoint)
+        self.device = check_device(device)
         if not path.is_file():
             raise CheckpointError(f"{path}: no such checkpoint file; pass a model's .safetensors file")
         self.model, meta = load_checkpoint(path, map_location=device)
@@ -68,7 +86,6 @@ class Predictor:
         self.features = FeatureConfig.from_dict(meta["feature_config"])
         # the trainer's own normalisation, so features match training bit for bit
         self.norm = {task: Normalizer(s["mean"], s["std"]) for task, s in (meta.get("norm_stats") or {}).items()}
-        self.device = torch.device(device)
         self.batch_size = batch_size
         self._logmel = LogMel(self.features)
         self.path = path
@@ -92,7 +109,10 @@ class Predictor:
         wav, _converted = load_mono(path, self.features.sample_rate)
         if not torch.isfinite(wav).all():
             raise AudioReadError("non-finite samples (NaN or inf) in the audio")
-        return self._logmel(wav).astype(np.float32)
+        feats = self._logmel(wav).astype(np.float32)
+        if not np.isfinite(feats).all():  # float audio far beyond [-1, 1] overflows the power spectrum
+            raise AudioReadError("samples too large: the spectrum overflows (float audio far outside -1..1)")
+        return feats
 
     @torch.inference_mode()
     def _forward(self, feats: list[np.ndarray], tasks: list[str]) -> dict[str, torch.Tensor]:
@@ -104,6 +124,11 @@ class Predictor:
                 x[i, : len(f)] = normalize(f, self.norm[task])
             logits = self.model(x.to(self.device), lengths.to(self.device), task)
             out[task] = torch.softmax(logits.float(), dim=-1).cpu()
+            if not torch.isfinite(out[task]).all():  # a NaN's argmax is a label that means nothing
+                raise CheckpointError(
+                    f"{self.path}: the network gives non-finite outputs for task {task!r} (broken weights?); "
+                    "retrain or pass another --model"
+                )
         return out
 
     def _batches(self, files: list[Path], report: PredictReport, skip_bad: bool) -> Iterator[list]:
@@ -117,7 +142,8 @@ class Predictor:
                     ready.append((path, self.logmel(path)))
                 except AudioReadError as exc:
                     if not skip_bad:
-                        raise InputError(f"{path}: {exc}; fix or remove the file (or pass --skip-bad)") from None
+                        fix = "" if "fix or remove" in str(exc) else "; fix or remove the file"
+                        raise InputError(f"{path}: {exc}{fix} (or pass --skip-bad)") from None
                     report.skipped.append({"file": str(path), "reason": str(exc)})
             report.feature_seconds += time.perf_counter() - t0
             ready.sort(key=lambda item: len(item[1]))
@@ -125,9 +151,17 @@ class Predictor:
                 yield ready[i : i + self.batch_size]
 
     def predict(
-        self, files: Sequence[str | Path], tasks: Sequence[str] | None = None, skip_bad: bool = False
+        self,
+        files: Sequence[str | Path],
+        tasks: Sequence[str] | None = None,
+        skip_bad: bool = False,
+        report: PredictReport | None = None,
     ) -> PredictReport:
         """Predictions of ``tasks`` (default: all the model's) for ``files``.
+
+        Args:
+            report: filled as the work goes on; after an exception (Ctrl-C included) it holds
+                the predictions of the files finished so far, in the order of ``files``.
 
         Returns:
             A PredictReport whose predictions are in the order of ``files``, task by task.
@@ -138,18 +172,23 @@ class Predictor:
         """
         tasks = self.check_tasks(tasks)
         files = [Path(f) for f in files]
-        report = PredictReport()
+        report = report if report is not None else PredictReport()
         by_file: dict[Path, list[Prediction]] = {}
         hop = self.features.hop_length / self.features.sample_rate
-        for batch in self._batches(files, report, skip_bad):
-            t0 = time.perf_counter()
-            probs = self._forward([f for _, f in batch], tasks)
-            report.network_seconds += time.perf_counter() - t0
-            for i, (path, feat) in enumerate(batch):
-                report.files += 1
-                report.audio_seconds += len(feat) * hop
-                by_file[path] = [self._prediction(path, task, probs[task][i]) for task in tasks]
-        report.predictions = [p for f in files if f in by_file for p in by_file[f]]
+        try:
+            for batch in self._batches(files, report, skip_bad):
+                t0 = time.perf_counter()
+                probs = self._forward([f for _, f in batch], tasks)
+                report.network_seconds += time.perf_counter() - t0
+                done = {
+                    path: [self._prediction(path, task, probs[task][i]) for task in tasks]
+                    for i, (path, _) in enumerate(batch)
+                }
+                by_file.update(done)  # a whole batch or nothing, so an interruption leaves no file half done
+                report.files += len(batch)
+                report.audio_seconds += sum(len(feat) for _, feat in batch) * hop
+        finally:
+            report.predictions = [p for f in files if f in by_file for p in by_file[f]]
         return report
 
     def _prediction(self, path: Path, task: str, probs: torch.Tensor) -> Prediction:

@@ -193,7 +193,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     meta = read_checkpoint_metadata(path)
     if meta["format"] == TASK_FORMAT:
-        raise CheckpointError(f"{path}: a task file, not a model; attach it with attach_task")
+        raise CheckpointError(f"{path}: a task file, not a model; add it to a model with 'emonet task attach'")
     config = checkpoint_config(path, meta)
     try:
         tasks = {t["name"]: t["classes"] for t in meta["tasks"]}

@@ -87,7 +87,7 @@ def attach_task(model: EmoNet, task_file: str | os.PathLike, *, force: bool = Fa
     path = Path(task_file)
     meta = read_checkpoint_metadata(path)
     if meta["format"] == MODEL_FORMAT:
-        raise CheckpointError(f"{path}: a full model checkpoint, not a task file (see export_task)")
+        raise CheckpointError(f"{path}: a full model checkpoint, not a task file (write one with 'emonet task export')")
     task, classes = meta["task"], meta["tasks"][0]["classes"]
     _check_compatible(model, path, meta, force)
     if task in model.tasks:
