@@ -37,11 +37,12 @@ class PartitionReader(Protocol):
         """The file that holds block k."""
 
     def read_block(self, k: int, blob: bytes | None = None) -> np.ndarray:
-        """float16 [frames, n_mels] of block k; ``blob`` is the block file's bytes when the
-        caller has already read (and checked) them."""
+        """float16 [frames, n_mels] of block k, decoded from ``blob`` (the block file's
+        bytes, read and checked by the caller) or, without it, from the file read now."""
 
-    def read_frames(self, lo: int, hi: int) -> np.ndarray:
-        """float16 frames ``lo`` to ``hi`` (partition offsets), across blocks."""
+    def decode(self, k: int, blob: bytes, a: int, z: int) -> np.ndarray:
+        """float16 frames ``a:z`` (counted from block k's first frame) decoded from
+        ``blob``, block k's file bytes, and from nothing else. Damaged bytes raise."""
 
 
 @dataclass(frozen=True)
