@@ -91,7 +91,7 @@ def partition_work(
     root = opts.store
     todo, up_to_date, notices = [], [], []
     for task in plans:
-        task_meta = backend.read_meta(root / task.task, "task") if state.exists and not state.replace_all else None
+        task_meta = _task_meta(opts, backend, task, state, notices)
         if task_meta is not None and task_meta["classes"] != task.classes:
             if not opts.overwrite:
                 raise StoreError(
@@ -114,6 +114,22 @@ def partition_work(
                 notices.append(f"replacing {root / task.task / part}: {replace}")
             todo.append(work)
     return todo, up_to_date, notices
+
+
+def _task_meta(
+    opts: ExtractOptions, backend: Backend, task: TaskPlan, state: StoreState, notices: list[str]
+) -> dict | None:
+    """The task's record in the store (None if absent). With ``overwrite``, a damaged one
+    is rewritten from the plan (by :func:`remove_stale`), its partitions checked as usual."""
+    if not state.exists or state.replace_all:
+        return None
+    try:
+        return backend.read_meta(opts.store / task.task, "task")
+    except StoreCorruptError as exc:
+        if not opts.overwrite:
+            raise
+        notices.append(f"rewriting the record of task {task.task!r}: damaged ({_problem(exc)})")
+        return {"task": task.task, "classes": task.classes}
 
 
 def _replace_reason(opts: ExtractOptions, backend: Backend, work: PartitionWork) -> str | None:
@@ -194,7 +210,12 @@ def remove_stale(
     if not state.exists:
         return
     for task in plans:
-        task_meta = backend.read_meta(root / task.task, "task")
+        try:
+            task_meta = backend.read_meta(root / task.task, "task")
+        except StoreCorruptError:  # with overwrite (else planning raised): rewritten, as announced
+            (root / task.task / backend.meta_file_name("task")).unlink()
+            backend.write_meta(root / task.task, "task", {"task": task.task, "classes": task.classes})
+            continue
         if task_meta is not None and task_meta["classes"] != task.classes:
             remove_task(
                 root,

@@ -88,9 +88,13 @@ class Backend:
         try:
             doc = read_json(target)
         except (ValueError, UnicodeDecodeError):
-            raise StoreCorruptError(
-                f"{target}: metadata is not valid JSON (corrupt); restore the store or re-extract it with --overwrite"
-            ) from None
+            fix = (
+                "restore it from a copy of the store, or extract into a new --store"
+                if kind == "store"
+                else "restore the store from a copy, or re-run the 'emonet extract' command that made it "
+                "with --overwrite"
+            )
+            raise StoreCorruptError(f"{target}: metadata is not valid JSON (corrupt); {fix}") from None
         if not isinstance(doc, dict):
             return None
         meta = (doc.get("attributes") or {}).get(META_KEY) if self.zarr_meta else doc.get(META_KEY)

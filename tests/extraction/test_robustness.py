@@ -223,13 +223,14 @@ def _damage(store, how):
         blob = bytearray(target.read_bytes())
         blob[200 if wds else len(blob) // 2] ^= 0x01
         target.write_bytes(bytes(blob))
-    else:  # the partition's metadata record
-        meta = part / ("partition.json" if wds else "zarr.json")
+    else:  # the partition's or the task's metadata record
+        node = part if how == "meta" else part.parent
+        meta = node / ("zarr.json" if not wds else "partition.json" if how == "meta" else "task.json")
         meta.write_text(meta.read_text()[:-20])
 
 
 @pytest.mark.parametrize("fmt", ["zarr", "webdataset"])
-@pytest.mark.parametrize("how", ["flip", "delete", "truncate", "index", "meta"])
+@pytest.mark.parametrize("how", ["flip", "delete", "truncate", "index", "meta", "task-meta"])
 def test_following_the_damage_advice_repairs_the_store(tmp_path, capsys, fmt, how):
     """A damaged partition: `emonet verify` says to re-run the extract command with
     --overwrite; doing exactly that re-extracts the damaged partition (only it, announced)
@@ -252,7 +253,10 @@ def test_following_the_damage_advice_repairs_the_store(tmp_path, capsys, fmt, ho
     assert extract(*cmd) == (0 if how in ("flip", "truncate") else 3)
     assert extract(*cmd, "--overwrite") == 0
     err = capsys.readouterr().err
-    assert f"replacing {store / 't' / 'train'}: damaged" in err and "devel" not in err
+    if how == "task-meta":  # the record is rewritten; the partitions are intact
+        assert "rewriting the record of task 't'" in err and "replacing" not in err
+    else:
+        assert f"replacing {store / 't' / 'train'}: damaged" in err and "devel" not in err
     assert main(["verify", str(store)]) == 0
     assert tree_digest(store) == clean
     assert (devel_block.stat().st_ino, devel_block.stat().st_mtime_ns) == devel_stamp  # intact: not rewritten
