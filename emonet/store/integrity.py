@@ -1,7 +1,8 @@
 """Checks of stored bytes: every block file's CRC-32 and a digest of the per-utterance
-index are kept in the partition's metadata when it is committed, and checked on read. A
-failed check is a :class:`StoreCorruptError` that names the partition and the block;
-corrupt bytes never come back as features."""
+index are kept in the partition's metadata when it is committed; the index is checked when
+a partition is opened, a block's bytes each time its file is read. A failed check is a
+:class:`StoreCorruptError` that names the partition and the block; corrupt or missing
+bytes never come back as features."""
 
 from __future__ import annotations
 

@@ -93,16 +93,15 @@ class Partition(Sequence):
         """Block k's file bytes: held ones while the file is unchanged, else read (and
         checked, with ``verify``) now."""
         path = self._reader.block_path(k)
-        held = self._held.get(k)
-        if held is not None and integrity.unchanged(path, held[0]):
-            self._held.move_to_end(k)
-            return held[1]
-        crc = self._crcs[k] if self._crcs is not None else None
-        blob, stamp = integrity.read_block_file(self._where, path, k, crc)
-        self._held[k] = (stamp, blob)
+        held = self._held.pop(k, None)
+        if held is None or not integrity.unchanged(path, held[0]):
+            crc = self._crcs[k] if self._crcs is not None else None
+            blob, stamp = integrity.read_block_file(self._where, path, k, crc)
+            held = (stamp, blob)
+        self._held[k] = held
         while len(self._held) > HELD_BLOCKS:
             self._held.popitem(last=False)
-        return blob
+        return held[1]
 
     def _block_frames(self, k: int, a: int, z: int) -> np.ndarray:
         """float16 frames ``a:z`` of block k (counted from its first frame)."""
