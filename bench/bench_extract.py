@@ -246,9 +246,11 @@ def read_speeds_vs_baseline(stores: dict[str, Path], rounds: int, baseline: Path
     for r in range(rounds):
         for name, store in stores.items():
             for v, (src, verify) in variants.items():
-                cmd = [sys.executable, "-c", READ_ALL, str(store), verify]
+                cmd = [sys.executable, "-c", READ_ALL, str(Path(store).resolve()), verify]
                 env = {**os.environ, "PYTHONPATH": src}
-                out = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
+                out = json.loads(
+                    subprocess.run(cmd, env=env, cwd=src, check=True, capture_output=True, text=True).stdout
+                )
                 assert out["src"].startswith(src), out["src"]
                 runs[f"{name}_{v}"].append(out["x"])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}x" for k, v in runs.items()), flush=True)

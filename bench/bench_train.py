@@ -146,7 +146,9 @@ def cold_reads_vs_baseline(args) -> None:
             for v, (src, verify) in variants.items():
                 env = {**os.environ, "PYTHONPATH": src}
                 cmd = [sys.executable, "-c", COLD_EPOCH, str(store), verify, str(args.threads), *TASKS]
-                out = json.loads(subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout)
+                out = json.loads(
+                    subprocess.run(cmd, env=env, cwd=src, check=True, capture_output=True, text=True).stdout
+                )
                 assert out["src"].startswith(src), out["src"]
                 runs[f"{b}: {v}"].append(out["rate"])
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()), flush=True)

@@ -122,8 +122,9 @@ class Partition(Sequence):
         return self._block_frames(k, 0, int(b[k + 1] - b[k]))
 
     def _read_frames(self, lo: int, hi: int) -> np.ndarray:
-        """float16 frames ``lo:hi`` (partition offsets): each block they lie in read,
-        checked and decoded (only the needed part) on this call."""
+        """float16 frames ``lo:hi`` (partition offsets), decoded (only the needed part) from
+        the bytes of each block they lie in: read and checked on this call, or held from an
+        earlier checked read while the block's file is unchanged."""
         if hi <= lo:
             return np.zeros((0, int(self.meta.get("n_mels", 0))), np.float16)
         b = self._reader.block_bounds
