@@ -2,6 +2,7 @@
 
     .venv/bin/pip install -e '.[bench]'          # librosa, psutil
     .venv/bin/python bench/bench_extract.py --files 3000 --rounds 3
+    .venv/bin/python bench/bench_extract.py --reads-only [--baseline OTHER_CHECKOUT]   # read speed only
 
 Every variant runs in a fresh subprocess per round (so no variant inherits another's
 threads or caches), times only its own work after imports and a warm-up, and the rounds
