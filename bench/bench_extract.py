@@ -2,6 +2,7 @@
 
     .venv/bin/pip install -e '.[bench]'          # librosa, psutil
     .venv/bin/python bench/bench_extract.py --files 3000 --rounds 3
+    .venv/bin/python bench/bench_extract.py --reads-only [--baseline OTHER_CHECKOUT]   # read speed only
 
 Every variant runs in a fresh subprocess per round (so no variant inherits another's
 threads or caches), times only its own work after imports and a warm-up, and the rounds
@@ -217,6 +218,46 @@ def read_speeds(stores: dict[str, Path], rounds: int) -> dict[str, int]:
     return {k: round(statistics.median(v)) for k, v in runs.items()}
 
 
+READ_ALL = """
+import json, sys, time
+import emonet
+from emonet.store import open_store
+def read_all(path, verify):
+    s = open_store(path, verify=verify)
+    t, audio = time.perf_counter(), 0.0
+    for task in s.tasks:
+        for name in s.partitions(task):
+            p = s.partition(task, name)
+            for _file, _label, _x in p:
+                pass
+            audio += float(p.seconds.sum())
+    return audio / (time.perf_counter() - t)
+read_all(sys.argv[1], sys.argv[2] == "on")  # warm-up: imports, page cache
+print(json.dumps({"src": emonet.__file__, "x": read_all(sys.argv[1], sys.argv[2] == "on")}))
+"""
+
+
+def read_speeds_vs_baseline(stores: dict[str, Path], rounds: int, baseline: Path) -> dict[str, int]:
+    """Median x real time of reading every partition, this tree (checksums on and off)
+    against the checkout ``baseline`` (checksums on): a fresh process per variant and
+    round, the variants alternating within each round."""
+    here = str(ROOT)
+    variants = {"checked": (here, "on"), "unchecked": (here, "off"), "baseline_checked": (str(baseline), "on")}
+    runs: dict[str, list[float]] = {f"{n}_{v}": [] for n in stores for v in variants}
+    for r in range(rounds):
+        for name, store in stores.items():
+            for v, (src, verify) in variants.items():
+                cmd = [sys.executable, "-c", READ_ALL, str(Path(store).resolve()), verify]
+                env = {**os.environ, "PYTHONPATH": src}
+                out = json.loads(
+                    subprocess.run(cmd, env=env, cwd=src, check=True, capture_output=True, text=True).stdout
+                )
+                assert out["src"].startswith(src), out["src"]
+                runs[f"{name}_{v}"].append(out["x"])
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}x" for k, v in runs.items()), flush=True)
+    return {k: round(statistics.median(v)) for k, v in runs.items()}
+
+
 def reads_only(a, c: Path) -> None:
     """--reads-only: extract the corpus once per backend, then compare read speeds."""
     from emonet.data.partitions import multi_task_sources
@@ -227,7 +268,10 @@ def reads_only(a, c: Path) -> None:
     for fmt, store in stores.items():
         shutil.rmtree(store, ignore_errors=True)
         run_extract(ExtractOptions(store=store, data_path=c / "data", sources=srcs, backend=fmt), notify=print)
-    speeds = read_speeds(stores, a.rounds)
+    if a.baseline:
+        speeds = read_speeds_vs_baseline(stores, a.rounds, a.baseline.resolve())
+    else:
+        speeds = read_speeds(stores, a.rounds)
     (a.out / "read.json").write_text(json.dumps(speeds, indent=1))
     print(json.dumps(speeds, indent=1))
 
@@ -238,6 +282,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--reads-only", action="store_true", help="only the read speed, checksums on and off")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
+    ap.add_argument("--baseline", type=Path, help="with --reads-only: also read through this checkout of emonet")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     c = corpus(a.out / f"corpus-{a.files}", a.files)

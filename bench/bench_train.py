@@ -1,6 +1,7 @@
 """Benchmarks of the trainer (issue 8): input throughput, CPU training speed, demo-corpus UAR.
 
     python bench/bench_train.py input  [--files 200] [--epochs 5]   # batches() vs wav + mel per sample
+    python bench/bench_train.py input --baseline SRC [--rounds 5]   # cold reads: this tree vs checkout SRC
     python bench/bench_train.py speed  [--steps 6] [--batch 64]     # default cnn, samples/s, data wait
     python bench/bench_train.py uar    [--epochs 20]                # demo UAR: scratch, multi-task, adapters, logreg
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,19 +27,21 @@ OUT = Path(__file__).resolve().parent / "out"
 TASKS = ["acted", "arousal", "valence"]
 
 
-def corpus_and_store(name: str, files: int, lo: float, hi: float, n_mels: int = 128) -> tuple[Path, Path]:
-    """A demo corpus and its zarr store (default shards), made once."""
+def corpus_and_store(
+    name: str, files: int, lo: float, hi: float, n_mels: int = 128, backend: str = "zarr"
+) -> tuple[Path, Path]:
+    """A demo corpus and its store (zarr or webdataset, default shards), made once."""
     from emonet.data.demo import generate_demo_corpus
     from emonet.data.features import FeatureConfig
     from emonet.data.partitions import multi_task_sources
     from emonet.extraction.runner import ExtractOptions, run_extract
 
-    corpus, store = OUT / f"{name}-corpus", OUT / f"{name}-store"
+    corpus, store = OUT / f"{name}-corpus", OUT / (f"{name}-store" + ("" if backend == "zarr" else f"-{backend}"))
     if not (corpus / "multi-task-setup").is_dir():
         generate_demo_corpus(corpus, files_per_task=files, min_seconds=lo, max_seconds=hi)
     if not store.is_dir():
         sources = multi_task_sources(corpus / "multi-task-setup", TASKS)
-        run_extract(ExtractOptions(store, corpus / "data", sources, FeatureConfig(n_mels=n_mels)))
+        run_extract(ExtractOptions(store, corpus / "data", sources, FeatureConfig(n_mels=n_mels), backend=backend))
     return corpus, store
 
 
@@ -89,6 +93,8 @@ def bench_input(args) -> None:
 
     torch.set_num_threads(args.threads)
     corpus, store = corpus_and_store("input", args.files, 3.0, 8.0)
+    if args.baseline:
+        return cold_reads_vs_baseline(args)
     store_access.CACHE.budget = 0
     cold = _batches_rate(store, range(args.epochs))
     store_access.CACHE.budget = 2**31
@@ -101,6 +107,52 @@ def bench_input(args) -> None:
                       "median_cold": round(med["cold"]), "median_warm": round(med["warm"]),
                       "cold_over_naive": round(med["cold"] / naive, 1),
                       "warm_over_naive": round(med["warm"] / naive, 1)}))  # fmt: skip
+
+
+COLD_EPOCH = """
+import json, sys, time, torch
+import emonet
+from emonet import open_store
+from emonet.training import batches, store_access
+torch.set_num_threads(int(sys.argv[3]))
+store_access.CACHE.budget = 0  # the frame cache off: every read goes to the files
+store = open_store(sys.argv[1], verify=sys.argv[2] == "on")
+def epoch(e):
+    n, t0 = 0, time.perf_counter()
+    for task in sys.argv[4:]:
+        for x, _, _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=e):
+            n += len(x)
+    return n / (time.perf_counter() - t0)
+epoch(0)  # warm-up: imports, page cache, kernels
+print(json.dumps({"src": emonet.__file__, "rate": epoch(1)}))
+"""
+
+
+def cold_reads_vs_baseline(args) -> None:
+    """--baseline SRC: cold 4 s windows/s (frame cache off) of this tree, checksums on (every
+    read checked) and off, against the checkout SRC (checksums on, as it reads them), for
+    the zarr and the webdataset store. Each variant runs in a fresh process per round, the
+    variants alternate within each round; medians reported."""
+    import statistics
+    import subprocess
+
+    here = str(Path(__file__).resolve().parents[1])
+    variants = {"this tree, checked": (here, "on"), "this tree, unchecked": (here, "off"),
+                "baseline, checked": (str(Path(args.baseline).resolve()), "on")}  # fmt: skip
+    stores = {b: corpus_and_store("input", args.files, 3.0, 8.0, backend=b)[1] for b in ("zarr", "webdataset")}
+    runs: dict[str, list[float]] = {f"{b}: {v}": [] for b in stores for v in variants}
+    for r in range(args.rounds):
+        for b, store in stores.items():
+            for v, (src, verify) in variants.items():
+                env = {**os.environ, "PYTHONPATH": src}
+                cmd = [sys.executable, "-c", COLD_EPOCH, str(store), verify, str(args.threads), *TASKS]
+                out = json.loads(
+                    subprocess.run(cmd, env=env, cwd=src, check=True, capture_output=True, text=True).stdout
+                )
+                assert out["src"].startswith(src), out["src"]
+                runs[f"{b}: {v}"].append(out["rate"])
+        print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:,.0f}" for k, v in runs.items()), flush=True)
+    print(json.dumps({k: round(statistics.median(v)) for k, v in runs.items()}, indent=1))
 
 
 # ----------------------------------------------------------------------------- speed
@@ -194,6 +246,8 @@ def main() -> None:
     a.add_argument("--epochs", type=int, default=5)
     a.add_argument("--naive", type=int, default=100, help="files read by the per-sample dataset")
     a.add_argument("--threads", type=int, default=1, help="torch threads (1: as in a loader worker)")
+    a.add_argument("--baseline", help="a checkout of other emonet code: compare cold reads with it instead")
+    a.add_argument("--rounds", type=int, default=5, help="rounds of the --baseline comparison")
     s = sub.add_parser("speed")
     s.add_argument("--files", type=int, default=400)
     s.add_argument("--steps", type=int, default=6)

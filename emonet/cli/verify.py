@@ -31,7 +31,7 @@ def verify(
     if not report.ok:
         n = len(report.damaged) + len(report.problems)
         raise StoreCorruptError(
-            f"{store}: {n} damaged part(s) found (listed above); restore them from a copy "
-            "or re-extract the damaged tasks with --overwrite"
+            f"{store}: {n} damaged part(s) found (listed above); restore them from a copy, or re-run the "
+            "'emonet extract' command that made the store with --overwrite (it re-extracts the damaged partitions)"
         )
     out.print(f"{store}: every block matches its checksum", highlight=False)

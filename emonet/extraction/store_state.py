@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emonet.data.partitions import PARTITIONS
-from emonet.errors import StoreError
+from emonet.errors import StoreCorruptError, StoreError
 from emonet.extraction.options import ExtractOptions, PartitionResult
 from emonet.extraction.plan import PartitionPlan, TaskPlan
-from emonet.store import metadata
+from emonet.store import integrity, metadata
 from emonet.store.backends import BACKENDS, Backend
 from emonet.utils.fs import remove_tree
 
@@ -91,7 +91,7 @@ def partition_work(
     root = opts.store
     todo, up_to_date, notices = [], [], []
     for task in plans:
-        task_meta = backend.read_meta(root / task.task, "task") if state.exists and not state.replace_all else None
+        task_meta = _task_meta(opts, backend, task, state, notices)
         if task_meta is not None and task_meta["classes"] != task.classes:
             if not opts.overwrite:
                 raise StoreError(
@@ -103,19 +103,68 @@ def partition_work(
             layout_key = (backend.name, opts.frames_per_shard)
             content_id = plan.content.fingerprint(plan.csv.sha256, opts.features.fingerprint(), *layout_key)
             work = PartitionWork(task, part, plan, content_id)
-            existing = backend.read_meta(root / task.task / part, "partition") if task_meta is not None else None
-            if existing and existing.get("complete"):
-                if existing.get("content_id") == content_id:
-                    up_to_date.append(work.result("up to date"))
-                    continue
-                if not opts.overwrite:
-                    raise StoreError(
-                        f"{root / task.task / part}: already extracted from a different "
-                        f"{existing.get('csv', {}).get('name', 'csv')} or options; use --overwrite to replace it"
-                    )
-                notices.append(f"replacing {root / task.task / part}: extracted from another csv or options")
+            if task_meta is None:
+                todo.append(work)
+                continue
+            replace = _replace_reason(opts, backend, work)
+            if replace is None:
+                up_to_date.append(work.result("up to date"))
+                continue
+            if replace:
+                notices.append(f"replacing {root / task.task / part}: {replace}")
             todo.append(work)
     return todo, up_to_date, notices
+
+
+def _task_meta(
+    opts: ExtractOptions, backend: Backend, task: TaskPlan, state: StoreState, notices: list[str]
+) -> dict | None:
+    """The task's record in the store (None if absent). With ``overwrite``, a damaged one
+    is rewritten from the plan (by :func:`remove_stale`), its partitions checked as usual."""
+    if not state.exists or state.replace_all:
+        return None
+    try:
+        return backend.read_meta(opts.store / task.task, "task")
+    except StoreCorruptError as exc:
+        if not opts.overwrite:
+            raise
+        notices.append(f"rewriting the record of task {task.task!r}: damaged ({_problem(exc)})")
+        return {"task": task.task, "classes": task.classes}
+
+
+def _replace_reason(opts: ExtractOptions, backend: Backend, work: PartitionWork) -> str | None:
+    """Why the existing partition of ``work`` is written again ("" if it is absent or
+    incomplete), or None if it is up to date. With ``overwrite``, a partition that is
+    up to date is checked as `emonet verify` checks it, and replaced if damaged."""
+    path = opts.store / work.task.task / work.name
+    try:
+        existing = backend.read_meta(path, "partition")
+    except StoreCorruptError as exc:
+        if not opts.overwrite:
+            raise
+        return f"damaged ({_problem(exc)})"
+    if not existing or not existing.get("complete"):
+        return ""
+    if existing.get("content_id") != work.content_id:
+        if not opts.overwrite:
+            raise StoreError(
+                f"{path}: already extracted from a different {existing.get('csv', {}).get('name', 'csv')} "
+                "or options; use --overwrite to replace it"
+            )
+        return "extracted from another csv or options"
+    if not opts.overwrite:
+        return None
+    from emonet.store.reader import Partition
+    from emonet.store.verify import check_partition
+
+    task, name = work.task.task, work.name
+    check = check_partition(lambda: Partition(path, backend, task, name, work.task.classes, existing), task, name)
+    return None if check.ok else f"damaged ({_problem(check.problems[0])}{' ...' if len(check.problems) > 1 else ''})"
+
+
+def _problem(problem) -> str:
+    """A damage report without its advice (the notice says what is done about it)."""
+    return str(problem).removesuffix(f"; {integrity.FIX}")
 
 
 def write_root(opts: ExtractOptions, backend: Backend) -> None:
@@ -161,7 +210,12 @@ def remove_stale(
     if not state.exists:
         return
     for task in plans:
-        task_meta = backend.read_meta(root / task.task, "task")
+        try:
+            task_meta = backend.read_meta(root / task.task, "task")
+        except StoreCorruptError:  # with overwrite (else planning raised): rewritten, as announced
+            (root / task.task / backend.meta_file_name("task")).unlink()
+            backend.write_meta(root / task.task, "task", {"task": task.task, "classes": task.classes})
+            continue
         if task_meta is not None and task_meta["classes"] != task.classes:
             remove_task(
                 root,

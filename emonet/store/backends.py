@@ -37,11 +37,12 @@ class PartitionReader(Protocol):
         """The file that holds block k."""
 
     def read_block(self, k: int, blob: bytes | None = None) -> np.ndarray:
-        """float16 [frames, n_mels] of block k; ``blob`` is the block file's bytes when the
-        caller has already read (and checked) them."""
+        """float16 [frames, n_mels] of block k, decoded from ``blob`` (the block file's
+        bytes, read and checked by the caller) or, without it, from the file read now."""
 
-    def read_frames(self, lo: int, hi: int) -> np.ndarray:
-        """float16 frames ``lo`` to ``hi`` (partition offsets), across blocks."""
+    def decode(self, k: int, blob: bytes, a: int, z: int) -> np.ndarray:
+        """float16 frames ``a:z`` (counted from block k's first frame) decoded from
+        ``blob``, block k's file bytes, and from nothing else. Damaged bytes raise."""
 
 
 @dataclass(frozen=True)
@@ -87,9 +88,13 @@ class Backend:
         try:
             doc = read_json(target)
         except (ValueError, UnicodeDecodeError):
-            raise StoreCorruptError(
-                f"{target}: metadata is not valid JSON (corrupt); restore the store or re-extract it with --overwrite"
-            ) from None
+            fix = (
+                "restore it from a copy of the store, or extract into a new --store"
+                if kind == "store"
+                else "restore the store from a copy, or re-run the 'emonet extract' command that made it "
+                "with --overwrite"
+            )
+            raise StoreCorruptError(f"{target}: metadata is not valid JSON (corrupt); {fix}") from None
         if not isinstance(doc, dict):
             return None
         meta = (doc.get("attributes") or {}).get(META_KEY) if self.zarr_meta else doc.get(META_KEY)

@@ -1,23 +1,26 @@
 """Checks of stored bytes: every block file's CRC-32 and a digest of the per-utterance
-index are kept in the partition's metadata when it is committed, and checked on read. A
-failed check is a :class:`StoreCorruptError` that names the partition and the block;
-corrupt bytes never come back as features."""
+index are kept in the partition's metadata when it is committed; the index is checked when
+a partition is opened, a block's bytes each time its file is read. A failed check is a
+:class:`StoreCorruptError` that names the partition and the block; corrupt or missing
+bytes never come back as features."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import os
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
 from emonet.errors import StoreCorruptError
 from emonet.store.backends import PartitionReader
-from emonet.utils.fs import FilesystemError, filesystem_errors
+from emonet.utils.fs import FilesystemError, describe_os_error, filesystem_errors
 
-FIX = "restore the store from a copy, or re-extract the partition with --overwrite"
+FIX = "restore the store from a copy, or re-run the 'emonet extract' command that made it with --overwrite"
 
 
 def index_digest(reader: PartitionReader) -> str:
@@ -73,13 +76,34 @@ def check_blocks_exist(where: str, reader: PartitionReader) -> None:
         )
 
 
-def checked_block_bytes(where: str, reader: PartitionReader, k: int, crcs: list[int] | None) -> bytes:
-    """The bytes of block k's file, after checking them against their recorded CRC-32."""
-    path = reader.block_path(k)
-    if not path.is_file():
-        raise StoreCorruptError(f"{where}: block {k} is missing ({path}); {FIX}")
-    with filesystem_errors(path, hint="check the store's permissions"):
-        blob = path.read_bytes()
-    if crcs is not None and zlib.crc32(blob) != crcs[k]:
+Stamp = tuple[int, int, int, int]  # a file's device, inode, size and modification time (ns)
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def read_block_file(where: str, path: Path, k: int, crc: int | None) -> tuple[bytes, Stamp]:
+    """Block k's file as it is on disk now, read once and checked against its CRC-32
+    (``crc``; None: not checked), with the stamp of the file that was read. A missing
+    file is a StoreCorruptError, never a block of zeros."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            blob = fh.read()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        raise StoreCorruptError(f"{where}: block {k} is missing ({path}); {FIX}") from None
+    except OSError as exc:
+        raise FilesystemError(f"{describe_os_error(exc, path)}; check the store's permissions") from None
+    if crc is not None and zlib.crc32(blob) != crc:
         raise StoreCorruptError(f"{where}: block {k} ({path}) fails its checksum (corrupt); {FIX}")
-    return blob
+    return blob, _stamp(st)
+
+
+def unchanged(path: Path, stamp: Stamp) -> bool:
+    """Whether ``path`` is still the file that was read with ``stamp`` (not deleted,
+    replaced, truncated or rewritten since)."""
+    try:
+        return _stamp(os.stat(path)) == stamp
+    except OSError:
+        return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -13,6 +14,8 @@ from emonet.errors import StoreCorruptError, StoreError, UnknownTaskError
 from emonet.store import integrity, metadata
 from emonet.store.backends import Backend
 from emonet.utils.fs import tree_size
+
+HELD_BLOCKS = 2  # blocks whose checked bytes an open partition keeps (a read that crosses into the next)
 
 
 class Partition(Sequence):
@@ -28,9 +31,16 @@ class Partition(Sequence):
         task, name: the task and partition names (for messages).
         classes: the task's class names; label ids index them.
         meta: the partition's metadata record.
-        verify: check the index digest, that every block file exists and each block's
-            CRC-32 before its frames are used (default). A failed check raises
+        verify: check the index digest and that every block file exists on opening, and
+            a block's CRC-32 every time its file is read (default). A failed check raises
             :class:`~emonet.errors.StoreCorruptError` naming the partition and block.
+            Without it the checksums are skipped; a missing block file is still an error.
+
+    Every read of frames reads the files of the blocks they lie in, once each, checks those
+    bytes and decodes the frames from them. The last :data:`HELD_BLOCKS` blocks' checked
+    bytes are kept and reused while their files are unchanged on disk (same inode, size
+    and modification time); a block file deleted, replaced or rewritten since is read and
+    checked again.
     """
 
     def __init__(
@@ -44,7 +54,7 @@ class Partition(Sequence):
         with integrity.corrupt_on_error(self._where, "the per-utterance index"):
             self._reader = backend.open_partition(self.path)
         self._crcs = meta.get("block_crc32") if verify else None
-        self._checked: set[int] = set()
+        self._held: OrderedDict[int, tuple[integrity.Stamp, bytes]] = OrderedDict()
         if verify:
             integrity.check_index(self._where, self._reader, meta)
             integrity.check_blocks_exist(self._where, self._reader)
@@ -79,26 +89,54 @@ class Partition(Sequence):
         k = int(self.label_ids[i])
         return self.classes[k] if k >= 0 else None
 
-    def read_block(self, k: int) -> np.ndarray:
-        """float16 frames of storage block k, checked (with ``verify``) before decoding."""
-        blob = None
-        if self.verify:
-            blob = integrity.checked_block_bytes(self._where, self._reader, k, self._crcs)
-            self._checked.add(k)
+    def _block_bytes(self, k: int) -> bytes:
+        """Block k's file bytes: held ones while the file is unchanged, else read (and
+        checked, with ``verify``) now."""
+        path = self._reader.block_path(k)
+        held = self._held.pop(k, None)
+        if held is None or not integrity.unchanged(path, held[0]):
+            crc = self._crcs[k] if self._crcs is not None else None
+            blob, stamp = integrity.read_block_file(self._where, path, k, crc)
+            held = (stamp, blob)
+        self._held[k] = held
+        while len(self._held) > HELD_BLOCKS:
+            self._held.popitem(last=False)
+        return held[1]
+
+    def _block_frames(self, k: int, a: int, z: int) -> np.ndarray:
+        """float16 frames ``a:z`` of block k (counted from its first frame)."""
+        blob = self._block_bytes(k)
         with integrity.corrupt_on_error(f"{self._where}: block {k}", "the block"):
-            return self._reader.read_block(k, blob)
+            frames = self._reader.decode(k, blob, a, z)
+        if frames.shape[0] != z - a:
+            raise StoreCorruptError(
+                f"{self._where}: block {k} decodes to {frames.shape[0]} frames where the index has {z - a} "
+                f"(corrupt); {integrity.FIX}"
+            )
+        return frames
+
+    def read_block(self, k: int) -> np.ndarray:
+        """float16 frames of storage block k, read from its file and checked (with
+        ``verify``) before decoding."""
+        b = self._reader.block_bounds
+        return self._block_frames(k, 0, int(b[k + 1] - b[k]))
 
     def _read_frames(self, lo: int, hi: int) -> np.ndarray:
-        if self.verify:  # each block's file is checked once, on its first read
-            bounds = self._reader.block_bounds
-            k0 = int(np.searchsorted(bounds, lo, side="right") - 1)
-            k1 = int(np.searchsorted(bounds, hi, side="left"))
-            for k in range(max(k0, 0), max(k1, k0 + 1)):
-                if k not in self._checked:
-                    integrity.checked_block_bytes(self._where, self._reader, k, self._crcs)
-                    self._checked.add(k)
-        with integrity.corrupt_on_error(f"{self._where}: frames {lo}-{hi}", "a block"):
-            return self._reader.read_frames(lo, hi)
+        """float16 frames ``lo:hi`` (partition offsets), decoded (only the needed part) from
+        the bytes of each block they lie in: read and checked on this call, or held from an
+        earlier checked read while the block's file is unchanged."""
+        if hi <= lo:
+            return np.zeros((0, int(self.meta.get("n_mels", 0))), np.float16)
+        b = self._reader.block_bounds
+        k0 = int(np.searchsorted(b, lo, side="right") - 1)
+        k1 = int(np.searchsorted(b, hi, side="left"))
+        if k0 < 0 or k1 >= len(b):
+            raise IndexError(f"frames {lo}-{hi} are outside partition {self.task}/{self.name}")
+        pieces = [
+            self._block_frames(k, max(lo, int(b[k])) - int(b[k]), min(hi, int(b[k + 1])) - int(b[k]))
+            for k in range(k0, k1)
+        ]
+        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
 
     def logmel(self, i: int, dtype=np.float32) -> np.ndarray:
         """The log-mel of item i, [frames, n_mels]."""

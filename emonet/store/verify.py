@@ -3,11 +3,12 @@ without stopping at the first damage: the report says, per partition, what is wr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from emonet.errors import StoreCorruptError
-from emonet.store.reader import open_store
+from emonet.store.reader import Partition, open_store
 
 
 @dataclass
@@ -40,10 +41,11 @@ class VerifyReport:
         return [p for p in self.partitions if not p.ok]
 
 
-def _check_partition(store, task: str, name: str) -> PartitionCheck:
+def check_partition(open_partition: Callable[[], Partition], task: str, name: str) -> PartitionCheck:
+    """Opens a partition (``open_partition``), reads every block and checks it."""
     check = PartitionCheck(task, name)
     try:
-        part = store.partition(task, name)
+        part = open_partition()
     except StoreCorruptError as exc:
         check.problems.append(str(exc))
         return check
@@ -59,6 +61,10 @@ def _check_partition(store, task: str, name: str) -> PartitionCheck:
             check.problems.append(f"{part.path}: block {k} holds {frames.shape[0]} frames, expected {expected}")
         check.blocks += 1
     return check
+
+
+def _check_partition(store, task: str, name: str) -> PartitionCheck:
+    return check_partition(lambda: store.partition(task, name), task, name)
 
 
 def verify_store(path: Path | str) -> VerifyReport:

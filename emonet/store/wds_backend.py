@@ -112,40 +112,37 @@ class Reader:
             self.offsets = idx["offsets"].astype(np.int64)
             self.seconds = idx["seconds"].astype(np.float64)
             self.block_bounds = idx["block_bounds"].astype(np.int64)
-        self._cache: tuple[int, np.ndarray] | None = None
 
     def block_path(self, k: int) -> Path:
         return self.path / tar_name(k)
 
     def read_block(self, k: int, blob: bytes | None = None) -> np.ndarray:
-        if self._cache and self._cache[0] == k:
-            return self._cache[1]
-        if blob is None:
-            blob = self.block_path(k).read_bytes()
-        parts = []
+        blob = self.block_path(k).read_bytes() if blob is None else blob
+        return self.decode(k, blob, 0, int(self.block_bounds[k + 1] - self.block_bounds[k]))
+
+    def decode(self, k: int, blob: bytes, a: int, z: int) -> np.ndarray:
+        """Frames ``a:z`` (from the block's start) of tar k, decoded from ``blob``, the tar
+        file's bytes: only the samples they overlap. The samples must be exactly the
+        utterances the index puts in this tar, in order."""
+        base, size = int(self.block_bounds[k]), int(self.block_bounds[k + 1] - self.block_bounds[k])
+        parts, pos = [], 0  # the samples must tile the block's frames, in order
         for name, data in tar_members(blob):
             key, ext = name.split(".", 1)
-            if ext == "logmel.blosc":  # frames from the index; the sample's json is for streaming readers
-                i = int(key)
-                raw = CODEC.decode(data)
-                frames = int(self.offsets[i + 1] - self.offsets[i])
-                parts.append(np.frombuffer(raw, dtype=np.float16).reshape(frames, -1))
-        n_mels = parts[0].shape[1] if parts else 0
-        arr = np.concatenate(parts) if parts else np.zeros((0, n_mels), np.float16)
-        self._cache = (k, arr)
-        return arr
-
-    def read_frames(self, lo: int, hi: int) -> np.ndarray:
-        b = self.block_bounds
-        k0 = int(np.searchsorted(b, lo, side="right") - 1)
-        k1 = int(np.searchsorted(b, hi, side="left"))
-        pieces = []
-        for k in range(k0, max(k1, k0 + 1)):
-            blk = self.read_block(k)
-            a = max(lo, int(b[k])) - int(b[k])
-            z = min(hi, int(b[k + 1])) - int(b[k])
-            pieces.append(blk[a:z])
-        return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+            if ext != "logmel.blosc":  # frames from the index; the sample's json is for streaming readers
+                continue
+            i = int(key)
+            lo, hi = int(self.offsets[i]) - base, int(self.offsets[i + 1]) - base
+            if lo != pos:
+                raise ValueError(f"sample {i} is not the utterance that starts at frame {base + pos} of this partition")
+            pos = hi
+            if hi > a and lo < z:
+                x = np.frombuffer(CODEC.decode(data), dtype=np.float16).reshape(hi - lo, -1)
+                parts.append(x[max(a - lo, 0) : min(z, hi) - lo])
+        if pos != size:
+            raise ValueError(f"the tar holds frames 0-{pos} of the block's {size}")
+        if not parts:
+            return np.zeros((0, 0), np.float16)
+        return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
 def tar_members(blob: bytes):

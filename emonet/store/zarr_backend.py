@@ -5,6 +5,7 @@ shard file ``features/c/<k>/0``."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -130,13 +131,31 @@ class Reader:
         return shard_path(self.path, k)
 
     def read_block(self, k: int, blob: bytes | None = None) -> np.ndarray:
-        lo, hi = int(self.block_bounds[k]), int(self.block_bounds[k + 1])
-        if blob is not None and self._plain_sharding:
-            return decode_shard(blob, hi - lo, self.features.shards[0], self.features.chunks[0], self.features.shape[1])
-        return self.read_frames(lo, hi)
+        blob = self.block_path(k).read_bytes() if blob is None else blob
+        return self.decode(k, blob, 0, int(self.block_bounds[k + 1] - self.block_bounds[k]))
 
-    def read_frames(self, lo: int, hi: int) -> np.ndarray:
-        return np.asarray(self.features[lo:hi])
+    def decode(self, k: int, blob: bytes, a: int, z: int) -> np.ndarray:
+        """Frames ``a:z`` (from the block's start) of shard k, decoded from ``blob``, the
+        shard file's bytes: only the chunks they lie in (zarr is never asked to read the
+        file again, so no other bytes than the checked ones become frames)."""
+        frames = int(self.block_bounds[k + 1] - self.block_bounds[k])
+        if self._plain_sharding:
+            shards, chunks = self.features.shards[0], self.features.chunks[0]
+            return decode_shard(blob, frames, shards, chunks, self.features.shape[1], a, z)
+        return self._decode_with_zarr(k, blob)[a:z]
+
+    def _decode_with_zarr(self, k: int, blob: bytes) -> np.ndarray:
+        """Another sharded layout than this backend writes: zarr decodes the shard from an
+        in-memory copy of the array's metadata and the checked bytes."""
+        from zarr.core.buffer import default_buffer_prototype
+        from zarr.storage import MemoryStore
+
+        buf = default_buffer_prototype().buffer
+        meta = json.dumps(self.features.metadata.to_dict()).encode()
+        key = "/".join(["c", str(k), *["0"] * (len(self.features.shape) - 1)])
+        mem = MemoryStore({"zarr.json": buf.from_bytes(meta), key: buf.from_bytes(blob)})
+        lo, hi = int(self.block_bounds[k]), int(self.block_bounds[k + 1])
+        return np.asarray(zarr.open_array(mem, mode="r")[lo:hi])
 
 
 def _is_plain_sharding(features) -> bool:
@@ -162,22 +181,30 @@ def _is_plain_sharding(features) -> bool:
     )
 
 
-def decode_shard(blob: bytes, frames: int, shard_rows: int, rows: int, n_mels: int) -> np.ndarray:
-    """float16 [frames, n_mels] of one shard file's bytes, without zarr's async machinery
+def decode_shard(
+    blob: bytes, frames: int, shard_rows: int, rows: int, n_mels: int, a: int = 0, z: int | None = None
+) -> np.ndarray:
+    """float16 [z - a, n_mels]: frames ``a:z`` (default: all ``frames``) of one shard
+    file's bytes, decoding only the chunks they lie in, without zarr's async machinery
     (~1.5x faster per block). The shard's index (chunk offsets and sizes) is at its end,
     followed by its CRC-32C; each chunk is a blosc frame of a whole [rows, n_mels] chunk."""
+    z = frames if z is None else z
+    if not 0 <= a <= z <= frames:
+        raise ValueError(f"frames {a}-{z} are outside the shard's {frames}")
     per_shard = shard_rows // rows  # the index lists every chunk of a full shard
-    n_chunks = -(-frames // rows)
+    j0, j1 = a // rows, -(-z // rows)
     index = np.frombuffer(blob, dtype="<u8", count=2 * per_shard, offset=len(blob) - 4 - 16 * per_shard)
-    out = np.zeros((n_chunks * rows, n_mels), np.float16)  # fill value 0, as zarr
+    out = np.zeros(((j1 - j0) * rows, n_mels), np.float16)  # fill value 0, as zarr
     codec = _blosc()
-    for j in range(n_chunks):
+    for j in range(j0, j1):
         off, size = int(index[2 * j]), int(index[2 * j + 1])
-        if off == 2**64 - 1:  # an empty chunk
+        if off == 2**64 - 1:  # a chunk zarr did not write (all fill value); the checksum covers the index
             continue
+        if off + size > len(blob) - 4 - 16 * per_shard:
+            raise ValueError(f"chunk {j} lies outside the shard file")
         raw = codec.decode(blob[off : off + size])
-        out[j * rows : (j + 1) * rows] = np.frombuffer(raw, dtype="<f2").reshape(rows, n_mels)
-    return out[:frames]
+        out[(j - j0) * rows : (j - j0 + 1) * rows] = np.frombuffer(raw, dtype="<f2").reshape(rows, n_mels)
+    return out[a - j0 * rows : z - j0 * rows]
 
 
 def _blosc():

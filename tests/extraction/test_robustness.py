@@ -204,3 +204,59 @@ def test_unreadable_file_says_permission_denied(tmp_path, capsys):
     os.chmod(data / key, 0)
     assert extract("-s", tmp_path / "s", "-dp", data, "-t", "t", "-tr", csvs["train"]) == 2
     assert "permission denied" in capsys.readouterr().err
+
+
+def _damage(store, how):
+    part = store / "t" / "train"
+    wds = (part / "index.npz").exists()
+    block = part / "shard-000001.tar" if wds else part / "features" / "c" / "1" / "0"
+    if how == "flip":
+        blob = bytearray(block.read_bytes())
+        blob[len(blob) // 2] ^= 0x01
+        block.write_bytes(bytes(blob))
+    elif how == "delete":
+        block.unlink()
+    elif how == "truncate":
+        block.write_bytes(block.read_bytes()[:-64])
+    elif how == "index":
+        target = part / "index.npz" if wds else part / "files" / "c" / "0"
+        blob = bytearray(target.read_bytes())
+        blob[200 if wds else len(blob) // 2] ^= 0x01
+        target.write_bytes(bytes(blob))
+    else:  # the partition's or the task's metadata record
+        node = part if how == "meta" else part.parent
+        meta = node / ("zarr.json" if not wds else "partition.json" if how == "meta" else "task.json")
+        meta.write_text(meta.read_text()[:-20])
+
+
+@pytest.mark.parametrize("fmt", ["zarr", "webdataset"])
+@pytest.mark.parametrize("how", ["flip", "delete", "truncate", "index", "meta", "task-meta"])
+def test_following_the_damage_advice_repairs_the_store(tmp_path, capsys, fmt, how):
+    """A damaged partition: `emonet verify` says to re-run the extract command with
+    --overwrite; doing exactly that re-extracts the damaged partition (only it, announced)
+    and the store verifies clean, byte-identical to before the damage."""
+    data, csvs = make_task(tmp_path, partitions=("train", "devel"))
+    store = tmp_path / "s"
+    cmd = ["-s", store, "-dp", data, "-t", "t", "-tr", csvs["train"], "-v", csvs["devel"], "--format", fmt]
+    cmd += ["--frames-per-shard", 32]
+    assert extract(*cmd) == 0
+    clean = tree_digest(store)
+    devel_block = store / "t" / "devel" / ("shard-000000.tar" if fmt == "webdataset" else "features/c/0/0")
+    devel_stamp = devel_block.stat().st_ino, devel_block.stat().st_mtime_ns
+    _damage(store, how)
+    capsys.readouterr()
+    assert main(["verify", str(store)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "re-run the 'emonet extract' command" in err and "--overwrite" in err
+    # without --overwrite an up-to-date partition's blocks are not read again; its closing
+    # summary still checks the records, the index and that every block file is there
+    assert extract(*cmd) == (0 if how in ("flip", "truncate") else 3)
+    assert extract(*cmd, "--overwrite") == 0
+    err = capsys.readouterr().err
+    if how == "task-meta":  # the record is rewritten; the partitions are intact
+        assert "rewriting the record of task 't'" in err and "replacing" not in err
+    else:
+        assert f"replacing {store / 't' / 'train'}: damaged" in err and "devel" not in err
+    assert main(["verify", str(store)]) == 0
+    assert tree_digest(store) == clean
+    assert (devel_block.stat().st_ino, devel_block.stat().st_mtime_ns) == devel_stamp  # intact: not rewritten

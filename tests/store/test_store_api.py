@@ -50,5 +50,9 @@ def test_shard_decoder_matches_zarr_with_several_chunks_per_shard(tmp_path):
     assert reader._plain_sharding and len(reader.block_bounds) - 1 == 4
     for k in range(4):
         lo, hi = int(reader.block_bounds[k]), int(reader.block_bounds[k + 1])
-        fast = reader.read_block(k, reader.block_path(k).read_bytes())
-        assert np.array_equal(fast, reader.read_frames(lo, hi)) and np.array_equal(fast, data[lo:hi])
+        blob = reader.block_path(k).read_bytes()
+        fast = reader.read_block(k, blob)
+        assert np.array_equal(fast, np.asarray(reader.features[lo:hi])) and np.array_equal(fast, data[lo:hi])
+        assert np.array_equal(reader._decode_with_zarr(k, blob), data[lo:hi])  # the decoder for other layouts
+        for a, z in ((0, 1), (15, 17), (16, min(32, hi - lo)), (5, hi - lo)):  # parts: only the chunks they lie in
+            assert np.array_equal(reader.decode(k, blob, a, z), data[lo + a : lo + z])
