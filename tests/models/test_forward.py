@@ -1,4 +1,5 @@
 import itertools
+import re
 
 import pytest
 import torch
@@ -49,21 +50,28 @@ def test_eval_output_does_not_depend_on_padding(model, make_batch):
 
 
 def test_tasks_are_routed_to_their_own_parts(model, make_batch):
-    """Task c = a copy of task a (parts and head): same output as a. Perturb one of c's adapters:
-    c's output changes, a's and b's do not."""
+    """Task c = a copy of task a (parts and head): same output as a. Perturb each kind of c's
+    parts in turn (each unit's adapter and BatchNorm, attention, head...): c's output changes
+    each time (c really uses it), a's and b's never do."""
     x, lengths = make_batch()
     with torch.no_grad():
         before = {t: model(x, lengths, t) for t in ("a", "b")}
         model.add_task("c", model.tasks["a"], init_from="a")
         model.heads["c"].load_state_dict(model.heads["a"].state_dict())
         assert torch.equal(model(x, lengths, "c"), before["a"])
-        adapter = next(p for n, p in model.named_parameters() if ".adapter" in n and ".c." in n)
-        adapter.add_(0.5 * torch.randn_like(adapter))
-        c = model(x, lengths, "c")
-        after = {t: model(x, lengths, t) for t in ("a", "b")}
-    assert not torch.allclose(c, before["a"], atol=1e-3)
-    for t in ("a", "b"):
-        assert torch.equal(after[t], before[t]), t
+        kinds: dict[str, list[torch.Tensor]] = {}  # c's parameters by kind: "cnn.stages.#.#.unit#.bn", ...
+        for name, p in model.named_parameters():
+            if ".c." in name:
+                kinds.setdefault(re.sub(r"\d+", "#", name.split(".c.")[0]), []).append(p)
+        assert len(kinds) >= 3, sorted(kinds)  # the rnn with avgpool: adapters, layer norms, head
+        for kind, group in kinds.items():
+            previous = model(x, lengths, "c")
+            for p in group:
+                p.add_(0.5 * torch.randn_like(p))
+            c = model(x, lengths, "c")
+            assert not torch.equal(c, previous), kind  # float64: any effect changes bits
+            for t in ("a", "b"):
+                assert torch.equal(model(x, lengths, t), before[t]), (kind, t)
 
 
 def test_unknown_task_names_the_known_ones(model, make_batch):
