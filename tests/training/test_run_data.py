@@ -40,17 +40,22 @@ class _AfterEpoch(Progress):
 
     def __init__(self, epoch: int, action, mid: bool = False):
         self.at, self.action, self.mid, self.steps = epoch, action, mid, 0
+        self.done, self.trained_after = False, []  # epochs that trained after the action
 
     def begin(self, run_dir, steps_per_epoch: int, start_epoch: int) -> None:
         self.steps = steps_per_epoch
 
     def step(self, epoch: int, step: int, loss) -> None:
+        if self.done:
+            self.trained_after.append(epoch)
         if self.mid and epoch == self.at and step == self.steps:
             self.action()
+            self.done = True
 
     def epoch(self, summary) -> None:
         if not self.mid and summary.epoch == self.at:
             self.action()
+            self.done = True
 
 
 def _stop():
@@ -139,8 +144,10 @@ def test_a_re_extract_while_the_run_reads_stops_it(demo_corpus, tmp_path, at_epo
     def re_extract():
         _extract(demo_corpus, store, "--overwrite", train_csv=fewer)
 
+    hook = _AfterEpoch(at_epoch, re_extract, mid)
     with pytest.raises(DataChangedError) as exc:
-        train(_config(store, tmp_path / "e", epochs=2), progress=_AfterEpoch(at_epoch, re_extract, mid))
+        train(_config(store, tmp_path / "e", epochs=2), progress=hook)
+    assert hook.done and hook.trained_after == [], "not one step is trained on the changed data"
     msg = str(exc.value)
     (run,) = (tmp_path / "e").iterdir()
     assert "\n" not in msg and "task 'arousal', partition train" in msg and "while this run was reading it" in msg
