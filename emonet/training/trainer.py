@@ -105,7 +105,7 @@ class Trainer:
         if pinned is None:
             pinned = pin.current_pins(self.stores, {t: d.store.path for t, d in self.tasks.items()})
             if self.run_dir is not None and self.rank == 0:
-                self.progress.note(f"note: {self.run_dir} has no {pin.PINS} (an older run): its data is pinned as it is")
+                self.progress.note(f"note: {self.run_dir} has no {pin.PINS} (an older run); its data is pinned now")
                 pin.write_pins(self.run_dir, pinned)
             return pinned
         pin.check_unchanged(pinned, self.stores, self.tasks, self.run_dir, self.world, self.device, resuming=True)
