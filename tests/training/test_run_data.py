@@ -211,3 +211,15 @@ def test_results_json_and_metrics_never_hold_a_bare_nan(tmp_path):
     write_metrics(tmp_path, [{"epoch": 1, "task": "t", "loss": 0.5, "devel_loss": nan, "devel_uar": float("-inf")}])
     text = (tmp_path / "metrics.csv").read_text().lower()
     assert "nan" not in text and "inf" not in text and "1,,t,,0.5,,,," in text
+
+
+def test_a_run_without_a_data_record_is_pinned_at_resume_and_says_so(demo_corpus, tmp_path, capsys):
+    store = tmp_path / "s"
+    _extract(demo_corpus, store)
+    run = _interrupted_run(store, tmp_path / "e")
+    recorded = (run / "data.json").read_bytes()
+    (run / "data.json").unlink()  # as a run folder written before runs kept the record
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "-q"]) == 0
+    assert "has no data.json (an older run); its data is pinned now" in capsys.readouterr().err
+    assert (run / "data.json").read_bytes() == recorded and (run / "results.json").is_file()
