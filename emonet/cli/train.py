@@ -71,17 +71,16 @@ def parse_label_order(values: list[str] | None, tasks: list[str]) -> dict[str, l
     return out
 
 
-def _options_given(values: dict) -> list[str]:
-    """The options given besides --resume and -q (those that differ from their defaults)."""
-    import inspect
-
-    flags = {"stores": "--store", "experiments": "-ebp", "blocks": "-N", "filters": "-nf", "widen": "-wf"}
+def options_given(ctx: typer.Context, keep: tuple[str, ...] = ("resume", "quiet")) -> list[str]:
+    """The options typed on the command line (or set through the environment), whatever their
+    value (a default typed out counts), besides ``keep``; each by its long name."""
     out = []
-    for name, param in inspect.signature(train).parameters.items():
-        if name in ("ctx", "resume", "quiet") or name not in values:
+    for param in ctx.command.params:
+        if param.name in keep or getattr(param, "param_type_name", "") != "option":
             continue
-        if values[name] != param.default:
-            out.append(flags.get(name, "--" + name.replace("_", "-")))
+        source = ctx.get_parameter_source(param.name)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            out.append(max(param.opts, key=len))
     return out
 
 
@@ -133,9 +132,12 @@ def train(
 
     progress = RichTrainProgress(err, enabled=not quiet)
     if resume is not None:
-        given = _options_given(locals())
+        given = options_given(ctx)
         if given:
-            raise ConfigError(f"--resume continues with the run's own config.yaml; drop {', '.join(given)}")
+            raise ConfigError(
+                f"--resume continues the run with its own config.yaml (only -q/--quiet may be added); "
+                f"drop {', '.join(given)}"
+            )
         run_dir, results = resume_run(resume, progress=progress)
     else:
         if not stores or not tasks or experiments is None:

@@ -27,13 +27,29 @@ def train(config: TrainConfig, *, progress: Progress | None = None) -> tuple[Pat
 def resume(run_dir: str | Path, *, progress: Progress | None = None) -> tuple[Path, dict]:
     """Continue the run in ``run_dir`` from its last finished epoch, with its saved config.
 
+    A finished run (its results.json is there) is not trained or scored again: its stored
+    results come back unchanged and ``progress`` gets a note saying so.
+
     Returns:
         (the run folder, results) as :func:`train`.
     """
-    from emonet.training.run_dir import read_config
+    from emonet.errors import TrainingError
+    from emonet.training.run_dir import RESULTS, finished, read_config
     from emonet.training.trainer import Trainer
+    from emonet.utils.fs import filesystem_errors, read_json
 
     run_dir = Path(run_dir)
+    if finished(run_dir):
+        with filesystem_errors(run_dir / RESULTS):
+            try:
+                results = read_json(run_dir / RESULTS)
+            except ValueError:
+                raise TrainingError(
+                    f"{run_dir / RESULTS}: unreadable (not JSON); the run's results are damaged"
+                ) from None
+        if progress is not None:
+            progress.note(f"{run_dir}: this run is finished (its {RESULTS} is there); nothing to resume")
+        return run_dir, results
     config = TrainConfig.from_dict(read_config(run_dir))
     trainer = Trainer(config, resume=run_dir, progress=progress)
     return trainer.run_dir, trainer.run_training()

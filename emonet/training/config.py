@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ from emonet.errors import ConfigError
 from emonet.models import MODES, ModelConfig
 from emonet.training.losses import LOSSES, check_loss_options
 from emonet.training.optim import OPTIMIZERS
+from emonet.training.run_dir import check_run_name
 
 DEVICES = ("auto", "cpu", "cuda")
+MAX_SEED = 2**64 - 1  # torch.manual_seed's limit
+MAX_WINDOW = 86400.0  # seconds
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 
@@ -98,10 +102,15 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.steps_per_epoch is not None and (not isinstance(self.steps_per_epoch, int) or self.steps_per_epoch < 1):
             raise ConfigError(f"--steps-per-epoch must be an integer >= 1, got {self.steps_per_epoch!r}")
-        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
-            raise ConfigError(f"--learning-rate must be > 0, got {self.learning_rate!r}")
-        if not (isinstance(self.window, (int, float)) and self.window > 0):
-            raise ConfigError(f"--window must be > 0 seconds, got {self.window!r}")
+        if not (_number(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(f"--learning-rate must be a finite number > 0, got {self.learning_rate!r}")
+        if not (_number(self.window) and 0 < self.window <= MAX_WINDOW):
+            raise ConfigError(
+                f"--window/-w must be a number of seconds > 0 and at most {MAX_WINDOW:g}, got {self.window!r}"
+            )
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED} (2^64 - 1), got {self.seed!r}")
+        check_run_name(self.run_name)
         check_loss_options(self.loss, self.focal_gamma, self.focal_alpha)
         unknown = sorted(set(self.label_order) - set(self.tasks))
         if unknown:
@@ -137,6 +146,11 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _number(value) -> bool:
+    """A real, finite number (not a bool, NaN or an infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _choice(option: str, value: str, allowed) -> None:

@@ -7,6 +7,7 @@ sum(w_y * l) / sum(w_y).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -95,7 +96,7 @@ def check_loss_options(kind: str, gamma: float, alpha: float) -> None:
     """Refuse unusable focal parameters with one line."""
     if kind not in LOSSES:
         raise ConfigError(f"unknown --loss {kind!r}; choose one of {', '.join(LOSSES)}")
-    if not gamma >= 0:
-        raise ConfigError(f"--focal-gamma must be >= 0, got {gamma}")
+    if not (gamma >= 0 and math.isfinite(gamma)):
+        raise ConfigError(f"--focal-gamma must be a finite number >= 0, got {gamma}")
     if not 0 < alpha <= 1:
         raise ConfigError(f"--focal-alpha must be in (0, 1], got {alpha}")

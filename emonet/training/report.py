@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import math
 from pathlib import Path
 
 from emonet.training.run_dir import RESULTS
@@ -36,10 +38,26 @@ def close(run: Path) -> None:
         w.close()
 
 
+def finite_json(obj):
+    """``obj`` with every NaN or infinite float replaced by None: results.json is strict
+    JSON (null for an undefined metric), never a bare NaN."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_json(v) for v in obj]
+    return obj
+
+
+def results_bytes(results: dict) -> bytes:
+    """results.json's bytes: strict JSON, key-sorted."""
+    return (json.dumps(finite_json(results), indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
 def write_reports(run: Path, results: dict, history: list[dict], best_epoch: int) -> None:
-    """results.json (task -> partition -> metrics), plots/learning_curves.png and
-    plots/confusion_<task>.png."""
-    atomic_write_bytes(run / RESULTS, (json.dumps(results, indent=1, sort_keys=True) + "\n").encode())
+    """plots/learning_curves.png, plots/confusion_<task>.png and, last (it marks the run as
+    finished), results.json (task -> partition -> metrics)."""
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     if history:
@@ -50,6 +68,17 @@ def write_reports(run: Path, results: dict, history: list[dict], best_epoch: int
             parts[part]["confusion_matrix"], list(parts[part]["per_class"]), task, part, plots / f"confusion_{task}.png"
         )
     close(run)
+    atomic_write_bytes(run / RESULTS, results_bytes(results))
+
+
+def _save(fig, path: Path) -> None:
+    """A figure as PNG, written atomically like every file of the run."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def learning_curves(history: list[dict], best_epoch: int, path: Path) -> None:
@@ -73,8 +102,7 @@ def learning_curves(history: list[dict], best_epoch: int, path: Path) -> None:
         ax.set_title(title)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def confusion_plot(cm: list[list[int]], classes: list[str], task: str, partition: str, path: Path) -> None:
@@ -96,5 +124,4 @@ def confusion_plot(cm: list[list[int]], classes: list[str], task: str, partition
     ax.set_ylabel("true")
     ax.set_title(f"{task} ({partition})", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(fig, path)

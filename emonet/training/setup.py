@@ -73,7 +73,31 @@ def resolve_tasks(stores: list, tasks: list[str]) -> dict[str, TaskData]:
         if (labels < 0).any():
             raise StoreError(f"task {task!r} in {store.path}: its train partition has unlabelled rows; re-extract it")
         out[task] = TaskData(task, store, store.classes(task), labels)
+        check_devel(out[task])
     return out
+
+
+def check_devel(d: TaskData) -> None:
+    """Devel UAR selects the best weights and drives the schedule: refuse a devel partition
+    without labelled rows, or whose classes are all absent from the train partition (its UAR
+    would be 0 every epoch and the selection meaningless)."""
+    part = d.store.partition(d.name, "devel")
+    ids = np.asarray(part.label_ids, dtype=np.int64)
+    ids = ids[ids >= 0] if part.labelled else ids[:0]
+    where = f"task {d.name!r} in {d.store.path}"
+    fix = "re-extract the task with 'emonet extract ... -v DEVEL.csv --overwrite' listing usable, labelled files"
+    if not len(ids):
+        raise StoreError(
+            f"{where}: its devel partition has no labelled utterances ({len(part)} file(s)); devel selects the best "
+            f"weights, so training needs some: {fix}"
+        )
+    train = {d.classes[k] for k in np.unique(d.train_labels)}
+    devel = {d.classes[k] for k in np.unique(ids)}
+    if not train & devel:
+        raise StoreError(
+            f"{where}: none of the devel classes ({', '.join(sorted(devel))}) is in the train partition "
+            f"({', '.join(sorted(train))}), so devel UAR would be 0 every epoch; {fix}"
+        )
 
 
 def load_initial(path: str, feature_config) -> tuple[object, dict]:

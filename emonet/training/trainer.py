@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -11,6 +12,7 @@ import torch
 
 from emonet.errors import TrainingError
 from emonet.training import distributed as dd
+from emonet.training import pin
 from emonet.training import run_dir as rd
 from emonet.training.config import TrainConfig
 from emonet.training.data import normalizer, window_frames
@@ -23,12 +25,27 @@ from emonet.training.schedule import Schedule
 from emonet.training.setup import build_run_model, check_window, norm_stats, open_stores, resolve_tasks
 from emonet.training.streams import StreamSpec
 from emonet.utils.allocator import keep_large_buffers
+from emonet.utils.fs import FilesystemError, describe_os_error
 
 
 class TrainingInterrupted(TrainingError):
-    """Ctrl-C: the run stopped; its finished epochs are kept (``--resume`` continues)."""
+    """Ctrl-C (exit 130) or SIGTERM (exit 143): the run stopped; its finished epochs are kept
+    (``--resume`` continues)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _interrupted(exc: KeyboardInterrupt, run: Path | None) -> TrainingInterrupted:
+    """The one-line stop message: SIGTERM (a ``Terminated`` with its exit code 143) or Ctrl-C."""
+    code = getattr(exc, "exit_code", 130)
+    how = "stopped by SIGTERM (kill or a job scheduler)" if code == 143 else "stopped (Ctrl-C)"
+    return TrainingInterrupted(
+        f"{how}; finished epochs are kept. Continue with: emonet train --resume {run}", exit_code=code
+    )
 
 
 class Trainer:
@@ -42,6 +59,9 @@ class Trainer:
         self.device = dd.local_device(config.device)
         self.rank, self.world = dd.init(self.device)
         self.progress = progress if progress is not None and self.rank == 0 else Progress()
+        self.run_dir = Path(resume) if resume else None
+        if self.run_dir is not None and self.rank == 0:
+            self._lock = rd.open_run(self.run_dir)  # before any work: a second --resume is refused at once
         if config.precision == "fp16" and self.device.type != "cuda":
             from emonet.errors import ConfigError
 
@@ -50,6 +70,7 @@ class Trainer:
         self.feature_config = dict(self.stores[0].feature_config)
         self.tasks = resolve_tasks(self.stores, config.tasks)
         self.names = list(self.tasks)
+        self.pins = self._pin_data()
         self.window, note = check_window(config, window_frames(self.stores[0], config.window), self.tasks)
         if note:
             self.progress.note(note)
@@ -67,17 +88,32 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.step, self.history, self.best_state = 0, [], None
-        self.run_dir = Path(resume) if resume else None
         if self.run_dir is not None:
-            if self.rank == 0:
-                self._lock = rd.lock_run(self.run_dir)
             self._restore(rd.load_state(self.run_dir))
         elif self.rank == 0:
-            self.run_dir = rd.create_run_dir(config.experiments, self.names, config.run_name)
-        if self.rank == 0:
-            if resume is None:
-                self._lock = rd.lock_run(self.run_dir)
-            rd.write_config(self.run_dir, config.to_dict())
+
+            def first_files(run: Path) -> None:
+                rd.write_config(run, config.to_dict())
+                pin.write_pins(run, self.pins)
+
+            self.run_dir, self._lock = rd.new_run(config.experiments, self.names, config.run_name, first_files)
+
+    def _pin_data(self) -> dict:
+        """The data this run reads: on --resume, the record of its start, after checking that the
+        stores still hold it; for a new run (or one started before runs kept a record), now."""
+        pinned = pin.read_pins(self.run_dir) if self.run_dir is not None else None
+        if pinned is None:
+            pinned = pin.current_pins(self.stores, {t: d.store.path for t, d in self.tasks.items()})
+            if self.run_dir is not None and self.rank == 0:
+                self.progress.note(f"note: {self.run_dir} has no {pin.PINS} (an older run); its data is pinned now")
+                pin.write_pins(self.run_dir, pinned)
+            return pinned
+        pin.check_unchanged(pinned, self.stores, self.tasks, self.run_dir, self.world, self.device, resuming=True)
+        return pinned
+
+    def _check_data(self) -> None:
+        """Stop if a store changed under the run (re-checked before each epoch and before scoring)."""
+        pin.check_unchanged(self.pins, self.stores, self.tasks, self.run_dir, self.world, self.device)
 
     # ------------------------------------------------------------------ set-up
     def _loss(self, task: str) -> TaskLoss:
@@ -140,15 +176,16 @@ class Trainer:
         try:
             while not self.schedule.done:
                 t0 = time.perf_counter()
+                self._check_data()
                 losses = self._train_epoch(batches)
                 devel = self._validate()
+                self._check_data()  # an epoch that read changed data is never recorded
                 self._end_epoch(losses, devel, time.perf_counter() - t0)
+            self._check_data()
             results = self._finish()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             self.progress.end()
-            raise TrainingInterrupted(
-                f"stopped (Ctrl-C); finished epochs are kept. Continue with: emonet train --resume {self.run_dir}"
-            ) from None
+            raise _interrupted(exc, self.run_dir) from None
         finally:
             lock = getattr(self, "_lock", None)
             if lock is not None:
@@ -265,15 +302,10 @@ class Trainer:
             (rd.STATE, lambda: rd.save_state(self.run_dir, self._state())),
             (rd.METRICS, lambda: rd.write_metrics(self.run_dir, self.history)),
         ]
+        writes.append(("tensorboard", lambda: log_scalars(self.run_dir, self.history[-len(self.names) :])))
         for name, write in writes[0 if is_best else 1 :]:
-            try:
+            with self._writing(name):
                 write()
-            except OSError as exc:
-                raise TrainingError(
-                    f"{self.run_dir / name}: writing failed ({exc.strerror or exc}); the previous version stays "
-                    f"readable. Free space, then continue with: emonet train --resume {self.run_dir}"
-                ) from None
-        log_scalars(self.run_dir, self.history[-len(self.names) :])
 
     def _state(self) -> dict:
         return {
@@ -313,6 +345,22 @@ class Trainer:
                     "epoch": self.schedule.best_epoch,
                 }
         if self.rank == 0:
-            write_reports(self.run_dir, results, self.history, self.schedule.best_epoch)
+            with self._writing(rd.RESULTS):
+                write_reports(self.run_dir, results, self.history, self.schedule.best_epoch)
         dd.barrier(self.world)
         return results
+
+    @contextlib.contextmanager
+    def _writing(self, name: str):
+        """A failed write of a run file (a full disk) is one line with the filesystem errors' exit
+        code; the previous version of the file stays readable."""
+        try:
+            yield
+        except FilesystemError:
+            raise
+        except OSError as exc:
+            raise FilesystemError(
+                f"{self.run_dir / name}: writing failed ({describe_os_error(OSError(exc.errno, exc.strerror))}); "
+                f"the previous version stays "
+                f"readable. Free space, then continue with: emonet train --resume {self.run_dir}"
+            ) from None

@@ -7,6 +7,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,42 @@ def remove_tree(path: Path) -> None:
     trash = path.with_name(f".{path.name}.deleting-{os.getpid()}")
     os.replace(path, trash)
     shutil.rmtree(trash)
+
+
+_STALE = re.compile(r"^\..+\.(tmp|deleting)-(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: Path | str) -> list[Path]:
+    """Removes what :func:`atomic_write_bytes` (``.NAME.tmp-PID``) and :func:`remove_tree`
+    (``.NAME.deleting-PID``) left in ``folder`` (not below it) when their process was killed
+    (``kill -9``, a power cut): only entries whose PID is no longer running. Call it when a
+    folder is opened for writing (under its lock).
+
+    Returns:
+        The paths removed.
+    """
+    folder = Path(folder)
+    removed = []
+    if not folder.is_dir():
+        return removed
+    for entry in folder.iterdir():
+        m = _STALE.match(entry.name)
+        if m is None or int(m.group(2)) == os.getpid() or _pid_alive(int(m.group(2))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+    return removed
