@@ -45,6 +45,7 @@ def test_a_bug_keeps_its_traceback(tmp_path, monkeypatch, exc):
         main(["info", str(tmp_path)])
 
 
+@pytest.mark.slow
 def test_console_script_shows_both_sides(tmp_path):
     bad = _emonet("info", str(tmp_path / "no-store"))
     assert bad.returncode == 2 and "Traceback" not in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -149,6 +150,7 @@ for argv in [[]] + list(commands(typer.main.get_command(app), [])):
 """
 
 
+@pytest.mark.slow
 def test_help_into_a_closed_pipe_exits_141_without_a_word():
     """`emonet CMD --help | head`: every command, the reader gone before the first byte."""
     proc = subprocess.run([sys.executable, "-c", CLOSED_PIPE_PROBE], capture_output=True, text=True, timeout=300)

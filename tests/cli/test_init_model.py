@@ -3,11 +3,14 @@ models from a store's tasks and save self-describing checkpoints."""
 
 import json
 
+import pytest
 import torch
 
 from emonet.cli.app import main
 from emonet.models import load_checkpoint
 from emonet.store import open_store
+
+pytestmark = pytest.mark.slow  # builds models from a trained store
 
 
 def test_init_model_from_store_is_self_describing(demo_store, tmp_path, capsys):

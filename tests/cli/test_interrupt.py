@@ -15,6 +15,8 @@ from emonet.cli.app import RESUME_HINT, main
 from emonet.store import open_store
 from tests.helpers import tree_digest
 
+pytestmark = pytest.mark.slow  # signals to CLI subprocesses mid-run
+
 
 def _args(store, corpus, workers: int) -> list[str]:
     return [

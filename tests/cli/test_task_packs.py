@@ -121,6 +121,7 @@ def test_missing_files_and_outputs_that_are_inputs_are_one_line(tmp_path, full, 
     assert "write one with 'emonet task export'" in err and "export_task" not in err
 
 
+@pytest.mark.slow
 def test_read_only_and_full_targets_are_one_line_and_leave_nothing(tmp_path, full, capsys):
     from tests.mounts import fill, tmpfs
 

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import soundfile as sf
 
 from emonet.data.demo import generate_demo_corpus
@@ -6,6 +7,7 @@ from emonet.data.partitions import read_partition_csv
 from emonet.store import open_store
 
 
+@pytest.mark.slow
 def test_demo_corpus_layout_and_determinism(tmp_path, demo_corpus):
     again = tmp_path / "again"
     generate_demo_corpus(again, files_per_task=24, min_seconds=0.5, max_seconds=1.5)
@@ -23,6 +25,7 @@ def test_demo_corpus_layout_and_determinism(tmp_path, demo_corpus):
         assert info.samplerate == 16000 and info.channels == 1
 
 
+@pytest.mark.slow
 def test_demo_classes_are_learnable_from_logmel(demo_store):
     """A nearest-centroid classifier on mean log-mel beats chance clearly on held-out speakers."""
     store = open_store(demo_store)

@@ -13,6 +13,8 @@ from emonet.models import ModelConfig, build_model, save_checkpoint
 from emonet.store import open_store
 from tests.helpers import make_task, write_csv
 
+pytestmark = pytest.mark.slow  # trains a model to evaluate
+
 
 @pytest.fixture(scope="module")
 def unlabelled_store(tmp_path_factory):

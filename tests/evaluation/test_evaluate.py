@@ -6,11 +6,14 @@ import csv
 import json
 
 import numpy as np
+import pytest
 
 from emonet.cli.app import main
 from emonet.evaluation import evaluate
 from emonet.inference.predict import Predictor
 from emonet.store import open_store
+
+pytestmark = pytest.mark.slow  # trains a run to evaluate
 
 REPORT_KEYS = ("uar", "accuracy", "macro_f1", "macro_precision", "n", "per_class", "confusion_matrix", "epoch")
 

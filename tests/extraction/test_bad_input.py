@@ -205,6 +205,7 @@ def test_missing_data_path_and_csv(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_console_script_prints_no_traceback(store_with_task):
     store, data, csvs = store_with_task
     _break_corrupt(data, csvs)

@@ -19,6 +19,7 @@ def extract(*args) -> int:
     return main(["extract", *map(str, args), "-q"])
 
 
+@pytest.mark.slow
 def test_store_api_matches_direct_computation(demo_store, demo_corpus):
     store = open_store(demo_store)
     assert store.tasks == DEMO_TASKS
@@ -192,6 +193,7 @@ def test_unlabelled_test_csv(tmp_path):
 
 
 @pytest.mark.parametrize("fps", [64, 100000])
+@pytest.mark.slow
 def test_webdataset_holds_the_same_content_as_zarr(tmp_path, demo_corpus, fps):
     args = [
         "-dp",
@@ -264,6 +266,7 @@ def test_cuda_device_without_gpu_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "s").exists()
 
 
+@pytest.mark.slow
 def test_worker_count_does_not_change_the_store(tmp_path, demo_corpus):
     """In-process (1 worker) and forked workers write byte-identical stores."""
     args = [

@@ -18,6 +18,8 @@ from emonet.store.staging import BlockRecord, StagedPartition
 from emonet.store.zarr_backend import ZarrLayout
 from tests.helpers import DEMO_TASKS, SLOW_CLI, tree_digest
 
+pytestmark = pytest.mark.slow  # extraction killed with kill -9 and resumed
+
 SHARD = 32  # frames per shard: many blocks per partition
 
 

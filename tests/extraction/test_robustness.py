@@ -23,6 +23,8 @@ from emonet.store.staging import BlockItem, BlockJob
 from emonet.store.zarr_backend import ZarrLayout
 from tests.helpers import make_task, tree_digest, write_csv
 
+pytestmark = pytest.mark.slow  # damaged stores, signals and re-extraction
+
 
 def extract(*args) -> int:
     return main(["extract", *map(str, args), "-q"])
@@ -231,6 +233,7 @@ def _damage(store, how):
 
 @pytest.mark.parametrize("fmt", ["zarr", "webdataset"])
 @pytest.mark.parametrize("how", ["flip", "delete", "truncate", "index", "meta", "task-meta"])
+@pytest.mark.slow
 def test_following_the_damage_advice_repairs_the_store(tmp_path, capsys, fmt, how):
     """A damaged partition: `emonet verify` says to re-run the extract command with
     --overwrite; doing exactly that re-extracts the damaged partition (only it, announced)

@@ -13,6 +13,8 @@ import pytest
 from emonet.store import open_store
 from tests.helpers import DEMO_TASKS, SLOW_CLI
 
+pytestmark = pytest.mark.slow  # signals to extraction subprocesses
+
 
 def _blocks_done(store) -> int:
     done = 0

@@ -63,6 +63,7 @@ def test_batching_does_not_change_predictions(checkpoint, demo_corpus):
     assert [p.task for p in one.predictions[:2]] == ["acted", "valence"]
 
 
+@pytest.mark.slow
 def test_inputs_from_folders_csvs_and_any_rate(tmp_path, checkpoint):
     a = write_wav(tmp_path / "in" / "a.wav", seconds=0.7)
     b = write_wav(tmp_path / "in" / "sub" / "b.flac", seconds=0.5, rate=44100, channels=2, subtype="PCM_16")

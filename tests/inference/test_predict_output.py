@@ -24,6 +24,8 @@ from emonet.models import ModelConfig, build_model, save_checkpoint
 from tests.helpers import write_wav
 from tests.mounts import fill, tmpfs
 
+pytestmark = pytest.mark.slow  # emonet predict in subprocesses, signals and tmpfs mounts
+
 FEATURES = {"sample_rate": 16000, "n_fft": 512, "hop_length": 256, "n_mels": 16, "f_min": 20.0, "f_max": 8000.0}
 TASKS = {"a": ["x", "y"], "b": ["p", "q", "r"]}
 

@@ -49,6 +49,7 @@ def test_eval_output_does_not_depend_on_padding(model, make_batch):
             torch.testing.assert_close(together, alone, **F64)
 
 
+@pytest.mark.slow
 def test_tasks_are_routed_to_their_own_parts(model, make_batch):
     """Task c = a copy of task a (parts and head): same output as a. Perturb each kind of c's
     parts in turn (each unit's adapter and BatchNorm, attention, head...): c's output changes

@@ -81,6 +81,7 @@ def test_every_mode_is_covered():
 
 @pytest.mark.parametrize("kind", ["cnn", "rnn", "fusion"])
 @pytest.mark.parametrize("mode, initial_adapters", SETUPS, ids=[f"{m}-from-{a}" for m, a in SETUPS])
+@pytest.mark.slow
 def test_mode_trains_exactly_the_table_and_freezes_the_rest(mode, initial_adapters, kind, tiny, initial, make_batch):
     if kind == "rnn" and initial_adapters == "series":
         pytest.skip("rnn has bottleneck adapters only (series is refused: test_config)")
@@ -117,6 +118,7 @@ def test_mode_trains_exactly_the_table_and_freezes_the_rest(mode, initial_adapte
             assert torch.equal(value, before[key]), f"{key} is frozen but changed"
 
 
+@pytest.mark.slow
 def test_frozen_batchnorm_stays_in_eval_mode(initial):
     model = setup_model("last-layer", NEW, initial=initial())
     model.train()
@@ -139,6 +141,7 @@ def test_adapters_mode_from_adapter_free_model_starts_from_it(tiny, tasks, rando
                 assert torch.equal(model(x, lengths, task), scratch(x, lengths, task))
 
 
+@pytest.mark.slow
 def test_new_task_in_adapters_mode_leaves_earlier_tasks_bit_identical(initial, make_batch):
     for kind in ("cnn", "rnn", "fusion"):
         model = initial(kind)
@@ -211,6 +214,7 @@ def test_adapter_parameters_are_the_tasks_1x1_kernels(tiny, tasks):
         ("adapters", True, False),
     ],
 )
+@pytest.mark.slow
 def test_shared_feature_layer_under_the_modes(tiny, tasks, randomize, make_batch, mode, with_initial, shared_trains):
     """-sfl: the one attention layer is shared, so it trains exactly when the shared network does."""
     config = tiny(share_feature_layer=True, adapter_type="none" if mode == "finetune" else "parallel")

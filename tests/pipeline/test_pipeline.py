@@ -11,6 +11,8 @@ from emonet.errors import ConfigError
 from emonet.pipeline import load_pipeline, run_pipeline
 from emonet.pipeline.commands import check_stage
 
+pytestmark = pytest.mark.slow  # whole pipelines on the demo corpus
+
 PIPELINE = """
 workdir: {workdir}
 stages:

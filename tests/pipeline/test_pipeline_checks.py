@@ -97,6 +97,7 @@ def test_absolute_paths_outside_the_workdir_are_inputs_as_written(tmp_path, demo
         check_stage(pipeline, stage)
 
 
+@pytest.mark.slow
 def test_a_list_option_before_positional_arguments_runs_as_its_dry_run_said(tmp_path, capsys):
     """A list option last and a positional argument: the argument is not taken as one more
     value of the list (the dry run parses the very command line the run uses)."""
@@ -119,6 +120,7 @@ def test_a_list_option_before_positional_arguments_runs_as_its_dry_run_said(tmp_
     assert sorted(p.name for p in (tmp_path / "work" / "corpus" / "multi-task-setup").iterdir()) == ["acted", "valence"]
 
 
+@pytest.mark.slow
 def test_a_relative_workdir_is_taken_once(tmp_path, monkeypatch):
     """`workdir: rel` from the current folder: `${corpus.dir}/data` is rel/corpus/data, not rel/rel/..."""
     text = PIPELINE
@@ -131,6 +133,7 @@ def test_a_relative_workdir_is_taken_once(tmp_path, monkeypatch):
     assert path.is_file()
 
 
+@pytest.mark.slow
 def test_the_demo_pipeline_s_own_workdir_is_in_the_current_folder(tmp_path, monkeypatch):
     demo = Path(__file__).resolve().parents[2] / "pipelines" / "demo.yaml"
     monkeypatch.chdir(tmp_path)
@@ -158,6 +161,7 @@ with workdir_lock(Path(sys.argv[1]), Path(sys.argv[2])):
 """
 
 
+@pytest.mark.slow
 def test_a_second_run_on_a_held_workdir_is_refused(tmp_path):
     """Another process holds the workdir, as a running `emonet run` does: a real `emonet run`
     on it is refused in one line, runs nothing; once the holder is gone, it runs."""

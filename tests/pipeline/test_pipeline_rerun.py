@@ -18,6 +18,8 @@ import pytest
 from emonet.pipeline import load_pipeline, run_pipeline
 from tests.pipeline.test_pipeline import PIPELINE
 
+pytestmark = pytest.mark.slow  # real pipelines stopped by signals and run again
+
 TRAIN = """
 workdir: {workdir}
 stages:

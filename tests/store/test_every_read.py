@@ -18,6 +18,8 @@ from emonet.training import store_access
 from emonet.training.crops import Normalizer
 from tests.helpers import make_task
 
+pytestmark = pytest.mark.slow  # 54 damage cases on both backends
+
 DAMAGE = ["delete", "flip", "truncate", "other-partition"]
 
 

@@ -8,9 +8,13 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from emonet.store import open_store
 from emonet.store.lock import StoreLock
 from tests.helpers import make_task
+
+pytestmark = pytest.mark.slow  # concurrent writer processes
 
 HOLD = """
 import fcntl, os, sys, time

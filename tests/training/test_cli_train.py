@@ -15,6 +15,8 @@ import pytest
 
 from emonet.cli.app import main
 
+pytestmark = pytest.mark.slow  # emonet train in subprocesses
+
 TINY = ["-N", "1", "-nf", "4", "-bs", "8", "-w", "1.0", "-spe", "3", "-lr", "0.01", "--device", "cpu", "-q"]
 
 

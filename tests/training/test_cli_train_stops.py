@@ -21,6 +21,8 @@ from emonet.training.progress import Progress
 from emonet.training.trainer import TrainingInterrupted
 from tests.helpers import tree_digest
 
+pytestmark = pytest.mark.slow  # emonet train in subprocesses, signals and tmpfs mounts
+
 TINY = ["-N", "1", "-nf", "4", "-do", "0", "-bs", "8", "-w", "1.0", "-spe", "2", "-lr", "0.01", "--device", "cpu", "-q"]
 
 

@@ -128,6 +128,7 @@ def test_round_robin_alternates_tasks_and_restarts_at_any_step(small_store):
         assert got[0] == want[0] and all(torch.equal(a, b) for a, b in zip(got[1:], want[1:], strict=True))
 
 
+@pytest.mark.slow
 def test_loader_workers_split_steps_and_slices_and_resume(small_store):
     sources = [TaskSource(str(small_store), StreamSpec("valence", batch_size=2, window=12, seed=2))]
     ds = RoundRobinBatches(sources)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import emonet
@@ -18,6 +19,8 @@ from emonet.training.evaluate import evaluate_partition
 from emonet.training.losses import TaskLoss
 from emonet.training.store_access import partition_index
 from emonet.training.streams import StreamSpec, epoch_batch_count, slice_plan
+
+pytestmark = pytest.mark.slow  # two ranks under torchrun
 
 
 def test_two_ranks_train_on_disjoint_uneven_shards_and_reduce_metrics_exactly(small_store, tmp_path):

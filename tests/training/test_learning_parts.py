@@ -93,6 +93,7 @@ def test_schedule_three_stages_with_patience_and_min_delta():
     assert again == s and not math.isinf(again.best)
 
 
+@pytest.mark.slow
 def test_a_full_disk_mid_write_keeps_the_previous_state_readable(tmp_path):
     """A real write limit (RLIMIT_FSIZE): the larger new state fails, the old one stays."""
     root = Path(__file__).resolve().parents[2]

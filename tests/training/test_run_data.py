@@ -17,6 +17,8 @@ from emonet.training.progress import Progress
 from emonet.training.trainer import TrainingInterrupted
 from tests.helpers import make_task, tree_digest, write_csv
 
+pytestmark = pytest.mark.slow  # training runs with re-extraction between epochs
+
 TINY = ModelConfig(n_blocks=1, n_filters=4, dropout=0.0)
 
 

@@ -14,6 +14,8 @@ from emonet.training import TrainConfig, train
 from emonet.training.config import TrainConfig as TC
 from emonet.training.run_dir import read_config
 
+pytestmark = pytest.mark.slow  # real training runs
+
 TINY = ModelConfig(n_blocks=1, n_filters=4)
 
 
