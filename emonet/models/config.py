@@ -176,7 +176,7 @@ def _dropout_pair(value: Any) -> tuple[float, float]:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = (value, value)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ConfigError(f"model config 'dropout' must be one float or two floats, got {value!r}")
+        raise ConfigError(f"--dropout/-do must be one rate or two (units 1 and 2 of a block), got {value!r}")
     return (_probability("dropout", value[0]), _probability("dropout", value[1]))
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from emonet.errors import StoreError
 from emonet.store.metadata import LOCK
-from emonet.utils.fs import filesystem_errors
+from emonet.utils.fs import filesystem_errors, remove_stale_temp_files
 
 
 class StoreLock:
@@ -44,6 +44,7 @@ class StoreLock:
             os.close(fd)
             raise
         self._fd = fd
+        _remove_stale_temp_files(self.root)
         return self
 
     def _wait_for(self, fd: int) -> None:
@@ -78,3 +79,15 @@ class StoreLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def _remove_stale_temp_files(root: Path, depth: int = 4) -> None:
+    """Under the writer's lock: the temporary files (``.NAME.tmp-PID``) and half-deleted folders
+    that a writer killed with ``kill -9`` left in the store's folders (root, tasks, partitions,
+    staging), down to ``depth`` levels; never those of a process that is still running."""
+    folders = [root]
+    for _ in range(depth):
+        folders = [f for f in folders if f.is_dir()]
+        for folder in folders:
+            remove_stale_temp_files(folder)
+        folders = [sub for f in folders for sub in f.iterdir() if sub.is_dir() and not sub.is_symlink()]

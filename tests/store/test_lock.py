@@ -80,3 +80,24 @@ def test_readers_are_not_blocked_and_a_killed_holder_releases_the_lock(tmp_path)
             pass
     finally:
         os.close(fd)
+
+
+def test_a_writer_removes_temp_files_that_killed_writers_left(tmp_path):
+    """`kill -9` mid-write leaves `.NAME.tmp-PID` files; the next writer removes those of dead
+    processes (root, task and partition folders) and keeps a running process's."""
+    store = tmp_path / "s"
+    (store / "t" / "train").mkdir(parents=True)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its PID is no longer running
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        stale = [store / f".config.yaml.tmp-{dead.pid}", store / "t" / "train" / f".zarr.json.tmp-{dead.pid}"]
+        kept = store / "t" / f".zarr.json.tmp-{live.pid}"
+        for path in [*stale, kept]:
+            path.write_text("partial")
+        with StoreLock(store):
+            pass
+        assert not any(p.exists() for p in stale) and kept.exists()
+    finally:
+        live.kill()
+        live.wait()
