@@ -53,7 +53,7 @@ def test_dict_round_trip_through_json():
         ({"n_filters": 8.5}, r"'n_filters' must be an integer >= 1"),
         ({"n_mels": True}, r"'n_mels' must be an integer >= 1"),
         ({"dropout": [0.1, 1.5]}, r"'dropout' must be a probability in \[0, 1\), got 1.5"),
-        ({"dropout": [0.1, 0.2, 0.3]}, r"'dropout' must be one float or two floats"),
+        ({"dropout": [0.1, 0.2, 0.3]}, r"--dropout/-do must be one rate or two"),
         ({"head_dropout": -0.1}, r"'head_dropout' must be a probability"),
         ({"share_feature_layer": "yes"}, r"'share_feature_layer' must be true or false"),
         ({"attention_lambda": 0}, r"'attention_lambda' must be a number > 0"),
