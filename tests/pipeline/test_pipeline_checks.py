@@ -15,6 +15,7 @@ from emonet.cli.app import main
 from emonet.pipeline import load_pipeline, run_pipeline
 from emonet.pipeline.commands import check_stage, stage_argv
 from emonet.pipeline.lock import workdir_lock
+from tests.mounts import tmpfs
 from tests.pipeline.test_pipeline import PIPELINE
 
 
@@ -193,15 +194,9 @@ def test_a_workdir_that_is_a_file_is_one_line(tmp_path, capsys):
 
 
 def test_a_read_only_workdir_is_one_line(tmp_path, capsys):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(ro)], capture_output=True).returncode:
-        pytest.skip("mounting a read-only tmpfs is not permitted here")
-    try:
-        path = _write(tmp_path)
+    path = _write(tmp_path)
+    with tmpfs(tmp_path / "ro", read_only=True) as ro:
         assert main(["run", str(path), "--workdir", str(ro / "work")]) == 1
         _one_line_refusal(capsys, path, "read-only file system", "nothing was run")
         assert main(["run", str(path), "--workdir", str(ro)]) == 1
         _one_line_refusal(capsys, path, "read-only file system")
-    finally:
-        subprocess.run(["umount", str(ro)], check=True)

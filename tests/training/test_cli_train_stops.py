@@ -4,7 +4,6 @@ with --resume, a second writer of the same run, temporary files of killed writer
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from emonet.training import TrainConfig, train
 from emonet.training.progress import Progress
 from emonet.training.trainer import TrainingInterrupted
 from tests.helpers import tree_digest
+from tests.mounts import tmpfs
 
 pytestmark = pytest.mark.slow  # emonet train in subprocesses, signals and tmpfs mounts
 
@@ -49,18 +49,6 @@ def _interrupted_run(store: Path, exps: Path) -> Path:
         train(cfg, progress=_StopAfterFirstEpoch())
     (run,) = exps.iterdir()
     return run
-
-
-@contextlib.contextmanager
-def _tmpfs(path: Path, options: str):
-    path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def _cli(*args):
@@ -114,7 +102,7 @@ def test_options_given_with_resume_are_refused_even_at_their_defaults(small_stor
 
 
 def test_ebp_on_a_read_only_file_system(small_store, tmp_path, capsys):
-    with _tmpfs(tmp_path / "ro", "ro,size=64k") as ro:
+    with tmpfs(tmp_path / "ro", read_only=True) as ro:
         for ebp in (ro, ro / "runs"):
             rc = main(["train", "-s", str(small_store), "-t", "arousal", "-ebp", str(ebp), "-e", "1", *TINY])
             _one_line(capsys, rc, 1, str(ebp), "read-only file system", "-ebp")
@@ -122,7 +110,7 @@ def test_ebp_on_a_read_only_file_system(small_store, tmp_path, capsys):
 
 
 def test_resume_on_a_read_only_file_system_is_one_line_and_changes_nothing(small_store, tmp_path, capsys):
-    with _tmpfs(tmp_path / "fs", "size=8m") as fs:
+    with tmpfs(tmp_path / "fs", size="8m") as fs:
         run = _interrupted_run(small_store, fs / "e")
         before = tree_digest(run)
         subprocess.run(["mount", "-o", "remount,ro", str(fs)], check=True)
@@ -133,7 +121,7 @@ def test_resume_on_a_read_only_file_system_is_one_line_and_changes_nothing(small
 
 
 def test_a_full_disk_exits_1_in_one_line_and_leaves_no_temporary_file(small_store, tmp_path):
-    with _tmpfs(tmp_path / "full", "size=256k") as full:
+    with tmpfs(tmp_path / "full", size="256k") as full:
         cmd, env = _cli("-s", small_store, "-t", "acted", "arousal", "-ebp", full, "-e", "20", *TINY)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         lines = [x for x in done.stderr.splitlines() if x.strip()]
