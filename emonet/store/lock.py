@@ -86,8 +86,8 @@ def _remove_stale_temp_files(root: Path, depth: int = 4) -> None:
     that a writer killed with ``kill -9`` left in the store's folders (root, tasks, partitions,
     staging), down to ``depth`` levels; never those of a process that is still running."""
     folders = [root]
-    for _ in range(depth):
-        folders = [f for f in folders if f.is_dir()]
+    for level in range(depth):
         for folder in folders:
             remove_stale_temp_files(folder)
-        folders = [sub for f in folders for sub in f.iterdir() if sub.is_dir() and not sub.is_symlink()]
+        if level + 1 < depth:  # list the next level only when it is swept
+            folders = [sub for f in folders for sub in f.iterdir() if sub.is_dir() and not sub.is_symlink()]
