@@ -89,7 +89,7 @@ def bench_input(args) -> None:
     """batches() over the three train partitions, 4 s windows, batch 64: cold (every epoch
     decoded from zarr: cache off) and warm (normalised frames cached after the first epoch),
     against the per-sample wav + mel dataset. One process, torch threads as given."""
-    from emonet.training import store_access
+    from emonet.data import store_access
 
     torch.set_num_threads(args.threads)
     corpus, store = corpus_and_store("input", args.files, 3.0, 8.0)

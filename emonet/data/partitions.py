@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emonet.errors import EmoNetError, InputError
+from emonet.store.names import PARTITIONS  # noqa: F401  (defined with the store: a partition is a store folder)
 
-PARTITIONS = ("train", "devel", "test")
 # csv names used by the seed for each store partition, in order of preference
 MULTI_TASK_CSV_NAMES = {"train": ("train.csv",), "devel": ("val.csv", "devel.csv"), "test": ("test.csv",)}
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emonet.data.crops import Normalizer
 from emonet.data.partitions import PARTITIONS
+from emonet.data.store_access import open_partition, partition_index
 from emonet.errors import CheckpointError, ConfigError, ModelError, StoreError, UnknownTaskError
 from emonet.evaluation.metrics import classification_report, confusion_matrix
 from emonet.evaluation.scoring import score_partition
-from emonet.training.crops import Normalizer
-from emonet.training.store_access import open_partition, partition_index
 
 DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("fp32", "bf16", "fp16")

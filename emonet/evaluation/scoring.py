@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from emonet.training.crops import Normalizer, gather_windows, normalize, with_pad_row
+from emonet.data.crops import Normalizer, gather_windows, normalize, with_pad_row
+from emonet.data.store_access import PartitionIndex, read_frames
 from emonet.training.evaluate import autocast
-from emonet.training.store_access import PartitionIndex, read_frames
 
 
 def utterance_batches(

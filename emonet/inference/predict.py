@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from emonet.data.audio import AudioReadError, load_mono
+from emonet.data.crops import Normalizer, normalize
 from emonet.data.features import FeatureConfig, LogMel
 from emonet.errors import CheckpointError, ConfigError, InputError, UnknownTaskError
-from emonet.training.crops import Normalizer, normalize
 
 
 @dataclass(frozen=True)

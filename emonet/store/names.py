@@ -11,6 +11,7 @@ from emonet.errors import ConfigError
 RESERVED = frozenset({"zarr.json", "store.json", "emonet-store.yaml", ".staging", ".lock"})
 _ALLOWED = re.compile(r"^[^\W_][\w.+=-]*$")  # \w: any letter or digit, and _
 MAX_LEN = 100
+PARTITIONS = ("train", "devel", "test")  # a task's partitions, in this order
 
 
 def check_task_name(name: str) -> str:

@@ -9,10 +9,10 @@ from types import MappingProxyType
 
 import numpy as np
 
-from emonet.data.partitions import PARTITIONS
 from emonet.errors import StoreCorruptError, StoreError, UnknownTaskError
 from emonet.store import integrity, metadata
 from emonet.store.backends import Backend
+from emonet.store.names import PARTITIONS
 from emonet.utils.fs import tree_size
 
 HELD_BLOCKS = 2  # blocks whose checked bytes an open partition keeps (a read that crosses into the next)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from emonet.data.crops import Normalized, Normalizer, gather_windows, with_pad_row
+from emonet.data.store_access import PartitionIndex, open_partition, partition_index, read_frames_cached
 from emonet.errors import ConfigError, StoreError
-from emonet.training.crops import Normalized, Normalizer, gather_windows, with_pad_row
-from emonet.training.store_access import PartitionIndex, open_partition, partition_index, read_frames_cached
 from emonet.training.streams import Batch, StreamSpec, epoch_stream
 
 

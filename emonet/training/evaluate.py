@@ -8,10 +8,10 @@ from contextlib import nullcontext
 import numpy as np
 import torch
 
+from emonet.data.crops import Normalizer
+from emonet.data.store_access import open_partition, partition_index
 from emonet.evaluation.metrics import confusion_matrix
-from emonet.training.crops import Normalizer
 from emonet.training.data import eval_batches
-from emonet.training.store_access import open_partition, partition_index
 
 
 def autocast(device: torch.device, precision: str):

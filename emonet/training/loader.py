@@ -57,8 +57,8 @@ class RoundRobinBatches(IterableDataset):
     ) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """What loader worker ``worker`` of ``n_workers`` yields."""
         from emonet import open_store
+        from emonet.data.store_access import open_partition, partition_index
         from emonet.training.data import normalizer
-        from emonet.training.store_access import open_partition, partition_index
 
         first = self.start_step + worker  # this worker yields first, first + N, ...
         residue = first % n_workers

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emonet.training.crops import Normalized, Normalizer, crop_offsets, gather_windows, with_pad_row
-from emonet.training.store_access import PartitionIndex, read_frames_cached
+from emonet.data.crops import Normalized, Normalizer, crop_offsets, gather_windows, with_pad_row
+from emonet.data.store_access import PartitionIndex, read_frames_cached
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x [B, T, mels] float32, lengths int64, labels int64
 

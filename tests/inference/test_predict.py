@@ -40,7 +40,7 @@ def test_predict_matches_the_store_features(checkpoint, demo_store, demo_corpus)
     predictor = Predictor(checkpoint, batch_size=3)
     report = predictor.predict(files, tasks=["acted"])
     assert [p.file for p in report.predictions] == [str(f) for f in files]
-    from emonet.training.crops import Normalizer, normalize
+    from emonet.data.crops import Normalizer, normalize
 
     norm = Normalizer(*store.normalization("acted"))
     with torch.no_grad():

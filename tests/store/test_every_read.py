@@ -10,12 +10,12 @@ import shutil
 import numpy as np
 import pytest
 
+from emonet.data import store_access
+from emonet.data.crops import Normalizer
 from emonet.data.partitions import single_task_sources
 from emonet.errors import StoreCorruptError
 from emonet.extraction.runner import ExtractOptions, run_extract
 from emonet.store import open_store
-from emonet.training import store_access
-from emonet.training.crops import Normalizer
 from tests.helpers import make_task
 
 pytestmark = pytest.mark.slow  # 54 damage cases on both backends

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import emonet
+from emonet.data.store_access import partition_index
 from emonet.training import batches
 from emonet.training.data import eval_batches, normalizer
 from emonet.training.loader import RoundRobinBatches, TaskSource, make_loader
-from emonet.training.store_access import partition_index
 from emonet.training.streams import StreamSpec, slice_plan, stream
 
 
@@ -155,8 +155,8 @@ def test_unknown_task_and_missing_partition_are_one_line_errors(small_store):
 
 
 def test_the_frame_cache_keeps_two_normalisations_of_a_partition_apart(small_store):
-    from emonet.training.crops import Normalized, Normalizer
-    from emonet.training.store_access import open_partition, read_frames_cached
+    from emonet.data.crops import Normalized, Normalizer
+    from emonet.data.store_access import open_partition, read_frames_cached
 
     store = emonet.open_store(small_store)
     part = open_partition(store, "acted", "train")

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 import emonet
+from emonet.data.store_access import partition_index
 from emonet.models import load_checkpoint
 from emonet.training.data import normalizer
 from emonet.training.evaluate import evaluate_partition
 from emonet.training.losses import TaskLoss
-from emonet.training.store_access import partition_index
 from emonet.training.streams import StreamSpec, epoch_batch_count, slice_plan
 
 pytestmark = pytest.mark.slow  # two ranks under torchrun
