@@ -4,31 +4,38 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emonet.training.callbacks import Callback
 from emonet.training.config import TrainConfig
 from emonet.training.progress import Progress
 
 
-def train(config: TrainConfig, *, progress: Progress | None = None) -> tuple[Path, dict]:
+def train(
+    config: TrainConfig, *, progress: Progress | None = None, callbacks: list[Callback] | None = None
+) -> tuple[Path, dict]:
     """Train a new run described by ``config``.
 
     Args:
         config: the run's TrainConfig (stores, tasks, experiments folder, options).
         progress: optional reporter of steps and epochs.
+        callbacks: the user's own callbacks (emonet.training.callbacks.Callback).
 
     Returns:
         (the run folder, results: task -> partition -> metrics of the best weights).
     """
     from emonet.training.trainer import Trainer
 
-    trainer = Trainer(config, progress=progress)
+    trainer = Trainer(config, progress=progress, callbacks=callbacks)
     return trainer.run_dir, trainer.run_training()
 
 
-def resume(run_dir: str | Path, *, progress: Progress | None = None) -> tuple[Path, dict]:
+def resume(
+    run_dir: str | Path, *, progress: Progress | None = None, callbacks: list[Callback] | None = None
+) -> tuple[Path, dict]:
     """Continue the run in ``run_dir`` from its last finished epoch, with its saved config.
 
     A finished run (its results.json is there) is not trained or scored again: its stored
-    results come back unchanged and ``progress`` gets a note saying so.
+    results come back unchanged and ``progress`` gets a note saying so. ``callbacks`` get
+    back the state the run saved for them (by name); one given only now starts fresh.
 
     Returns:
         (the run folder, results) as :func:`train`.
@@ -51,5 +58,5 @@ def resume(run_dir: str | Path, *, progress: Progress | None = None) -> tuple[Pa
             progress.note(f"{run_dir}: this run is finished (its {RESULTS} is there); nothing to resume")
         return run_dir, results
     config = TrainConfig.from_dict(read_config(run_dir))
-    trainer = Trainer(config, resume=run_dir, progress=progress)
+    trainer = Trainer(config, resume=run_dir, progress=progress, callbacks=callbacks)
     return trainer.run_dir, trainer.run_training()

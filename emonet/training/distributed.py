@@ -1,8 +1,11 @@
 """Data-parallel training under ``torchrun``: the process group, and gradient averaging.
 
-Every rank trains the same task at the same step (the round robin follows the global step),
-so the set of parameters with gradients is the same on all ranks and one flat all-reduce
-per step averages them. BatchNorm statistics stay per rank (as plain DDP without SyncBN).
+Every rank must train the same task at the same step (all follow one task schedule over the
+global step), so the set of parameters with gradients is the same on all ranks and one flat
+all-reduce per step averages them. Before it, the ranks compare (task, gradient elements)
+with a small fixed-size all-gather: ranks that disagree stop in one line instead of hanging
+or mixing the gradients of different tasks. BatchNorm statistics stay per rank (as plain
+DDP without SyncBN).
 """
 
 from __future__ import annotations
@@ -46,18 +49,52 @@ def _average(tensors: list[torch.Tensor], world: int) -> None:
     if world <= 1 or not tensors:
         return
     import torch.distributed as dist
-    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
-    flat = _flatten_dense_tensors(tensors)
+    flat = torch.cat([t.reshape(-1) for t in tensors])
     dist.all_reduce(flat)
     flat /= world
-    for t, synced in zip(tensors, _unflatten_dense_tensors(flat, tensors), strict=True):
-        t.copy_(synced)
+    offset = 0
+    for t in tensors:
+        n = t.numel()
+        t.copy_(flat[offset : offset + n].view_as(t))
+        offset += n
 
 
-def average_gradients(params: list[torch.nn.Parameter], world: int) -> None:
-    """Average the gradients of ``params`` over the ranks with one flat all-reduce."""
-    _average([p.grad for p in params if p.grad is not None], world)
+def check_same_step(task: int, n_grad: int, world: int, names: list[str], step: int, device: torch.device) -> None:
+    """Stop (TrainingError, on every rank) unless all ranks train task ``task`` with
+    ``n_grad`` gradient elements at this step: one all-gather of two numbers per rank."""
+    if world <= 1:
+        return
+    import torch.distributed as dist
+
+    mine = torch.tensor([task, n_grad], dtype=torch.int64, device=device)
+    every = [torch.empty_like(mine) for _ in range(world)]
+    dist.all_gather(every, mine)
+    seen = [tuple(int(v) for v in t.tolist()) for t in every]
+    if len(set(seen)) > 1:
+        from emonet.errors import TrainingError
+
+        def who(k: int, n: int) -> str:
+            return f"task {names[k]!r} ({n} gradient values)" if 0 <= k < len(names) else f"task #{k} ({n} values)"
+
+        ranks = ", ".join(f"rank {r} trains {who(k, n)}" for r, (k, n) in enumerate(seen))
+        raise TrainingError(
+            f"the ranks disagree at step {step}: {ranks}; every rank must follow the same task schedule "
+            "with the same tasks and mode"
+        )
+
+
+def average_gradients(
+    params: list[torch.nn.Parameter], world: int, task: int = 0, names: list[str] | None = None, step: int = 0
+) -> None:
+    """Average the gradients of ``params`` over the ranks with one flat all-reduce, after
+    checking that every rank trains the same task (``task``, an index into ``names``)."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if world <= 1:
+        return
+    device = grads[0].device if grads else next(iter(params)).device
+    check_same_step(task, sum(g.numel() for g in grads), world, names or [], step, device)
+    _average(grads, world)
 
 
 def average_running_stats(model: torch.nn.Module, world: int) -> None:

@@ -20,6 +20,7 @@ is finished.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -33,7 +34,13 @@ import torch
 import yaml
 
 from emonet.errors import ConfigError, TrainingError
-from emonet.utils.fs import atomic_write_bytes, filesystem_errors, remove_stale_temp_files
+from emonet.utils.fs import (
+    FilesystemError,
+    atomic_write_bytes,
+    describe_os_error,
+    filesystem_errors,
+    remove_stale_temp_files,
+)
 
 CONFIG = "config.yaml"
 STATE = "state.pt"
@@ -194,3 +201,19 @@ def write_metrics(run: Path, rows: list[dict]) -> None:
 def _finite_or_blank(value):
     """NaN and infinities never reach metrics.csv: an undefined value is an empty cell."""
     return "" if isinstance(value, float) and not math.isfinite(value) else value
+
+
+@contextlib.contextmanager
+def writing(run: Path, name: str):
+    """A failed write of the run file ``name`` (a full disk) is one line with the filesystem
+    errors' exit code; the previous version of the file stays readable."""
+    try:
+        yield
+    except FilesystemError:
+        raise
+    except OSError as exc:
+        raise FilesystemError(
+            f"{Path(run) / name}: writing failed ({describe_os_error(OSError(exc.errno, exc.strerror))}); "
+            f"the previous version stays "
+            f"readable. Free space, then continue with: emonet train --resume {run}"
+        ) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
@@ -14,18 +13,20 @@ from emonet.errors import TrainingError
 from emonet.training import distributed as dd
 from emonet.training import pin
 from emonet.training import run_dir as rd
+from emonet.training.callbacks import Callback, StepEnd, arrange
 from emonet.training.config import TrainConfig
 from emonet.training.data import normalizer, window_frames
 from emonet.training.evaluate import autocast, evaluate_partition
-from emonet.training.loader import RoundRobinBatches, TaskSource, make_loader
+from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
 from emonet.training.optim import build_optimizer, individual_weight_decay, l2_penalty, parameter_groups
 from emonet.training.progress import EpochSummary, Progress
 from emonet.training.schedule import Schedule
-from emonet.training.setup import build_run_model, check_window, norm_stats, open_stores, resolve_tasks
+from emonet.training.setup import build_run_model, check_window, open_stores, resolve_tasks
+from emonet.training.state import AttributeState, RngState, StateRegistry
 from emonet.training.streams import StreamSpec
+from emonet.training.task_schedule import RoundRobin, TaskSchedule
 from emonet.utils.allocator import keep_large_buffers
-from emonet.utils.fs import FilesystemError, describe_os_error
 
 
 class TrainingInterrupted(TrainingError):
@@ -51,9 +52,21 @@ def _interrupted(exc: KeyboardInterrupt, run: Path | None) -> TrainingInterrupte
 class Trainer:
     """One run: ``Trainer(config).run_training()`` trains, validates every epoch, scores the test
     partitions once with the best weights and returns ``results`` (task -> partition ->
-    metrics). ``resume`` continues the run in that folder from its last finished epoch."""
+    metrics). ``resume`` continues the run in that folder from its last finished epoch.
 
-    def __init__(self, config: TrainConfig, *, resume: str | Path | None = None, progress: Progress | None = None):
+    ``callbacks`` are called around the loop (emonet.training.callbacks); ``task_schedule``
+    says which task(s) each step trains (round robin over the tasks, the original's order,
+    when None). What a resume needs is kept in one registry (:meth:`register_state`)."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        resume: str | Path | None = None,
+        progress: Progress | None = None,
+        callbacks: list[Callback] | None = None,
+        task_schedule: TaskSchedule | None = None,
+    ):
         keep_large_buffers()  # no page faults on every step's activation buffers (bench/README.md)
         self.config = config
         self.device = dd.local_device(config.device)
@@ -80,17 +93,18 @@ class Trainer:
         self.norms = {t: normalizer(d.store, t) for t, d in self.tasks.items()}
         self.losses = {t: self._loss(t).to(self.device) for t in self.names}
         self.penalties = self._penalties()
+        self.task_schedule = task_schedule if task_schedule is not None else RoundRobin(self.names)
         per_step = config.batch_size * self.world
-        self.spe = config.steps_per_epoch or len(self.names) * max(
-            math.ceil(d.n_train / per_step) for d in self.tasks.values()
-        )
+        n_train = {t: d.n_train for t, d in self.tasks.items()}
+        self.spe = config.steps_per_epoch or self.task_schedule.steps_per_epoch(n_train, per_step)
         self.schedule = Schedule(config.learning_rate, config.patience, config.min_delta, config.stages, config.epochs)
-        self.optimizer = self._optimizer()
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.step, self.history, self.best_state = 0, [], None
-        if self.run_dir is not None:
-            self._restore(rd.load_state(self.run_dir))
-        elif self.rank == 0:
+        self.callbacks = arrange(self.progress, list(callbacks or []))
+        self.states = StateRegistry()
+        self._register_states()
+        self._resume_state = rd.load_state(self.run_dir) if self.run_dir is not None else None
+        if self.run_dir is None and self.rank == 0:
 
             def first_files(run: Path) -> None:
                 rd.write_config(run, config.to_dict())
@@ -141,21 +155,47 @@ class Trainer:
             out[t] = [(ps, f) for ps, f in terms if f > 0 and any(p.requires_grad for p in ps)]
         return out
 
-    def _optimizer(self) -> torch.optim.Optimizer:
+    def _new_optimizer(self) -> None:
+        """A fresh optimiser at the schedule's learning rate (a run's start and each new stage)."""
         groups = parameter_groups(self.model, self.names)
-        return build_optimizer(self.config.optimizer, groups, self.schedule.current_lr)
+        self.optimizer = build_optimizer(self.config.optimizer, groups, self.schedule.current_lr)
+        self.register_state("optimizer", self.optimizer)
 
-    def _restore(self, state: dict | None) -> None:
-        if state is None:
-            return  # killed before its first epoch ended: start over in the same folder
-        self.model.load_state_dict(state["model"])
-        self.schedule.load_state_dict(state["schedule"])
-        self.optimizer = self._optimizer()
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.step, self.history, self.best_state = state["step"], state["history"], state["best_model"]
-        torch.set_rng_state(state["rng"]["torch"])
-        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(state["rng"]["cuda"])
+    # ------------------------------------------------------------ resume state
+    def _register_states(self) -> None:
+        """Everything a resumed run needs, in restore order."""
+        self.register_state("model", self.model)
+        self.register_state("schedule", self.schedule)
+        self._new_optimizer()
+        self.register_state("task_schedule", self.task_schedule)
+        self.register_state("data", AttributeState(self, ("step",)))  # the loader's position
+        self.register_state("record", AttributeState(self, ("history", "best_state")))
+        self.register_state("rng", RngState(self.device))
+        if self.scaler is not None:
+            self.register_state("scaler", self.scaler)
+        for cb in self.callbacks:
+            self.register_state(f"callback:{cb.name}", cb)
+
+    def register_state(self, name: str, obj) -> None:
+        """Keep ``obj`` (with ``state_dict()``/``load_state_dict()``) in the resume state under
+        ``name``; a resumed run restores it before its first step."""
+        self.states.register(name, obj)
+
+    def state_dict(self) -> dict:
+        """The resume state: every registered object's state (what state.pt holds)."""
+        return self.states.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore every registered object from :meth:`state_dict`'s output (or an older state.pt's)."""
+        fresh = self.states.load_state_dict(state, self.run_dir)
+        if "scaler" in fresh:
+            note = f"note: {self.run_dir}/{rd.STATE} kept no fp16 loss scale (an older run); it starts anew"
+            self.progress.note(note)
+
+    def _restore(self) -> None:
+        state, self._resume_state = self._resume_state, None
+        if state is not None:  # None: killed before its first epoch ended, start over in the same folder
+            self.load_state_dict(state)
 
     def _loader(self):
         cfg = self.config
@@ -165,15 +205,21 @@ class Trainer:
             )
             for t, d in self.tasks.items()
         ]
-        return make_loader(RoundRobinBatches(sources, self.rank, self.world, self.step), cfg.workers, cfg.seed)
+        data = ScheduledBatches(sources, self.task_schedule, self.rank, self.world, self.step)
+        return make_loader(data, cfg.workers, cfg.seed)
+
+    def _call(self, hook: str, *args) -> None:
+        for cb in self.callbacks:
+            getattr(cb, hook)(self, *args)
 
     # ------------------------------------------------------------------- loop
     def run_training(self) -> dict:
         """Train until the schedule is done; returns task -> partition -> metrics."""
-        self.progress.begin(self.run_dir, self.spe, self.schedule.epoch)
-        batches = self._loader()
-        self.model.train()
         try:
+            self._restore()
+            self._call("on_fit_start")
+            batches = self._loader()
+            self.model.train()
             while not self.schedule.done:
                 t0 = time.perf_counter()
                 self._check_data()
@@ -183,6 +229,7 @@ class Trainer:
                 self._end_epoch(losses, devel, time.perf_counter() - t0)
             self._check_data()
             results = self._finish()
+            self._call("on_fit_end", results)
         except KeyboardInterrupt as exc:
             self.progress.end()
             raise _interrupted(exc, self.run_dir) from None
@@ -190,7 +237,6 @@ class Trainer:
             lock = getattr(self, "_lock", None)
             if lock is not None:
                 lock.close()  # the run folder is free again
-        self.progress.end()
         return results
 
     def _train_epoch(self, batches) -> dict[str, float]:
@@ -199,40 +245,49 @@ class Trainer:
         counts = [0] * n
         params = [p for p in self.model.parameters() if p.requires_grad]
         wait, samples, t_start = 0.0, 0, time.perf_counter()
+        epoch = self.schedule.epoch + 1
         for i in range(self.spe):
             t0 = time.perf_counter()
-            k, x, lengths, labels = next(batches)
+            items = next(batches)  # this step's batches, one per task the schedule trains now
             wait += time.perf_counter() - t0
-            samples += len(labels)
-            task = self.names[k]
-            x, lengths, labels = (v.to(self.device, non_blocking=True) for v in (x, lengths, labels))
-            with autocast(self.device, self.config.precision):
-                logits = self.model(x, lengths, task)
-            loss = self.losses[task](logits, labels)
-            for ps, factor in self.penalties[task]:
-                loss = loss + l2_penalty(ps, factor)
-            self._backward_step(loss, params)
-            sums[k] += loss.detach()
-            counts[k] += 1
-            self.step += 1
-            if (i + 1) % 10 == 0 or i + 1 == self.spe:
-                value = float(sums.sum()) / max(sum(counts), 1)
-                self._check_finite(value)
-                self.progress.step(self.schedule.epoch + 1, i + 1, value)
+            for j, (k, x, lengths, labels) in enumerate(items):
+                samples += len(labels)
+                loss = self._train_batch(k, x, lengths, labels, params)
+                sums[k] += loss
+                counts[k] += 1
+                running = None
+                if j + 1 == len(items):
+                    self.step += 1
+                    if (i + 1) % 10 == 0 or i + 1 == self.spe:
+                        running = float(sums.sum()) / max(sum(counts), 1)
+                        self._check_finite(running)
+                self._call("on_step_end", StepEnd(epoch, i + 1, self.step, self.names[k], loss, running))
         self.timing = {"data_wait_s": wait, "train_s": time.perf_counter() - t_start, "samples": samples}
         dd.all_reduce_sum(sums, self.world)
         return {t: float(sums[k]) / max(counts[k] * self.world, 1) for k, t in enumerate(self.names)}
 
-    def _backward_step(self, loss: torch.Tensor, params: list) -> None:
+    def _train_batch(self, k: int, x, lengths, labels, params: list) -> torch.Tensor:
+        """One optimiser step on one batch of task ``k``; returns its (detached) loss."""
+        task = self.names[k]
+        x, lengths, labels = (v.to(self.device, non_blocking=True) for v in (x, lengths, labels))
+        with autocast(self.device, self.config.precision):
+            logits = self.model(x, lengths, task)
+        loss = self.losses[task](logits, labels)
+        for ps, factor in self.penalties[task]:
+            loss = loss + l2_penalty(ps, factor)
+        self._backward_step(loss, params, k)
+        return loss.detach()
+
+    def _backward_step(self, loss: torch.Tensor, params: list, k: int) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            dd.average_gradients(params, self.world)
+            dd.average_gradients(params, self.world, k, self.names, self.step)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
-            dd.average_gradients(params, self.world)
+            dd.average_gradients(params, self.world, k, self.names, self.step)
             self.optimizer.step()
 
     def _check_finite(self, value: float) -> None:
@@ -276,50 +331,10 @@ class Trainer:
             self.best_state = copy.deepcopy(self.model.state_dict())
         if action == "next-stage":  # the next stage starts from the best weights, with a fresh optimiser
             self.model.load_state_dict(self.best_state)
-            self.optimizer = self._optimizer()
-        if self.rank == 0:
-            self._write_epoch(is_best)
+            self._new_optimizer()
         summary = EpochSummary(sched.epoch, stage, lr, losses, devel, score, is_best, action, seconds)
         summary.extra.update(self.timing)
-        self.progress.epoch(summary)
-
-    def _checkpoint_meta(self, which: str) -> dict:
-        extra = {
-            "kind": which, "epoch": self.schedule.epoch, "best_epoch": self.schedule.best_epoch,
-            "score": self.schedule.best, "mode": self.config.mode, "run": str(self.run_dir),
-            "train_config": self.config.to_dict(),
-        }  # fmt: skip
-        stats = {**self.initial_norms, **norm_stats(self.tasks)}
-        return {"feature_config": self.feature_config, "norm_stats": stats, "extra": extra}
-
-    def _write_epoch(self, is_best: bool) -> None:
-        from emonet.models import save_checkpoint
-        from emonet.training.report import log_scalars
-
-        writes = [
-            (rd.BEST, lambda: save_checkpoint(self.run_dir / rd.BEST, self.model, **self._checkpoint_meta("best"))),
-            (rd.LAST, lambda: save_checkpoint(self.run_dir / rd.LAST, self.model, **self._checkpoint_meta("last"))),
-            (rd.STATE, lambda: rd.save_state(self.run_dir, self._state())),
-            (rd.METRICS, lambda: rd.write_metrics(self.run_dir, self.history)),
-        ]
-        writes.append(("tensorboard", lambda: log_scalars(self.run_dir, self.history[-len(self.names) :])))
-        for name, write in writes[0 if is_best else 1 :]:
-            with self._writing(name):
-                write()
-
-    def _state(self) -> dict:
-        return {
-            "model": self.model.state_dict(),
-            "best_model": self.best_state,
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "step": self.step,
-            "history": self.history,
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
-            },
-        }
+        self._call("on_epoch_end", summary)  # the run folder's files are written here (callbacks.py)
 
     # ------------------------------------------------------------------ finish
     def _finish(self) -> dict:
@@ -350,17 +365,6 @@ class Trainer:
         dd.barrier(self.world)
         return results
 
-    @contextlib.contextmanager
     def _writing(self, name: str):
-        """A failed write of a run file (a full disk) is one line with the filesystem errors' exit
-        code; the previous version of the file stays readable."""
-        try:
-            yield
-        except FilesystemError:
-            raise
-        except OSError as exc:
-            raise FilesystemError(
-                f"{self.run_dir / name}: writing failed ({describe_os_error(OSError(exc.errno, exc.strerror))}); "
-                f"the previous version stays "
-                f"readable. Free space, then continue with: emonet train --resume {self.run_dir}"
-            ) from None
+        """A failed write of a run file is one line (run_dir.writing)."""
+        return rd.writing(self.run_dir, name)

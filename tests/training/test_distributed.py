@@ -49,3 +49,47 @@ def test_two_ranks_train_on_disjoint_uneven_shards_and_reduce_metrics_exactly(sm
         )  # fmt: skip
         assert results[task]["devel"]["confusion_matrix"] == cm.tolist()
         assert results[task]["devel"]["n"] == len(store.partition(task, "devel"))
+
+
+RANKS_DISAGREE = """
+import os, sys
+from emonet.errors import TrainingError
+from emonet.models import ModelConfig
+from emonet.training import TrainConfig
+from emonet.training.task_schedule import RoundRobin
+from emonet.training.trainer import Trainer
+
+tasks = ["valence", "arousal"]
+order = tasks if os.environ["RANK"] == "0" else tasks[::-1]  # rank 1 is given another task order
+cfg = TrainConfig(stores=[sys.argv[1]], tasks=tasks, experiments=sys.argv[2], batch_size=3, window=1.0, epochs=1,
+                  steps_per_epoch=4, device="cpu", model=ModelConfig(n_blocks=1, n_filters=4))
+try:
+    Trainer(cfg, task_schedule=RoundRobin(order)).run_training()
+except TrainingError as exc:
+    print(f"rank {os.environ['RANK']} stopped: {exc}", file=sys.stderr, flush=True)
+    os._exit(3)
+print("trained", flush=True)
+"""
+
+
+def test_ranks_that_train_different_tasks_stop_in_one_line_instead_of_hanging(small_store, tmp_path):
+    script = tmp_path / "disagree.py"
+    script.write_text(RANKS_DISAGREE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    proc = subprocess.Popen(
+        [*cmd, str(small_store), str(tmp_path / "e")], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=150)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        pytest.fail("the ranks hung instead of stopping")
+    assert proc.returncode != 0 and "trained" not in out, err[-2000:]
+    stops = [line for line in err.splitlines() if " stopped: " in line]
+    assert stops, err[-2000:]
+    for line in stops:  # each rank's error is one line naming what both ranks train
+        assert "the ranks disagree at step 0" in line, line
+        assert "rank 0 trains task 'valence'" in line and "rank 1 trains task 'arousal'" in line, line
+        assert "same task schedule" in line

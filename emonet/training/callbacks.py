@@ -1,0 +1,142 @@
+"""Callbacks: what runs around the training loop without being part of it. The run folder's
+files (checkpoints and resume state, metrics.csv, TensorBoard) and the progress display are
+callbacks; ``Trainer(config, callbacks=[...])`` adds a user's own (a notebook's plot, a stop rule).
+
+The trainer calls, in list order, ``on_fit_start`` once before the first step,
+``on_step_end`` after every optimiser step, ``on_epoch_end`` after each recorded epoch and
+``on_fit_end`` with the results. Every callback's ``state_dict()`` is part of the resume state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from emonet.models import save_checkpoint
+from emonet.training import run_dir as rd
+from emonet.training.progress import EpochSummary, Progress
+from emonet.training.report import close, log_scalars
+from emonet.training.setup import norm_stats
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass
+class StepEnd:
+    """One optimiser step that just ended."""
+
+    epoch: int  # the epoch it belongs to, 1-based
+    step: int  # the step in the epoch, 1-based (the loader's item: several tasks with some schedules)
+    global_step: int  # steps of the whole run so far (the data position a resume continues at)
+    task: str  # the task of this optimiser step
+    loss: torch.Tensor  # its loss (a detached 0-d tensor: ``float()`` it only when needed, it syncs a GPU)
+    running_loss: float | None = None  # the epoch's mean loss so far, every 10th and the last step
+
+
+class Callback:
+    """Base class: override what you need. ``name`` keys the callback's state in the resume
+    state (the class name unless set)."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def on_fit_start(self, trainer) -> None:
+        pass
+
+    def on_step_end(self, trainer, step: StepEnd) -> None:
+        pass
+
+    def on_epoch_end(self, trainer, summary: EpochSummary) -> None:
+        pass
+
+    def on_fit_end(self, trainer, results: dict) -> None:
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class MetricsCsv(Callback):
+    """metrics.csv: rewritten from the run's history after each epoch (rank 0)."""
+
+    def on_epoch_end(self, trainer, summary: EpochSummary) -> None:
+        if trainer.rank == 0:
+            with rd.writing(trainer.run_dir, rd.METRICS):
+                rd.write_metrics(trainer.run_dir, trainer.history)
+
+
+class TensorBoard(Callback):
+    """tensorboard/: the epoch's rows of metrics.csv as scalars (rank 0)."""
+
+    def on_epoch_end(self, trainer, summary: EpochSummary) -> None:
+        if trainer.rank == 0:
+            with rd.writing(trainer.run_dir, "tensorboard"):
+                log_scalars(trainer.run_dir, trainer.history[-len(trainer.names) :])
+
+    def on_fit_end(self, trainer, results: dict) -> None:
+        close(trainer.run_dir)
+
+
+class Checkpoints(Callback):
+    """best.safetensors (when the epoch is the best so far), last.safetensors and the resume
+    state state.pt, in that order, after each epoch (rank 0). The trainer runs it after the
+    other callbacks (but the display), so their states in state.pt include this epoch."""
+
+    def on_epoch_end(self, trainer, summary: EpochSummary) -> None:
+        if trainer.rank != 0:
+            return
+        run = trainer.run_dir
+        for which, name in (("best", rd.BEST), ("last", rd.LAST)):
+            if which == "last" or summary.is_best:
+                with rd.writing(run, name):
+                    save_checkpoint(run / name, trainer.model, **self.meta(trainer, which))
+        with rd.writing(run, rd.STATE):
+            rd.save_state(run, trainer.state_dict())
+
+    @staticmethod
+    def meta(trainer, which: str) -> dict:
+        """The checkpoint's self-description: features, normalisation, the run's config and epoch."""
+        sched = trainer.schedule
+        extra = {
+            "kind": which, "epoch": sched.epoch, "best_epoch": sched.best_epoch, "score": sched.best,
+            "mode": trainer.config.mode, "run": str(trainer.run_dir), "train_config": trainer.config.to_dict(),
+        }  # fmt: skip
+        stats = {**trainer.initial_norms, **norm_stats(trainer.tasks)}
+        return {"feature_config": trainer.feature_config, "norm_stats": stats, "extra": extra}
+
+
+class ProgressDisplay(Callback):
+    """Shows the run through a :class:`~emonet.training.progress.Progress` (the CLI's bar)."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def on_fit_start(self, trainer) -> None:
+        self.progress.begin(trainer.run_dir, trainer.spe, trainer.schedule.epoch)
+
+    def on_step_end(self, trainer, step: StepEnd) -> None:
+        if step.running_loss is not None:
+            self.progress.step(step.epoch, step.step, step.running_loss)
+
+    def on_epoch_end(self, trainer, summary: EpochSummary) -> None:
+        self.progress.epoch(summary)
+
+    def on_fit_end(self, trainer, results: dict) -> None:
+        self.progress.end()
+
+
+def arrange(progress: Progress, user: list[Callback]) -> list[Callback]:
+    """The run's callbacks in calling order: metrics.csv, TensorBoard, the user's, then the
+    checkpoints (so state.pt holds every callback's state after the epoch), the display last
+    (a stop there keeps the epoch's files)."""
+    out = [MetricsCsv(), TensorBoard(), *user, Checkpoints(), ProgressDisplay(progress)]
+    names = [c.name for c in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ValueError(f"two callbacks are named {dup[0]!r}: give each its own name (their states are kept by name)")
+    return out
