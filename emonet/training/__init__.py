@@ -12,6 +12,9 @@ _LAZY = {
     "batches": ("emonet.training.data", "batches"),
     "TrainConfig": ("emonet.training.config", "TrainConfig"),
     "Trainer": ("emonet.training.trainer", "Trainer"),
+    "Callback": ("emonet.training.callbacks", "Callback"),
+    "RoundRobin": ("emonet.training.task_schedule", "RoundRobin"),
+    "EveryTask": ("emonet.training.task_schedule", "EveryTask"),
     "train": ("emonet.training.api", "train"),
     "resume": ("emonet.training.api", "resume"),
 }

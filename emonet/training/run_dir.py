@@ -2,7 +2,7 @@
 
     EXPERIMENTS/<date>-<time>-<tasks>[-n]/
         config.yaml         the fully resolved TrainConfig (``emonet train --resume`` reads it)
-        state.pt            resume state: weights, best weights, optimiser, schedule, step, RNG, history
+        state.pt            resume state: every object the trainer registers (training/state.py)
         best.safetensors    best weights so far (self-describing checkpoint)
         last.safetensors    weights after the last finished epoch
         data.json           the data the run started on (feature hash, label maps, partition hashes)

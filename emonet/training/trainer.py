@@ -94,6 +94,10 @@ class Trainer:
         self.losses = {t: self._loss(t).to(self.device) for t in self.names}
         self.penalties = self._penalties()
         self.task_schedule = task_schedule if task_schedule is not None else RoundRobin(self.names)
+        if sorted(self.task_schedule.tasks) != sorted(self.names):
+            raise TrainingError(
+                f"the task schedule is over {self.task_schedule.tasks}: give one over the run's tasks {self.names}"
+            )
         per_step = config.batch_size * self.world
         n_train = {t: d.n_train for t, d in self.tasks.items()}
         self.spe = config.steps_per_epoch or self.task_schedule.steps_per_epoch(n_train, per_step)
