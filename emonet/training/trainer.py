@@ -192,6 +192,11 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         """Restore every registered object from :meth:`state_dict`'s output (or an older state.pt's)."""
         fresh = self.states.load_state_dict(state, self.run_dir)
+        if "task_schedule" in fresh:  # a state of an older run: it trained the round robin over its tasks
+            try:
+                self.task_schedule.load_state_dict(RoundRobin(self.names).state_dict())
+            except TrainingError as exc:
+                raise TrainingError(f"--resume {self.run_dir}: {exc}") from None
         if "scaler" in fresh:
             note = f"note: {self.run_dir}/{rd.STATE} kept no fp16 loss scale (an older run); it starts anew"
             self.progress.note(note)
