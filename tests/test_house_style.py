@@ -1,7 +1,11 @@
 """House style of the package: no function or method longer than 80 lines and no module longer
-than 400 (small modules with one job each). The failure names every offender."""
+than 400 (small modules with one job each), imports that follow the layering
+(ARCHITECTURE.md) and sit at the top of modules. The failure names every offender."""
 
 import ast
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "emonet"
@@ -48,3 +52,63 @@ def test_the_check_finds_a_long_method_with_its_decorators(tmp_path):
     module = tmp_path / "m.py"
     module.write_text(f"class C:\n    @staticmethod\n    def f():\n{body}\n\n    def g(self):\n        return 1\n")
     assert _long_functions(module, tmp_path) == [f"m.py:3 f() has {MAX_FUNCTION_LINES + 1} lines"]
+
+
+def _local_first_party_imports(path: Path, root: Path = PACKAGE.parent) -> list[str]:
+    """Imports of emonet modules inside functions whose line carries no reason (a comment)."""
+    source = path.read_text()
+    lines = source.splitlines()
+    out = []
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        for inner in ast.walk(node):
+            names = []
+            if isinstance(inner, ast.ImportFrom) and inner.level == 0 and inner.module:
+                names = [inner.module]
+            elif isinstance(inner, ast.Import):
+                names = [a.name for a in inner.names]
+            if any(n == "emonet" or n.startswith("emonet.") for n in names):
+                if "#" not in lines[inner.lineno - 1] and "#" not in lines[inner.end_lineno - 1]:
+                    out.append(
+                        f"{path.relative_to(root)}:{inner.lineno} imports {', '.join(names)} inside {node.name}()"
+                    )
+    return out
+
+
+def test_function_local_imports_of_emonet_say_why():
+    # Imports belong at the top of a module, where they show its dependencies; one inside a
+    # function is allowed only to keep torch or zarr out of light commands, said on its line.
+    offenders = [o for path in _modules() for o in _local_first_party_imports(path)]
+    assert not offenders, "function-local emonet imports without a reason on the line:\n" + "\n".join(offenders)
+
+
+def test_the_local_import_check_finds_one_without_a_reason(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f():\n    from emonet.store import open_store\n\n\ndef g():\n    import emonet.cli  # speed\n"
+    )
+    assert _local_first_party_imports(module, tmp_path) == ["m.py:2 imports emonet.store inside f()"]
+
+
+def _lint_imports(root: Path) -> subprocess.CompletedProcess:
+    code = "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"
+    return subprocess.run(
+        [sys.executable, "-c", code, "--no-cache", "--no-logo"], cwd=root, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_layering_holds():
+    result = _lint_imports(PACKAGE.parent)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_the_layering_check_fails_on_an_upward_import(tmp_path):
+    shutil.copytree(PACKAGE, tmp_path / "emonet", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(PACKAGE.parent / "pyproject.toml", tmp_path / "pyproject.toml")
+    names = tmp_path / "emonet" / "store" / "names.py"
+    names.write_text(names.read_text() + "\n\ndef _upward():\n    import emonet.training.trainer  # noqa: F401\n")
+    result = _lint_imports(tmp_path)
+    assert result.returncode != 0
+    assert "emonet.store is not allowed to import emonet.training" in result.stdout
+    assert "emonet.store.names -> emonet.training.trainer" in result.stdout
