@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emonet.errors import TrainingError
 from emonet.training.callbacks import Callback
 from emonet.training.config import TrainConfig
 from emonet.training.progress import Progress
+from emonet.training.run_dir import RESULTS, finished, read_config
+from emonet.training.trainer import Trainer
+from emonet.utils.fs import filesystem_errors, read_json
 
 
 def train(
@@ -22,8 +26,6 @@ def train(
     Returns:
         (the run folder, results: task -> partition -> metrics of the best weights).
     """
-    from emonet.training.trainer import Trainer
-
     trainer = Trainer(config, progress=progress, callbacks=callbacks)
     return trainer.run_dir, trainer.run_training()
 
@@ -40,11 +42,6 @@ def resume(
     Returns:
         (the run folder, results) as :func:`train`.
     """
-    from emonet.errors import TrainingError
-    from emonet.training.run_dir import RESULTS, finished, read_config
-    from emonet.training.trainer import Trainer
-    from emonet.utils.fs import filesystem_errors, read_json
-
     run_dir = Path(run_dir)
     if finished(run_dir):
         with filesystem_errors(run_dir / RESULTS):

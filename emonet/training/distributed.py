@@ -14,6 +14,8 @@ import os
 
 import torch
 
+from emonet.errors import ConfigError, TrainingError
+
 
 def world_info() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment (0, 1 without it)."""
@@ -32,8 +34,6 @@ def init(device: torch.device) -> tuple[int, int]:
 
 def local_device(requested: str) -> torch.device:
     """cpu, cuda (this rank's GPU under torchrun) or auto (cuda when available)."""
-    from emonet.errors import ConfigError
-
     want_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
     if not want_cuda:
         return torch.device("cpu")
@@ -72,7 +72,6 @@ def check_same_step(task: int, n_grad: int, world: int, names: list[str], step: 
     dist.all_gather(every, mine)
     seen = [tuple(int(v) for v in t.tolist()) for t in every]
     if len(set(seen)) > 1:
-        from emonet.errors import TrainingError
 
         def who(k: int, n: int) -> str:
             return f"task {names[k]!r} ({n} gradient values)" if 0 <= k < len(names) else f"task #{k} ({n} values)"

@@ -18,6 +18,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from emonet.data.store_access import open_partition, partition_index
+from emonet.store.reader import open_store
+from emonet.training.data import normalizer
 from emonet.training.streams import StreamSpec, stream
 from emonet.training.task_schedule import RoundRobin, TaskSchedule
 
@@ -65,10 +68,6 @@ class ScheduledBatches(IterableDataset):
 
     def worker_iter(self, worker: int, n_workers: int) -> Iterator[list[TaskBatch]]:
         """What loader worker ``worker`` of ``n_workers`` yields."""
-        from emonet import open_store
-        from emonet.data.store_access import open_partition, partition_index
-        from emonet.training.data import normalizer
-
         first = self.start_step + worker  # this worker yields first, first + N, ...
         residue = first % n_workers
         slice_id, n_slices = self.rank * n_workers + residue, self.world * n_workers

@@ -15,7 +15,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import torch
+
 from emonet.errors import StoreError
+from emonet.store.reader import open_store
+from emonet.training import distributed as dd
 from emonet.utils.fs import atomic_write_json, filesystem_errors, read_json
 
 PINS = "data.json"
@@ -38,8 +42,6 @@ def _partition_pin(meta: dict) -> dict:
 def current_pins(stores: list, task_stores: dict) -> dict:
     """What the stores hold now: the feature hash and, per task, the store, label map and
     partitions (read fresh from disk: the metadata of an open store is not trusted)."""
-    from emonet import open_store
-
     fresh = {str(s.path): open_store(s.path) for s in stores}
     tasks = {}
     for task, path in task_stores.items():
@@ -97,10 +99,6 @@ def check_unchanged(
     checks and stops together (no rank is left waiting at a collective)."""
     diff = difference(pinned, current_pins(stores, {t: d.store.path for t, d in tasks.items()}))
     if world > 1:
-        import torch
-
-        from emonet.training import distributed as dd
-
         flag = dd.all_reduce_sum(torch.tensor([0.0 if diff is None else 1.0], device=device), world)
         if diff is None and float(flag[0]) > 0:
             diff = ("a store", "changed (seen by another rank)")

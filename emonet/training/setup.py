@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from emonet.errors import CheckpointError, ConfigError, ModelError, StoreError, UnknownTaskError
+from emonet.models import load_checkpoint, setup_model
 from emonet.models.feature_match import check_same_features
+from emonet.store.reader import open_store
 from emonet.training.config import TrainConfig
 
 FEATURE_KEYS = ("sample_rate", "n_fft", "hop_length", "n_mels", "f_min", "f_max")
@@ -31,8 +33,6 @@ class TaskData:
 
 def open_stores(paths: list[str]) -> list:
     """Open every store; refuse two with different feature configs (naming both)."""
-    from emonet import open_store
-
     stores = [open_store(Path(p)) for p in paths]
     first = stores[0]
     for other in stores[1:]:
@@ -102,8 +102,6 @@ def check_devel(d: TaskData) -> None:
 
 def load_initial(path: str, feature_config) -> tuple[object, dict]:
     """The -im model, refused when it was trained on other features than the stores'."""
-    from emonet.models import load_checkpoint
-
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"{p}: no such model file (-im/--initial-model); give an EmoNet .safetensors checkpoint")
@@ -118,8 +116,6 @@ def load_initial(path: str, feature_config) -> tuple[object, dict]:
 def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_config) -> tuple[object, dict]:
     """(the model for ``config.mode`` with every task of the run, ``apply_mode`` applied;
     the normalisation statistics of the initial model's other tasks, kept in checkpoints)."""
-    from emonet.models import setup_model
-
     model_cfg = config.model.replace(n_mels=int(feature_config["n_mels"]))
     initial, meta = load_initial(config.initial_model, feature_config) if config.initial_model else (None, {})
     kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks}

@@ -20,6 +20,7 @@ import torch
 
 from emonet.data.crops import Normalized, Normalizer, crop_offsets, gather_windows, with_pad_row
 from emonet.data.store_access import PartitionIndex, read_frames_cached
+from emonet.errors import TrainingError
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x [B, T, mels] float32, lengths int64, labels int64
 
@@ -136,8 +137,6 @@ def _read_group(
 
 
 def _empty(spec: StreamSpec, slice_id: int, n_slices: int):
-    from emonet.errors import TrainingError
-
     return TrainingError(
         f"task {spec.task!r}: data slice {slice_id + 1} of {n_slices} (ranks x loader workers) gets fewer than 2 "
         "training utterances; use fewer -j/--workers or ranks"

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from emonet.errors import TrainingError
+from emonet.errors import ConfigError, TrainingError
+from emonet.models import adapter_parameters
 from emonet.training import distributed as dd
 from emonet.training import pin
 from emonet.training import run_dir as rd
@@ -76,8 +77,6 @@ class Trainer:
         if self.run_dir is not None and self.rank == 0:
             self._lock = rd.open_run(self.run_dir)  # before any work: a second --resume is refused at once
         if config.precision == "fp16" and self.device.type != "cuda":
-            from emonet.errors import ConfigError
-
             raise ConfigError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on the CPU")
         self.stores = open_stores(config.stores)
         self.feature_config = dict(self.stores[0].feature_config)
@@ -143,8 +142,6 @@ class Trainer:
     def _penalties(self) -> dict[str, list]:
         """task -> [(params, L2 factor)]: -iwd on the task's adapter kernels, and the
         original's small L2 on the shared 3x3 kernels."""
-        from emonet.models import adapter_parameters
-
         roles = self.model.tensor_roles()
         shared = [
             p
