@@ -36,11 +36,9 @@ class StepEnd:
 
 class Callback:
     """Base class: override what you need. ``name`` keys the callback's state in the resume
-    state (the class name unless set)."""
+    state (the class name when None)."""
 
-    @property
-    def name(self) -> str:
-        return type(self).__name__
+    name: str | None = None
 
     def on_fit_start(self, trainer) -> None:
         pass
@@ -135,8 +133,14 @@ def arrange(progress: Progress, user: list[Callback]) -> list[Callback]:
     checkpoints (so state.pt holds every callback's state after the epoch), the display last
     (a stop there keeps the epoch's files)."""
     out = [MetricsCsv(), TensorBoard(), *user, Checkpoints(), ProgressDisplay(progress)]
-    names = [c.name for c in out]
+    names = [state_name(c) for c in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ValueError(f"two callbacks are named {dup[0]!r}: give each its own name (their states are kept by name)")
+        name = dup[0].removeprefix("callback:")
+        raise ValueError(f"two callbacks are named {name!r}: give each its own name (their states are kept by name)")
     return out
+
+
+def state_name(callback: Callback) -> str:
+    """The callback's key in the resume state."""
+    return f"callback:{callback.name or type(callback).__name__}"

@@ -14,7 +14,7 @@ from emonet.models import adapter_parameters
 from emonet.training import distributed as dd
 from emonet.training import pin
 from emonet.training import run_dir as rd
-from emonet.training.callbacks import Callback, StepEnd, arrange
+from emonet.training.callbacks import Callback, StepEnd, arrange, state_name
 from emonet.training.config import TrainConfig
 from emonet.training.data import normalizer, window_frames
 from emonet.training.evaluate import autocast, evaluate_partition
@@ -175,7 +175,7 @@ class Trainer:
         if self.scaler is not None:
             self.register_state("scaler", self.scaler)
         for cb in self.callbacks:
-            self.register_state(f"callback:{cb.name}", cb)
+            self.register_state(state_name(cb), cb)
 
     def register_state(self, name: str, obj) -> None:
         """Keep ``obj`` (with ``state_dict()``/``load_state_dict()``) in the resume state under

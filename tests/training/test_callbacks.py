@@ -102,3 +102,6 @@ def test_every_task_schedule_trains_each_task_once_per_step_in_order(small_store
 def test_two_callbacks_of_one_name_are_refused(small_store, tmp_path):
     with pytest.raises(ValueError, match="two callbacks are named 'Recorder'"):
         Trainer(_config(small_store, tmp_path), callbacks=[Recorder(), Recorder()])
+    other = Recorder()
+    other.name = "second"  # a name of its own: both are kept
+    Trainer(_config(small_store, tmp_path), callbacks=[Recorder(), other])
