@@ -93,3 +93,33 @@ def test_ranks_that_train_different_tasks_stop_in_one_line_instead_of_hanging(sm
         assert "the ranks disagree at step 0" in line, line
         assert "rank 0 trains task 'valence'" in line and "rank 1 trains task 'arousal'" in line, line
         assert "same task schedule" in line
+
+
+AVERAGE = """
+import torch, torch.distributed as dist
+from emonet.training import distributed as dd
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+shapes = [(3, 2, 3, 3), (5,), (1,), (4, 7)]
+params = [torch.nn.Parameter(torch.zeros(s)) for s in shapes]
+for k, p in enumerate(params[:-1]):  # the last has no gradient (a frozen or unused part)
+    p.grad = torch.arange(p.numel(), dtype=torch.float32).reshape(p.shape) * (rank + 1) + k
+dd.average_gradients(params, world, task=0, names=["a"], step=0)
+for k, p in enumerate(params[:-1]):
+    want = torch.arange(p.numel(), dtype=torch.float32).reshape(p.shape) * 1.5 + k  # mean of x1 and x2
+    assert p.grad.shape == p.shape and torch.equal(p.grad, want), (k, p.grad)
+assert params[-1].grad is None
+print(f"rank {rank} averaged", flush=True)
+dist.destroy_process_group()
+"""
+
+
+def test_gradients_are_averaged_exactly_over_the_ranks(tmp_path):
+    script = tmp_path / "average.py"
+    script.write_text(AVERAGE)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script)]
+    done = subprocess.run(cmd, env=env, timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "rank 0 averaged" in done.stdout and "rank 1 averaged" in done.stdout
