@@ -69,8 +69,13 @@ def _interrupted_run(store, exps, **kw):
 
 
 class _Marker(Callback):
+    epochs = 0
+
+    def on_epoch_end(self, trainer, summary) -> None:
+        self.epochs += 1
+
     def state_dict(self) -> dict:
-        return {"seen": True}
+        return {"epochs": self.epochs}
 
 
 @pytest.mark.slow
@@ -81,7 +86,7 @@ def test_the_saved_state_holds_every_registered_name(small_store, tmp_path):
     state = rd.load_state(trainer.run_dir)
     assert set(state) == {"format", *trainer.states.entries}
     assert {"model", "optimizer", "schedule", "task_schedule", "data", "record", "rng", "scaler"} <= set(state)
-    assert state["scaler"]["scale"] == 5.0 and state["callback:_Marker"] == {"seen": True}
+    assert state["scaler"]["scale"] == 5.0 and state["callback:_Marker"] == {"epochs": 1}  # saved after its epoch end
     assert state["data"] == {"step": 2} and state["task_schedule"] == {"kind": "round-robin", "tasks": ["arousal"]}
 
 
