@@ -115,8 +115,12 @@ class TrainConfig:
         unknown = sorted(set(self.label_order) - set(self.tasks))
         if unknown:
             raise ConfigError(f"--label-order names task(s) {', '.join(unknown)} that are not trained (-t)")
-        if self.label_order and self.loss != "ordinal":
-            raise ConfigError("--label-order only applies to the ordinal loss; add -l ordinal or drop it")
+        if self.label_order and not LOSSES[self.loss].ranked:
+            ranked = [name for name, spec in LOSSES.items() if spec.ranked]
+            raise ConfigError(
+                f"--label-order only applies to a loss over ranked classes ({', '.join(ranked)}); "
+                f"add -l {ranked[0]} or drop it"
+            )
         if self.mode in ("finetune", "last-layer") and not self.initial_model:
             raise ConfigError(f"--mode {self.mode} needs an initial model: add -im/--initial-model MODEL.safetensors")
         if self.mode == "adapters" and not self.initial_model and len(self.tasks) == 1:
