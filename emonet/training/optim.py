@@ -66,9 +66,7 @@ def _torch_optim(class_name: str) -> Callable[..., torch.optim.Optimizer]:
 
 
 # The Keras defaults the original used: rho 0.9 / 0.95, epsilon 1e-7 (torch's RMSprop calls rho alpha).
-register_optimizer(
-    "sgd", _torch_optim("SGD"), help="stochastic gradient descent with momentum", defaults={"momentum": 0.9}
-)
+register_optimizer("sgd", _torch_optim("SGD"), help="stochastic gradient descent", defaults={"momentum": 0.9})
 register_optimizer("rmsprop", _torch_optim("RMSprop"), help="RMSprop", defaults={"alpha": 0.9, "eps": 1e-7})
 register_optimizer("adam", _torch_optim("Adam"), help="Adam", defaults={"eps": 1e-7})
 register_optimizer("adadelta", _torch_optim("Adadelta"), help="Adadelta", defaults={"rho": 0.95, "eps": 1e-7})
