@@ -111,11 +111,11 @@ def model_config(
 
 def model_config_from(options: Mapping[str, Any]):
     """The ModelConfig of some model options (parameter name, as in CONFIG_FIELDS -> value as
-    parsed); the fields of the options left out keep ModelConfig's defaults."""
+    click parses it); the fields of the options left out keep ModelConfig's defaults."""
     from emonet.models import ModelConfig  # here: importing the CLI does not load torch
 
     fields = {CONFIG_FIELDS[name]: value for name, value in options.items()}
-    if "dropout" in fields:
+    if isinstance(fields.get("dropout"), str):  # the option's text; a number or pair is taken as it is
         fields["dropout"] = parse_dropout(fields["dropout"])
     if "classifier" in fields:
         fields["classifier"] = CLASSIFIER_ALIASES.get(fields["classifier"].lower(), fields["classifier"])

@@ -160,8 +160,10 @@ def train_config(options: Mapping[str, Any]):
 
     Args:
         options: parameter name (a key of OPTIONS, RUN_OPTIONS left out) -> value as click
-            parses it, for the options the user gave; the others keep the config's defaults.
-            The model options among them are the config's ``model_given``.
+            parses it (``given_options(ctx)`` of a parsed command line), for the options the user
+            gave; the others keep the config's defaults. The model options among them are the
+            config's ``model_given``. ``label_order`` may also be a task -> classes mapping and
+            ``dropout`` a number or a pair.
 
     Returns:
         The validated TrainConfig; a bad value raises a one-line ConfigError naming its option.
@@ -178,7 +180,8 @@ def train_config(options: Mapping[str, Any]):
     fields = {k: v for k, v in options.items() if k not in mo.CONFIG_FIELDS}
     fields.update(stores=[str(s) for s in stores], tasks=list(tasks), experiments=str(experiments))
     fields["initial_model"] = str(options["initial_model"]) if options.get("initial_model") else None
-    fields["label_order"] = parse_label_order(options.get("label_order"), list(tasks))
+    order = options.get("label_order")
+    fields["label_order"] = dict(order) if isinstance(order, Mapping) else parse_label_order(order, list(tasks))
     model_given = sorted(mo.CONFIG_FIELDS[k] for k in model)
     return TrainConfig(**fields, model=mo.model_config_from(model), model_given=model_given)
 

@@ -103,6 +103,8 @@ def test_the_command_lines_config_is_train_configs(tmp_path):
         model_given=["dropout", "n_blocks"],
     )
     assert cfg == by_hand
+    parsed = dict(given, label_order={"arousal": ["low", "mid", "high"]}, dropout=0.1)  # as a Python caller has them
+    assert train_cli.train_config(parsed) == cfg
 
 
 @pytest.mark.parametrize(
