@@ -2,17 +2,15 @@
 
 Each option of the command is a :class:`TrainConfig` field (the model options ModelConfig's,
 through ``model_options.CONFIG_FIELDS``), listed once in :data:`OPTIONS`; the command's
-signature is made from that table, and an option's default is its field's (read when click
-asks for it, so that importing the CLI does not load torch). The choices and help of
-``--loss`` and ``--optimizer`` come from the registries ``LOSSES`` and ``OPTIMIZERS``.
+signature is made from that table, with each field's default. The choices and help of
+``--loss`` and ``--optimizer`` come from the registries ``LOSSES`` and ``OPTIMIZERS``. None of
+this loads torch (the commands import it when they run).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
-import types
-import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,6 +20,8 @@ import typer
 from emonet.cli import model_options as mo
 from emonet.cli.argv import given_options, long_name
 from emonet.errors import ConfigError
+from emonet.models import ModelConfig
+from emonet.training.config import TrainConfig
 from emonet.training.losses import LOSSES
 from emonet.training.optim import OPTIMIZERS, optimizer_help
 
@@ -91,7 +91,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output."
 
 # The command's options in the order of its help: parameter name -> option. A name is the
 # TrainConfig field it sets (a model option: the ModelConfig field mo.CONFIG_FIELDS names),
-# except RUN_OPTIONS, which say how this command runs.
+# except RUN_OPTIONS, which say how this command runs (with their defaults).
 OPTIONS: dict[str, Any] = {
     "stores": Stores, "tasks": Tasks, "experiments": Experiments, "mode": Mode, "initial_model": mo.InitialModel,
     "model": mo.ModelType, "blocks": mo.Blocks, "filters": mo.Filters, "widen": mo.Widen, "dropout": mo.Dropout,
@@ -102,44 +102,19 @@ OPTIONS: dict[str, Any] = {
     "individual_weight_decay": Iwd, "steps_per_epoch": Spe, "seed": Seed, "device": Device,
     "precision": Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
 }  # fmt: skip
-RUN_OPTIONS = ("resume", "quiet")
+RUN_OPTIONS = {"resume": None, "quiet": False}
 
 
 def config_default(name: str) -> Any:
     """The default of the option ``name``: its TrainConfig field's (a model option: its ModelConfig
-    field's, as the option writes it)."""
-    from emonet.models import ModelConfig  # here and below: these load torch, importing the CLI does not
-    from emonet.training.config import TrainConfig
-
+    field's, as the option writes it). None where the field has none."""
+    if name in RUN_OPTIONS:
+        return RUN_OPTIONS[name]
     cls, field = (ModelConfig, mo.CONFIG_FIELDS[name]) if name in mo.CONFIG_FIELDS else (TrainConfig, name)
     value = {f.name: f.default for f in dataclasses.fields(cls)}[field]
-    return ",".join(f"{v:g}" for v in value) if field == "dropout" else value
-
-
-class ConfigDefault:
-    """An option's default, read from the config classes when click asks for it: when the
-    command runs, or when ``emonet train --help`` prints it (typer shows its ``str``)."""
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __call__(self) -> Any:
-        return config_default(self.name)
-
-    def __str__(self) -> str:
-        value = self()
-        return "" if value is None or value is False else str(value)
-
-
-def _default(name: str, option) -> Any:
-    """A flag is off and an option that may be None is None by default (the config says the
-    same, which tests/cli holds); any other option takes its config field's default."""
-    kind = typing.get_args(option)[0]
-    if kind is bool:
-        return False
-    if isinstance(kind, types.UnionType) and type(None) in typing.get_args(kind):
+    if value is dataclasses.MISSING:  # a required field (--store, ...) or a factory's (--label-order)
         return None
-    return ConfigDefault(name)
+    return ",".join(f"{v:g}" for v in value) if field == "dropout" else value
 
 
 def parse_label_order(values: list[str] | None, tasks: list[str]) -> dict[str, list[str]]:
@@ -155,7 +130,7 @@ def parse_label_order(values: list[str] | None, tasks: list[str]) -> dict[str, l
     return out
 
 
-def train_config(options: Mapping[str, Any]):
+def train_config(options: Mapping[str, Any]) -> TrainConfig:
     """The TrainConfig that options of ``emonet train`` describe.
 
     Args:
@@ -168,8 +143,6 @@ def train_config(options: Mapping[str, Any]):
     Returns:
         The validated TrainConfig; a bad value raises a one-line ConfigError naming its option.
     """
-    from emonet.training.config import TrainConfig  # here: importing the CLI does not load torch
-
     unknown = sorted(set(options) - set(OPTIONS) | set(options) & set(RUN_OPTIONS))
     if unknown:
         raise ConfigError(f"{', '.join(unknown)}: not options of a training run; see 'emonet train --help'")
@@ -217,7 +190,7 @@ def train(ctx: typer.Context, **options: Any) -> None:
 train.__signature__ = inspect.Signature(  # what typer reads the options from
     [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
     + [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=_default(name, option))
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=config_default(name))
         for name, option in OPTIONS.items()
     ]
 )
