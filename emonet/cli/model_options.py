@@ -10,14 +10,9 @@ import typer
 
 from emonet.cli.argv import given_options
 from emonet.errors import EmoNetError
+from emonet.models.config import ADAPTER_TYPES, CLASSIFIERS, MODEL_TYPES, MODES, ModelConfig  # no torch
 
-# The values of emonet.models (MODES, MODEL_TYPES, CLASSIFIERS, ADAPTER_TYPES), spelled out here so that
-# `emonet --help` does not import torch; tests/cli holds the lists equal.
-MODES = ("scratch", "finetune", "last-layer", "adapters")
-MODEL_TYPES = ("cnn", "rnn", "fusion")
-CLASSIFIERS = ("avgpool", "attention")
-CLASSIFIER_ALIASES = {"fcnattention": "attention"}  # the seed's name for the attention top
-ADAPTER_TYPES = ("parallel", "series", "none")
+CLASSIFIER_ALIASES = {"fcnattention": "attention"}  # the original EmoNet's name for the attention top
 
 Mode = Annotated[Literal[MODES], typer.Option("--mode", "-m", help="Training mode.")]
 InitialModel = Annotated[
@@ -93,7 +88,7 @@ def model_config(
     classifier: str,
     share: bool,
     adapter_type: str,
-):
+) -> ModelConfig:
     """The ModelConfig of every model option's value."""
     return model_config_from(
         {
@@ -109,11 +104,9 @@ def model_config(
     )
 
 
-def model_config_from(options: Mapping[str, Any]):
+def model_config_from(options: Mapping[str, Any]) -> ModelConfig:
     """The ModelConfig of some model options (parameter name, as in CONFIG_FIELDS -> value as
     click parses it); the fields of the options left out keep ModelConfig's defaults."""
-    from emonet.models import ModelConfig  # here: importing the CLI does not load torch
-
     fields = {CONFIG_FIELDS[name]: value for name, value in options.items()}
     if isinstance(fields.get("dropout"), str):  # the option's text; a number or pair is taken as it is
         fields["dropout"] = parse_dropout(fields["dropout"])
