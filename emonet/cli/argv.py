@@ -1,9 +1,11 @@
-"""Lets list options take space-separated values after one flag, as the seed's CLI did
-(``--tasks a b c``, ``-t a b c``), by rewriting them into click's repeated form (``--tasks a --tasks b``)."""
+"""The command line as the user typed it. Lets list options take space-separated values after one
+flag, as the original EmoNet CLI did (``--tasks a b c``, ``-t a b c``), by rewriting them into
+click's repeated form (``--tasks a --tasks b``); tells which options the user gave."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 LIST_OPTIONS = ("--tasks", "-t")
 
@@ -64,3 +66,27 @@ def expand_list_options(argv: list[str], options: Sequence[str] = LIST_OPTIONS) 
         out.append(tok)
         i += 1
     return out
+
+
+def given_options(ctx) -> dict[str, Any]:
+    """The options the user gave to the command ``ctx`` runs: typed on the command line or set
+    through the environment, whatever their value (a default typed out counts), by parameter name.
+
+    Args:
+        ctx: the click context of the command (``typer.Context``).
+
+    Returns:
+        parameter name -> parsed value, in the command's order of parameters.
+    """
+    out = {}
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)  # click's ParameterSource (typer vendors click)
+        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
+            out[param.name] = ctx.params.get(param.name)
+    return out
+
+
+def long_name(ctx, name: str) -> str:
+    """The longest spelling of the command's option ``name`` (``--epochs`` for ``epochs``)."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return max(param.opts, key=len)

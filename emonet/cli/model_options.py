@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
+from emonet.cli.argv import given_options
 from emonet.errors import EmoNetError
+from emonet.models.config import ADAPTER_TYPES, CLASSIFIERS, MODEL_TYPES, MODES, ModelConfig  # no torch
 
-# The values of emonet.models (MODES, MODEL_TYPES, CLASSIFIERS, ADAPTER_TYPES), spelled out here so that
-# `emonet --help` does not import torch; tests/cli holds the lists equal.
-MODES = ("scratch", "finetune", "last-layer", "adapters")
-MODEL_TYPES = ("cnn", "rnn", "fusion")
-CLASSIFIERS = ("avgpool", "attention")
-CLASSIFIER_ALIASES = {"fcnattention": "attention"}  # the seed's name for the attention top
-ADAPTER_TYPES = ("parallel", "series", "none")
+CLASSIFIER_ALIASES = {"fcnattention": "attention"}  # the original EmoNet's name for the attention top
 
 Mode = Annotated[Literal[MODES], typer.Option("--mode", "-m", help="Training mode.")]
 InitialModel = Annotated[
@@ -54,7 +51,7 @@ AdapterType = Annotated[
 ]
 
 
-# init-model's parameter name -> ModelConfig field, for the options the user gave (given_fields).
+# A model option's parameter name (in init-model and train) -> its ModelConfig field.
 CONFIG_FIELDS = {
     "model": "model",
     "blocks": "n_blocks",
@@ -69,12 +66,7 @@ CONFIG_FIELDS = {
 
 def given_fields(ctx: typer.Context) -> set[str]:
     """The ModelConfig fields whose options were given on the command line (not defaults)."""
-    given = set()
-    for param, field in CONFIG_FIELDS.items():
-        source = ctx.get_parameter_source(param)  # click's ParameterSource (typer vendors click)
-        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-            given.add(field)
-    return given
+    return {CONFIG_FIELDS[name] for name in given_options(ctx) if name in CONFIG_FIELDS}
 
 
 def parse_dropout(text: str) -> float | tuple[float, float]:
@@ -96,19 +88,31 @@ def model_config(
     classifier: str,
     share: bool,
     adapter_type: str,
-):
-    from emonet.models import ModelConfig
+) -> ModelConfig:
+    """The ModelConfig of every model option's value."""
+    return model_config_from(
+        {
+            "model": model,
+            "blocks": blocks,
+            "filters": filters,
+            "widen": widen,
+            "dropout": dropout,
+            "classifier": classifier,
+            "share_feature_layer": share,
+            "adapter_type": adapter_type,
+        }
+    )
 
+
+def model_config_from(options: Mapping[str, Any]) -> ModelConfig:
+    """The ModelConfig of some model options (parameter name, as in CONFIG_FIELDS -> value as
+    click parses it); the fields of the options left out keep ModelConfig's defaults."""
+    fields = {CONFIG_FIELDS[name]: value for name, value in options.items()}
+    if isinstance(fields.get("dropout"), str):  # the option's text; a number or pair is taken as it is
+        fields["dropout"] = parse_dropout(fields["dropout"])
+    if "classifier" in fields:
+        fields["classifier"] = CLASSIFIER_ALIASES.get(fields["classifier"].lower(), fields["classifier"])
     try:
-        return ModelConfig(
-            model=model,
-            n_blocks=blocks,
-            n_filters=filters,
-            widen_factor=widen,
-            dropout=parse_dropout(dropout),
-            classifier=CLASSIFIER_ALIASES.get(classifier.lower(), classifier),
-            share_feature_layer=share,
-            adapter_type=adapter_type,
-        )
+        return ModelConfig(**fields)
     except ValueError as exc:
         raise EmoNetError(str(exc)) from None

@@ -1,14 +1,29 @@
-"""`emonet train`: the streaming multi-task trainer (a thin layer over emonet.training)."""
+"""`emonet train`: the streaming multi-task trainer (a thin layer over emonet.training).
+
+Each option of the command is a :class:`TrainConfig` field (the model options ModelConfig's,
+through ``model_options.CONFIG_FIELDS``), listed once in :data:`OPTIONS`; the command's
+signature is made from that table, with each field's default. The choices and help of
+``--loss`` and ``--optimizer`` come from the registries ``LOSSES`` and ``OPTIMIZERS``. None of
+this loads torch (the commands import it when they run).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from emonet.cli import model_options as mo
+from emonet.cli.argv import given_options, long_name
 from emonet.errors import ConfigError
+from emonet.models import ModelConfig
+from emonet.training.config import TrainConfig
+from emonet.training.losses import LOSSES
+from emonet.training.optim import OPTIMIZERS, optimizer_help
 
 Stores = Annotated[
     list[Path] | None,
@@ -26,14 +41,31 @@ Tasks = Annotated[
 Experiments = Annotated[
     Path | None, typer.Option("--experiment-base-path", "-ebp", help="Folder under which each run gets its folder.")
 ]
+Mode = Annotated[str | None, typer.Option("--mode", "-m", help=mo.Mode.__metadata__[0].help)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-bs", help="Utterances per batch.")]
 Epochs = Annotated[int, typer.Option("--epochs", "-e", help="Cap on the epochs of all three lr stages together.")]
 Patience = Annotated[int, typer.Option("--patience", "-p", help="Epochs without devel UAR gain before the next stage.")]
 Balanced = Annotated[bool, typer.Option("--balanced-weights", "-bw", help="Class weights n / (k * count).")]
 LearningRate = Annotated[float, typer.Option("--learning-rate", "-lr", help="Learning rate of the first stage.")]
-Optimizer = Annotated[str, typer.Option("--optimizer", "-o", help="sgd | rmsprop | adam | adadelta | adamw.")]
+Optimizer = Annotated[
+    str,
+    typer.Option(
+        "--optimizer",
+        "-o",
+        metavar="|".join(OPTIMIZERS),
+        help="; ".join(optimizer_help(spec) for spec in OPTIMIZERS.values()) + ".",
+    ),
+]
 Window = Annotated[float, typer.Option("--window", "-w", help="Training crop in seconds (evaluation: whole clips).")]
-Loss = Annotated[str, typer.Option("--loss", "-l", help="crossentropy | focal | ordinal.")]
+Loss = Annotated[
+    str,
+    typer.Option(
+        "--loss",
+        "-l",
+        metavar="|".join(LOSSES),
+        help="; ".join(f"{spec.name}: {spec.help}" for spec in LOSSES.values()) + ".",
+    ),
+]
 Iwd = Annotated[
     bool, typer.Option("--individual-weight-decay", "-iwd", help="L2 on adapter kernels by train-set size.")
 ]
@@ -57,6 +89,33 @@ FocalAlpha = Annotated[float, typer.Option("--focal-alpha", help="Focal loss alp
 RunName = Annotated[str | None, typer.Option("--run-name", help="Name of the run folder (default: time and tasks).")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 
+# The command's options in the order of its help: parameter name -> option. A name is the
+# TrainConfig field it sets (a model option: the ModelConfig field mo.CONFIG_FIELDS names),
+# except RUN_OPTIONS, which say how this command runs (with their defaults).
+OPTIONS: dict[str, Any] = {
+    "stores": Stores, "tasks": Tasks, "experiments": Experiments, "mode": Mode, "initial_model": mo.InitialModel,
+    "model": mo.ModelType, "blocks": mo.Blocks, "filters": mo.Filters, "widen": mo.Widen, "dropout": mo.Dropout,
+    "classifier": mo.Classifier, "share_feature_layer": mo.ShareFeatureLayer, "adapter_type": mo.AdapterType,
+    "batch_size": BatchSize, "epochs": Epochs, "patience": Patience, "balanced_weights": Balanced,
+    "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "loss": Loss,
+    "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
+    "individual_weight_decay": Iwd, "steps_per_epoch": Spe, "seed": Seed, "device": Device,
+    "precision": Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
+}  # fmt: skip
+RUN_OPTIONS = {"resume": None, "quiet": False}
+
+
+def config_default(name: str) -> Any:
+    """The default of the option ``name``: its TrainConfig field's (a model option: its ModelConfig
+    field's, as the option writes it). None where the field has none."""
+    if name in RUN_OPTIONS:
+        return RUN_OPTIONS[name]
+    cls, field = (ModelConfig, mo.CONFIG_FIELDS[name]) if name in mo.CONFIG_FIELDS else (TrainConfig, name)
+    value = {f.name: f.default for f in dataclasses.fields(cls)}[field]
+    if value is dataclasses.MISSING:  # a required field (--store, ...) or a factory's (--label-order)
+        return None
+    return ",".join(f"{v:g}" for v in value) if field == "dropout" else value
+
 
 def parse_label_order(values: list[str] | None, tasks: list[str]) -> dict[str, list[str]]:
     """``a,b,c`` (one task) or ``task=a,b,c`` (any) -> task -> classes in order."""
@@ -71,55 +130,36 @@ def parse_label_order(values: list[str] | None, tasks: list[str]) -> dict[str, l
     return out
 
 
-def options_given(ctx: typer.Context, keep: tuple[str, ...] = ("resume", "quiet")) -> list[str]:
-    """The options typed on the command line (or set through the environment), whatever their
-    value (a default typed out counts), besides ``keep``; each by its long name."""
-    out = []
-    for param in ctx.command.params:
-        if param.name in keep or getattr(param, "param_type_name", "") != "option":
-            continue
-        source = ctx.get_parameter_source(param.name)
-        if source is not None and source.name in ("COMMANDLINE", "ENVIRONMENT"):
-            out.append(max(param.opts, key=len))
-    return out
+def train_config(options: Mapping[str, Any]) -> TrainConfig:
+    """The TrainConfig that options of ``emonet train`` describe.
+
+    Args:
+        options: parameter name (a key of OPTIONS, RUN_OPTIONS left out) -> value as click
+            parses it (``given_options(ctx)`` of a parsed command line), for the options the user
+            gave; the others keep the config's defaults. The model options among them are the
+            config's ``model_given``. ``label_order`` may also be a task -> classes mapping and
+            ``dropout`` a number or a pair.
+
+    Returns:
+        The validated TrainConfig; a bad value raises a one-line ConfigError naming its option.
+    """
+    unknown = sorted(set(options) - set(OPTIONS) | set(options) & set(RUN_OPTIONS))
+    if unknown:
+        raise ConfigError(f"{', '.join(unknown)}: not options of a training run; see 'emonet train --help'")
+    stores, tasks, experiments = options.get("stores"), options.get("tasks"), options.get("experiments")
+    if not stores or not tasks or experiments is None:
+        raise ConfigError("name the data and the output: --store STORE -t TASK [TASK ...] -ebp EXPERIMENTS")
+    model = {k: v for k, v in options.items() if k in mo.CONFIG_FIELDS}
+    fields = {k: v for k, v in options.items() if k not in mo.CONFIG_FIELDS}
+    fields.update(stores=[str(s) for s in stores], tasks=list(tasks), experiments=str(experiments))
+    fields["initial_model"] = str(options["initial_model"]) if options.get("initial_model") else None
+    order = options.get("label_order")
+    fields["label_order"] = dict(order) if isinstance(order, Mapping) else parse_label_order(order, list(tasks))
+    model_given = sorted(mo.CONFIG_FIELDS[k] for k in model)
+    return TrainConfig(**fields, model=mo.model_config_from(model), model_given=model_given)
 
 
-def train(
-    ctx: typer.Context,
-    stores: Stores = None,
-    tasks: Tasks = None,
-    experiments: Experiments = None,
-    mode: Annotated[str | None, typer.Option("--mode", "-m", help=mo.Mode.__metadata__[0].help)] = None,
-    initial_model: mo.InitialModel = None,
-    model: mo.ModelType = "cnn",
-    blocks: mo.Blocks = 2,
-    filters: mo.Filters = 32,
-    widen: mo.Widen = 1,
-    dropout: mo.Dropout = "0,0.5",
-    classifier: mo.Classifier = "attention",
-    share_feature_layer: mo.ShareFeatureLayer = False,
-    adapter_type: mo.AdapterType = "parallel",
-    batch_size: BatchSize = 64,
-    epochs: Epochs = 1000,
-    patience: Patience = 20,
-    balanced_weights: Balanced = False,
-    learning_rate: LearningRate = 0.1,
-    optimizer: Optimizer = "sgd",
-    window: Window = 4.0,
-    loss: Loss = "crossentropy",
-    focal_gamma: FocalGamma = 2.0,
-    focal_alpha: FocalAlpha = 0.25,
-    label_order: LabelOrder = None,
-    individual_weight_decay: Iwd = False,
-    steps_per_epoch: Spe = None,
-    seed: Seed = 0,
-    device: Device = "auto",
-    precision: Precision = "fp32",
-    workers: Workers = 0,
-    resume: Resume = None,
-    run_name: RunName = None,
-    quiet: Quiet = False,
-) -> None:
+def train(ctx: typer.Context, **options: Any) -> None:
     """Train a model on one task (single-task) or several (multi-task, round robin) of feature stores.
 
     Example: emonet train --store features/ --tasks acted arousal valence -ebp runs/
@@ -128,34 +168,29 @@ def train(
     from emonet.cli.train_progress import RichTrainProgress, results_table
     from emonet.training.api import resume as resume_run
     from emonet.training.api import train as train_run
-    from emonet.training.config import TrainConfig
 
-    progress = RichTrainProgress(err, enabled=not quiet)
-    if resume is not None:
-        given = options_given(ctx)
+    progress = RichTrainProgress(err, enabled=not options["quiet"])
+    given = {k: v for k, v in given_options(ctx).items() if k not in RUN_OPTIONS}
+    if options["resume"] is not None:
         if given:
             raise ConfigError(
                 f"--resume continues the run with its own config.yaml (only -q/--quiet may be added); "
-                f"drop {', '.join(given)}"
+                f"drop {', '.join(long_name(ctx, k) for k in given)}"
             )
-        run_dir, results = resume_run(resume, progress=progress)
+        run_dir, results = resume_run(options["resume"], progress=progress)
     else:
-        if not stores or not tasks or experiments is None:
-            raise ConfigError("name the data and the output: --store STORE -t TASK [TASK ...] -ebp EXPERIMENTS")
-        cfg = mo.model_config(model, blocks, filters, widen, dropout, classifier, share_feature_layer, adapter_type)
-        config = TrainConfig(
-            stores=[str(s) for s in stores], tasks=list(tasks), experiments=str(experiments), mode=mode,
-            initial_model=str(initial_model) if initial_model else None, model=cfg, batch_size=batch_size,
-            epochs=epochs, patience=patience, learning_rate=learning_rate, optimizer=optimizer, window=window,
-            loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-            label_order=parse_label_order(label_order, list(tasks)), balanced_weights=balanced_weights,
-            individual_weight_decay=individual_weight_decay, steps_per_epoch=steps_per_epoch, seed=seed,
-            device=device, precision=precision, workers=workers, run_name=run_name,
-            model_given=sorted(mo.given_fields(ctx)),
-        )  # fmt: skip
-        run_dir, results = train_run(config, progress=progress)
+        run_dir, results = train_run(train_config(given), progress=progress)
     from emonet.training.distributed import shutdown, world_info
 
     if world_info()[0] == 0:
         out.print(results_table(results, run_dir))
     shutdown()
+
+
+train.__signature__ = inspect.Signature(  # what typer reads the options from
+    [inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    + [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=config_default(name))
+        for name, option in OPTIONS.items()
+    ]
+)

@@ -6,36 +6,36 @@ logits = model(x, lengths, "iemocap")   # x [batch, frames, mels], lengths [batc
 Set-up from a feature store: ``emonet.models.from_store.model_for_store``.
 """
 
-from emonet.models.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
-from emonet.models.config import ModelConfig
-from emonet.models.modes import (
-    MODES,
-    adapter_parameters,
-    apply_mode,
-    setup_model,
-    task_parameters,
-    trainable_parameter_names,
-)
-from emonet.models.network import EmoNet, build_model
-from emonet.models.summary import describe_checkpoint, describe_model
-from emonet.models.task_files import attach_task, backbone_fingerprint, export_task
+from __future__ import annotations
 
-__all__ = [
-    "MODES",
-    "EmoNet",
-    "ModelConfig",
-    "adapter_parameters",
-    "apply_mode",
-    "attach_task",
-    "backbone_fingerprint",
-    "build_model",
-    "describe_checkpoint",
-    "describe_model",
-    "export_task",
-    "load_checkpoint",
-    "read_checkpoint_metadata",
-    "save_checkpoint",
-    "setup_model",
-    "task_parameters",
-    "trainable_parameter_names",
-]
+# name -> the module that defines it; each is imported when first used, so that the
+# configuration (ModelConfig, MODES) reads without loading torch (the command line's defaults)
+_LAZY = {
+    "MODES": "emonet.models.config",
+    "EmoNet": "emonet.models.network",
+    "ModelConfig": "emonet.models.config",
+    "adapter_parameters": "emonet.models.modes",
+    "apply_mode": "emonet.models.modes",
+    "attach_task": "emonet.models.task_files",
+    "backbone_fingerprint": "emonet.models.task_files",
+    "build_model": "emonet.models.network",
+    "describe_checkpoint": "emonet.models.summary",
+    "describe_model": "emonet.models.summary",
+    "export_task": "emonet.models.task_files",
+    "load_checkpoint": "emonet.models.checkpoint",
+    "read_checkpoint_metadata": "emonet.models.checkpoint",
+    "save_checkpoint": "emonet.models.checkpoint",
+    "setup_model": "emonet.models.modes",
+    "task_parameters": "emonet.models.modes",
+    "trainable_parameter_names": "emonet.models.modes",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'emonet.models' has no attribute {name!r}")

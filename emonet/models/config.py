@@ -9,6 +9,7 @@ from typing import Any
 
 from emonet.errors import ConfigError
 
+MODES = ("scratch", "finetune", "last-layer", "adapters")  # the training modes (emonet.models.modes)
 MODEL_TYPES = ("cnn", "rnn", "fusion")
 ADAPTER_TYPES = ("parallel", "series", "none")
 CLASSIFIERS = ("avgpool", "attention")

@@ -21,11 +21,9 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from torch import nn
 
 from emonet.errors import ConfigError, ModelError, UnknownTaskError
-from emonet.models.config import ModelConfig
+from emonet.models.config import MODES, ModelConfig
 from emonet.models.initial import config_from_initial
 from emonet.models.network import EmoNet, build_model
-
-MODES = ("scratch", "finetune", "last-layer", "adapters")
 
 
 def trainable_parameter_names(model: nn.Module) -> list[str]:

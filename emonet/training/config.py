@@ -12,7 +12,6 @@ from emonet.errors import ConfigError
 from emonet.models import MODES, ModelConfig
 from emonet.training.losses import LOSSES, check_loss_options
 from emonet.training.optim import OPTIMIZERS
-from emonet.training.run_dir import check_run_name
 
 DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**64 - 1  # torch.manual_seed's limit
@@ -110,13 +109,19 @@ class TrainConfig:
             )
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED} (2^64 - 1), got {self.seed!r}")
+        from emonet.training.run_dir import check_run_name  # here: run_dir loads torch, the CLI reads this module
+
         check_run_name(self.run_name)
         check_loss_options(self.loss, self.focal_gamma, self.focal_alpha)
         unknown = sorted(set(self.label_order) - set(self.tasks))
         if unknown:
             raise ConfigError(f"--label-order names task(s) {', '.join(unknown)} that are not trained (-t)")
-        if self.label_order and self.loss != "ordinal":
-            raise ConfigError("--label-order only applies to the ordinal loss; add -l ordinal or drop it")
+        if self.label_order and not LOSSES[self.loss].ranked:
+            ranked = [name for name, spec in LOSSES.items() if spec.ranked]
+            raise ConfigError(
+                f"--label-order only applies to a loss over ranked classes ({', '.join(ranked)}); "
+                f"add -l {ranked[0]} or drop it"
+            )
         if self.mode in ("finetune", "last-layer") and not self.initial_model:
             raise ConfigError(f"--mode {self.mode} needs an initial model: add -im/--initial-model MODEL.safetensors")
         if self.mode == "adapters" and not self.initial_model and len(self.tasks) == 1:

@@ -136,7 +136,7 @@ class Trainer:
     def _loss(self, task: str) -> TaskLoss:
         d, cfg = self.tasks[task], self.config
         weights = balanced_class_weights(d.train_labels, len(d.classes)) if cfg.balanced_weights else None
-        ranks = label_ranks(d.classes, cfg.label_order.get(task)) if cfg.loss == "ordinal" else None
+        ranks = label_ranks(d.classes, cfg.label_order.get(task))  # 0..K-1 unless --label-order
         return TaskLoss(cfg.loss, len(d.classes), weights, cfg.focal_gamma, cfg.focal_alpha, ranks)
 
     def _penalties(self) -> dict[str, list]:

@@ -104,7 +104,7 @@ def test_bare_emonet_prints_the_help():
 
 
 def test_cli_choices_match_the_library():
-    """The CLI spells the choices out (so `emonet --help` does not import torch); they must be the library's."""
+    """The CLI's choices are the library's (read from modules that do not import torch)."""
     from emonet.cli import extract as extract_cli
     from emonet.cli import model_options as mo
     from emonet.models import MODES
