@@ -61,10 +61,15 @@ def evaluate(
 
     Example: emonet evaluate --model runs/demo/best.safetensors --store stores/demo --partition test
     """
-    from emonet.cli.console import out
     from emonet.evaluation import evaluate as run_evaluation
 
-    result = run_evaluation(model, list(stores), tasks, partition, output, batch_size, device, precision)
+    print_evaluation(run_evaluation(model, list(stores), tasks, partition, output, batch_size, device, precision))
+
+
+def print_evaluation(result) -> None:
+    """The tables of an evaluation and where its files are (the command's and an evaluate stage's output)."""
+    from emonet.cli.console import out
+
     out.print(summary_table(result))
     if any(e.metrics for e in result.tasks.values()):
         out.print(class_table(result))

@@ -84,6 +84,32 @@ def options_given(ctx: typer.Context, keep: tuple[str, ...] = ("resume", "quiet"
     return out
 
 
+def train_config(ctx: typer.Context):
+    """The TrainConfig of parsed ``emonet train`` options (``ctx.params``; the model options
+    whose source is the command line count as given), shared by the command and the
+    pipeline's train stages (emonet.cli.stages)."""
+    from emonet.training.config import TrainConfig
+
+    p = ctx.params
+    if not p["stores"] or not p["tasks"] or p["experiments"] is None:
+        raise ConfigError("name the data and the output: --store STORE -t TASK [TASK ...] -ebp EXPERIMENTS")
+    cfg = mo.model_config(
+        p["model"], p["blocks"], p["filters"], p["widen"], p["dropout"], p["classifier"],
+        p["share_feature_layer"], p["adapter_type"],
+    )  # fmt: skip
+    tasks = list(p["tasks"])
+    return TrainConfig(
+        stores=[str(s) for s in p["stores"]], tasks=tasks, experiments=str(p["experiments"]), mode=p["mode"],
+        initial_model=str(p["initial_model"]) if p["initial_model"] else None, model=cfg,
+        batch_size=p["batch_size"], epochs=p["epochs"], patience=p["patience"], learning_rate=p["learning_rate"],
+        optimizer=p["optimizer"], window=p["window"], loss=p["loss"], focal_gamma=p["focal_gamma"],
+        focal_alpha=p["focal_alpha"], label_order=parse_label_order(p["label_order"], tasks),
+        balanced_weights=p["balanced_weights"], individual_weight_decay=p["individual_weight_decay"],
+        steps_per_epoch=p["steps_per_epoch"], seed=p["seed"], device=p["device"], precision=p["precision"],
+        workers=p["workers"], run_name=p["run_name"], model_given=sorted(mo.given_fields(ctx)),
+    )  # fmt: skip
+
+
 def train(
     ctx: typer.Context,
     stores: Stores = None,
@@ -128,7 +154,6 @@ def train(
     from emonet.cli.train_progress import RichTrainProgress, results_table
     from emonet.training.api import resume as resume_run
     from emonet.training.api import train as train_run
-    from emonet.training.config import TrainConfig
 
     progress = RichTrainProgress(err, enabled=not quiet)
     if resume is not None:
@@ -140,20 +165,7 @@ def train(
             )
         run_dir, results = resume_run(resume, progress=progress)
     else:
-        if not stores or not tasks or experiments is None:
-            raise ConfigError("name the data and the output: --store STORE -t TASK [TASK ...] -ebp EXPERIMENTS")
-        cfg = mo.model_config(model, blocks, filters, widen, dropout, classifier, share_feature_layer, adapter_type)
-        config = TrainConfig(
-            stores=[str(s) for s in stores], tasks=list(tasks), experiments=str(experiments), mode=mode,
-            initial_model=str(initial_model) if initial_model else None, model=cfg, batch_size=batch_size,
-            epochs=epochs, patience=patience, learning_rate=learning_rate, optimizer=optimizer, window=window,
-            loss=loss, focal_gamma=focal_gamma, focal_alpha=focal_alpha,
-            label_order=parse_label_order(label_order, list(tasks)), balanced_weights=balanced_weights,
-            individual_weight_decay=individual_weight_decay, steps_per_epoch=steps_per_epoch, seed=seed,
-            device=device, precision=precision, workers=workers, run_name=run_name,
-            model_given=sorted(mo.given_fields(ctx)),
-        )  # fmt: skip
-        run_dir, results = train_run(config, progress=progress)
+        run_dir, results = train_run(train_config(ctx), progress=progress)
     from emonet.training.distributed import shutdown, world_info
 
     if world_info()[0] == 0:
