@@ -76,11 +76,14 @@ def _command(stage: Stage) -> StageCommand:
     return command
 
 
-def _convert(where: str, what: str, spec: OptionSpec, value: Any) -> Any:
+def _convert(where: str, key: str, spec: OptionSpec, value: Any) -> Any:
+    """``value`` converted by the command's own conversion; a refusal is one line naming the key."""
     try:
         return spec.convert(value)
     except ValueError as exc:
-        raise ConfigError(f"{where}: {what}: {' '.join(str(exc).split())}") from None
+        message = " ".join(str(exc).split()).rstrip(".")
+        named = f"'--{key}'" in message or f"'{key.upper()}'" in message
+        raise ConfigError(f"{where}: {message if named else f'{key!r}: {message}'}") from None
 
 
 def _arguments(where: str, command: StageCommand, args: list[str], workdir, resolve) -> dict[str, Any]:
@@ -96,9 +99,9 @@ def _arguments(where: str, command: StageCommand, args: list[str], workdir, reso
         given = [_text(a, spec, workdir, resolve) for a in (args[i:] if spec.multiple else args[i : i + 1])]
         if not given:
             if spec.required:
-                raise ConfigError(f"{where}: emonet {command.name} needs its argument {spec.name} in 'args'")
+                raise ConfigError(f"{where}: emonet {command.name} needs its argument {spec.name.upper()} in 'args'")
             continue
-        out[spec.name] = _convert(where, f"argument {spec.name}", spec, given if spec.multiple else given[0])
+        out[spec.name] = _convert(where, spec.name, spec, given if spec.multiple else given[0])
     return out
 
 
@@ -117,7 +120,7 @@ def stage_call(pipeline: Pipeline, stage: Stage, options: dict[str, Any], args: 
         if not spec.flag:
             texts = [_text(v, spec, pipeline.workdir, resolve) for v in _values(value)]
             value = texts if spec.multiple else texts[0]
-        converted[key] = _convert(where, f"'{key}'", spec, value)
+        converted[key] = _convert(where, key, spec, value)
     missing = [key for key, spec in command.options.items() if spec.required and key not in options]
     if missing:
         raise ConfigError(f"{where}: emonet {command.name} needs the option '{missing[0]}'; add it to 'options'")
