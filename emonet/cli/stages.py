@@ -143,7 +143,9 @@ def _predict(ctx, call: StageCall) -> dict[str, str]:
     try:
         predict.predict(**ctx.params)  # Predictor, write_predictions, and the summary
     except typer.Exit as exc:  # a stop (it kept the partial predictions): the pipeline's stop
-        raise KeyboardInterrupt from exc
+        stop = KeyboardInterrupt()
+        stop.exit_code = exc.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
+        raise stop from exc
     output = ctx.params["output"]
     return {"output": str(output)} if output else {}
 
