@@ -71,8 +71,9 @@ def _spec(param, ctx, writes: bool) -> OptionSpec:
 def _context(command, name: str, call: StageCall):
     """The command's context as its command line would make it from the stage's values: the
     given ones with the command line as their source, the rest their defaults."""
-    ctx = command.make_context(f"emonet {name}", [], resilient_parsing=True)
-    given = {**{p.name: call.options[k] for p in command.params if (k := _long_name(p)) in call.options}}
+    ctx = command.make_context(f"emonet {name}", [], resilient_parsing=True)  # nothing to parse: no errors
+    ctx.resilient_parsing = False  # each value below is processed as on the command line
+    given = {p.name: call.options[k] for p in command.params if (k := _long_name(p)) in call.options}
     given.update({p.name: call.arguments[p.name] for p in command.params if p.name in call.arguments})
     for param in command.params:
         param.handle_parse_result(ctx, {param.name: given[param.name]} if param.name in given else {}, [])
