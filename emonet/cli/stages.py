@@ -119,13 +119,7 @@ def _extract(ctx, call: StageCall) -> dict[str, str]:
 
 
 def _evaluate(ctx, call: StageCall) -> dict[str, str]:
-    from emonet.evaluation import evaluate
-
-    p = ctx.params
-    result = evaluate(
-        p["model"], list(p["stores"]), p["tasks"], p["partition"], p["output"], p["batch_size"], p["device"],
-        p["precision"],
-    )  # fmt: skip
+    result = evaluate_cli.evaluation(ctx.params)
     evaluate_cli.print_evaluation(result)
     return {"dir": str(result.output)}
 
