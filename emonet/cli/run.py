@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from emonet.cli.console import err, out
-from emonet.cli.stages import register_stage_commands
 
 
 def _table(table: dict) -> Table:
@@ -39,6 +38,7 @@ def run(
 
     Example: emonet run pipelines/demo.yaml
     """
+    from emonet.cli.stages import register_stage_commands  # here, not on top: `emonet --help` stays quick
     from emonet.pipeline import load_pipeline, run_pipeline
     from emonet.pipeline.results import collect_results, write_results
 

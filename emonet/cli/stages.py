@@ -19,6 +19,7 @@ from emonet.cli import demo, info, model, predict, verify
 from emonet.cli import evaluate as evaluate_cli
 from emonet.cli import extract as extract_cli
 from emonet.cli import train as train_cli
+from emonet.cli.app import app
 from emonet.cli.console import err, out
 from emonet.cli.train_progress import RichTrainProgress, results_table
 from emonet.pipeline.registry import OptionSpec, StageCall, StageCommand, register_stage
@@ -200,8 +201,6 @@ def register_stage_commands(group=None) -> None:
         group: the root click group of the CLI (default: ``emonet.cli.app``'s).
     """
     if group is None:
-        from emonet.cli.app import app  # here, not on top: the app imports this module through `emonet run`
-
         group = typer.main.get_command(app)
     for name, command in group.commands.items():
         if name in RUNNERS:
