@@ -13,10 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
+import typer
 
-from emonet.cli.app import main
+from emonet.cli.app import app, main
+from emonet.cli.stages import _context
+from emonet.cli.train import train_config
 from emonet.errors import StoreCorruptError
 from emonet.pipeline import load_pipeline, run_pipeline
+from emonet.pipeline.commands import stage_argv, stage_call, with_defaults
+from emonet.pipeline.registry import stage_command
 from emonet.pipeline.runner import StageFailed
 from tests.pipeline.test_pipeline_rerun import TRAIN
 
@@ -46,8 +51,6 @@ def test_the_pipeline_imports_no_cli_module_and_says_what_is_missing(tmp_path):
 
 
 def test_the_stage_commands_are_the_cli_s_own(tmp_path):
-    from emonet.pipeline.registry import stage_command
-
     train = stage_command("train")
     assert train.options["number-of-filters"].convert("8") == 8
     assert train.options["quiet"].flag and train.options["store"].multiple and train.options["store"].path
@@ -105,3 +108,36 @@ def test_outputs_are_what_the_stage_returned_not_the_newest_folder(tmp_path, dem
     assert results[1].outputs == {"dir": str(run / "evaluate-test")}
     assert (run / "evaluate-test" / "results.json").is_file()
     assert f"--model {run / 'best.safetensors'}" in " ".join(lines)
+
+
+def test_a_train_stage_s_config_is_the_command_line_s(tmp_path):
+    """The same options as a stage and as a command line give the same TrainConfig, down to
+    which model options count as given (they decide what an initial model may override)."""
+    text = f"""
+    workdir: {tmp_path / "work"}
+    stages:
+      train:
+        command: train
+        options:
+          store: [a, b]
+          tasks: [acted, valence]
+          number-of-filters: 8
+          dropout: 0
+          classifier: FCNAttention
+          window: 2
+          balanced-weights: true
+          quiet: true
+    """
+    path = tmp_path / "p.yaml"
+    path.write_text(textwrap.dedent(text))
+    pipeline = load_pipeline(path)
+    stage = pipeline.stage("train")
+    with_defaults(stage)
+    call = stage_call(pipeline, stage, stage.options, stage.args, lambda ref: ref)
+    command = typer.main.get_command(app).commands["train"]
+    from_stage = train_config(_context(command, "train", call))
+    argv = stage_argv(stage, pipeline.workdir, lambda ref: ref)
+    from_cli = train_config(command.make_context("emonet train", argv[1:]))
+    assert from_stage == from_cli
+    assert from_stage.model_given == ["classifier", "dropout", "n_filters"]
+    assert stage_command("train").options["window"].convert("2") == from_stage.window == 2.0
