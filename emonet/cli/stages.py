@@ -69,7 +69,7 @@ def _spec(param, ctx, writes: bool) -> OptionSpec:
     )
 
 
-def _context(command, name: str, call: StageCall):
+def command_context(command, name: str, call: StageCall):
     """The command's context as its command line would make it from the stage's values: the
     given ones with the command line as their source, the rest their defaults."""
     ctx = command.make_context(f"emonet {name}", [], resilient_parsing=True)  # nothing to parse: no errors
@@ -179,7 +179,7 @@ def stage_command_for(name: str, command) -> StageCommand:
     runner, outputs = RUNNERS[name]
 
     def run(call: StageCall) -> dict[str, str]:
-        return runner(_context(command, name, call), call)
+        return runner(command_context(command, name, call), call)
 
     is_train = name == "train"
     return StageCommand(

@@ -16,7 +16,7 @@ import pytest
 import typer
 
 from emonet.cli.app import app, main
-from emonet.cli.stages import _context
+from emonet.cli.stages import command_context
 from emonet.cli.train import train_config
 from emonet.errors import StoreCorruptError
 from emonet.pipeline import load_pipeline, run_pipeline
@@ -135,7 +135,7 @@ def test_a_train_stage_s_config_is_the_command_line_s(tmp_path):
     with_defaults(stage)
     call = stage_call(pipeline, stage, stage.options, stage.args, lambda ref: ref)
     command = typer.main.get_command(app).commands["train"]
-    from_stage = train_config(_context(command, "train", call))
+    from_stage = train_config(command_context(command, "train", call))
     argv = stage_argv(stage, pipeline.workdir, lambda ref: ref)
     from_cli = train_config(command.make_context("emonet train", argv[1:]))
     assert from_stage == from_cli
