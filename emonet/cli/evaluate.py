@@ -3,8 +3,9 @@ emonet.evaluation.evaluate)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -34,6 +35,7 @@ def class_table(evaluation) -> Table:
 
 
 def evaluate(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Option("--model", help="Model checkpoint (.safetensors).")],
     stores: Annotated[
         list[Path],
@@ -61,10 +63,24 @@ def evaluate(
 
     Example: emonet evaluate --model runs/demo/best.safetensors --store stores/demo --partition test
     """
-    from emonet.cli.console import out
+    print_evaluation(evaluation(ctx.params))
+
+
+def evaluation(p: Mapping[str, Any]):
+    """Run the evaluation that parsed ``emonet evaluate`` options ask for (by parameter name:
+    ``ctx.params``), shared by the command and the pipeline's evaluate stages (emonet.cli.stages)."""
     from emonet.evaluation import evaluate as run_evaluation
 
-    result = run_evaluation(model, list(stores), tasks, partition, output, batch_size, device, precision)
+    return run_evaluation(
+        p["model"], list(p["stores"]), p["tasks"], p["partition"], p["output"], p["batch_size"], p["device"],
+        p["precision"],
+    )  # fmt: skip
+
+
+def print_evaluation(result) -> None:
+    """The tables of an evaluation and where its files are (the command's and an evaluate stage's output)."""
+    from emonet.cli.console import out
+
     out.print(summary_table(result))
     if any(e.metrics for e in result.tasks.values()):
         out.print(class_table(result))

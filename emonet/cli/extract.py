@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -43,6 +44,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")]
 
 
 def extract(
+    ctx: typer.Context,
     store: Store,
     data_path: DataPath,
     task: Task = None,
@@ -70,23 +72,31 @@ def extract(
     Example: emonet extract -s features/ -dp corpus/data -mts corpus/multi-task-setup --tasks acted arousal
     """
     from emonet.cli.progress import RichProgress
-    from emonet.extraction.runner import ExtractOptions, run_extract
+    from emonet.extraction.runner import run_extract
 
-    sources = _sources(task, train_csv, val_csv, test_csv, multi_task_setup, tasks)
-    opts = ExtractOptions(
-        store=store,
-        data_path=data_path,
-        sources=sources,
-        features=fo.feature_config(sample_rate, num_mels, n_fft, hop_length, f_min, f_max),
-        backend=fmt,
-        device=device,
-        overwrite=overwrite,
-        skip_bad=skip_bad,
-        frames_per_shard=frames_per_shard,
-        **({"workers": workers} if workers is not None else {}),
+    report = run_extract(extract_options(ctx.params), RichProgress(err, enabled=not quiet))
+    print_report(store, report, sample_rate)
+
+
+def extract_options(p: Mapping[str, Any]):
+    """The ExtractOptions of parsed ``emonet extract`` options (by parameter name: ``ctx.params``),
+    shared by the command and the pipeline's extract stages (emonet.cli.stages)."""
+    from emonet.extraction.runner import ExtractOptions
+
+    return ExtractOptions(
+        store=p["store"],
+        data_path=p["data_path"],
+        sources=_sources(p["task"], p["train_csv"], p["val_csv"], p["test_csv"], p["multi_task_setup"], p["tasks"]),
+        features=fo.feature_config(
+            p["sample_rate"], p["num_mels"], p["n_fft"], p["hop_length"], p["f_min"], p["f_max"]
+        ),
+        backend=p["fmt"],
+        device=p["device"],
+        overwrite=p["overwrite"],
+        skip_bad=p["skip_bad"],
+        frames_per_shard=p["frames_per_shard"],
+        **({"workers": p["workers"]} if p["workers"] is not None else {}),
     )
-    report = run_extract(opts, RichProgress(err, enabled=not quiet))
-    _print_report(store, report, sample_rate)
 
 
 def _sources(task, train_csv, val_csv, test_csv, multi_task_setup, tasks) -> list:
@@ -109,7 +119,7 @@ def _sources(task, train_csv, val_csv, test_csv, multi_task_setup, tasks) -> lis
     return [single_task_sources(task, train_csv, val_csv, test_csv)]
 
 
-def _print_report(store: Path, report, sample_rate: int) -> None:
+def print_report(store: Path, report, sample_rate: int) -> None:
     """The store's table, the skipped rows and files, and the speed of the run."""
     from emonet.cli.render import skipped_lines, store_table
     from emonet.store import open_store

@@ -24,6 +24,7 @@ def _table(table: dict) -> Table:
 
 
 def run(
+    ctx: typer.Context,
     pipeline_file: Annotated[Path, typer.Argument(metavar="PIPELINE.yaml", help="The pipeline to run.")],
     workdir: Annotated[
         Path | None, typer.Option("--workdir", help="Folder for the outputs (default: the file's 'workdir').")
@@ -37,9 +38,11 @@ def run(
 
     Example: emonet run pipelines/demo.yaml
     """
+    from emonet.cli.stages import register_stage_commands  # here, not on top: `emonet --help` stays quick
     from emonet.pipeline import load_pipeline, run_pipeline
     from emonet.pipeline.results import collect_results, write_results
 
+    register_stage_commands(ctx.find_root().command)  # the stages are the commands of this very CLI
     pipeline = load_pipeline(pipeline_file, workdir)
     results = run_pipeline(pipeline, force=force, dry_run=dry_run, echo=lambda line: err.print(line, highlight=False))
     if dry_run:

@@ -2,7 +2,21 @@
 stages and evaluations as named stages of emonet commands, each skipped when it is up to
 date, ending with a results table (UAR per task and stage) as CSV, markdown and a chart."""
 
-from emonet.pipeline.runner import StageResult, run_pipeline
+from emonet.pipeline.registry import OptionSpec, StageCall, StageCommand, register_stage, stage_command
+from emonet.pipeline.runner import StageFailed, StageResult, StageStopped, run_pipeline
 from emonet.pipeline.spec import Pipeline, Stage, load_pipeline
 
-__all__ = ["Pipeline", "Stage", "StageResult", "load_pipeline", "run_pipeline"]
+__all__ = [
+    "OptionSpec",
+    "Pipeline",
+    "Stage",
+    "StageCall",
+    "StageCommand",
+    "StageFailed",
+    "StageResult",
+    "StageStopped",
+    "load_pipeline",
+    "register_stage",
+    "run_pipeline",
+    "stage_command",
+]

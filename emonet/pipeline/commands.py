@@ -1,50 +1,21 @@
-"""Stages are emonet commands: their option names, types and checks are the CLI's own,
-read from the Typer app, so a pipeline and a command line use the same words."""
+"""Stages are registered commands (:mod:`emonet.pipeline.registry`): their option names, types
+and checks are the commands' own (the CLI's long option names), so a pipeline and a command
+line use the same words and accept the same values. Everything here is checked before anything
+runs; a stage's values are converted by its command's own conversions."""
 
 from __future__ import annotations
 
 import difflib
 import os
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import typer
-
 from emonet.errors import ConfigError
+from emonet.pipeline.registry import OptionSpec, StageCall, StageCommand, stage_command, stage_commands
 from emonet.pipeline.spec import REF, Pipeline, Stage
 
-RUNS = "runs"  # train stages write their experiment folders under WORKDIR/runs/<stage>
-
-
-def commands_table() -> dict[str, Any]:
-    from emonet.cli.app import app
-
-    group = typer.main.get_command(app)
-    return {name: cmd for name, cmd in group.commands.items() if name != "run"}
-
-
-def _long_name(param) -> str | None:
-    longs = [o for o in param.opts if o.startswith("--")]
-    return longs[0][2:] if longs else None
-
-
-def option_params(cmd) -> dict[str, Any]:
-    """long option name (no dashes) -> click parameter, for the command's options."""
-    return {name: p for p in cmd.params if p.param_type_name == "option" and (name := _long_name(p))}
-
-
-def _mentions_path(annotation) -> bool:
-    if annotation is Path:
-        return True
-    return any(_mentions_path(a) for a in typing.get_args(annotation))
-
-
-def is_path_param(param) -> bool:
-    """Whether the parameter takes paths (``Path``, ``Path | None``, ``list[Path]``)."""
-    descriptor = getattr(param, "type_descriptor", None)
-    return descriptor is not None and _mentions_path(descriptor.annotation)
+_OUTSIDE = "relative paths stay inside the workdir: write an absolute path for a file outside it"
 
 
 def resolve_path(value: str, workdir: Path) -> str:
@@ -59,54 +30,101 @@ def _values(value: Any) -> list[str]:
     return [str(v) for v in items]
 
 
-def is_flag(param) -> bool:
-    """An on/off option (``--quiet``, ``--balanced-weights``), as opposed to one with a value."""
-    return bool(getattr(param, "is_flag", False)) and not param.multiple
+def _text(value: str, spec: OptionSpec, workdir: Path, resolve: Callable[[str], str]) -> str:
+    """One value as the command gets it: references replaced, a path taken inside the workdir."""
+    value = REF.sub(lambda m: resolve(m.group(0)), value)
+    return resolve_path(value, workdir) if spec.path else value
+
+
+def _argument_specs(command: StageCommand, n: int) -> list[OptionSpec]:
+    """The spec of each of ``n`` positional arguments (the last spec takes the rest)."""
+    specs = list(command.arguments)
+    return [specs[min(i, len(specs) - 1)] for i in range(n)] if specs else []
+
+
+def command_line(
+    command: StageCommand, options: dict[str, Any], args: list[str], workdir: Path, resolve: Callable[[str], str]
+) -> list[str]:
+    """The ``emonet`` command line that runs as the stage (only shown, never parsed):
+    positional arguments after ``--``, so that no list option can take them as its values."""
+    argv = [command.name]
+    for key, value in options.items():
+        spec = command.options[key]
+        if spec.flag:  # check_stage lets only YAML booleans through
+            if value is True:
+                argv.append(f"--{key}")
+            elif spec.off_flag:
+                argv.append(spec.off_flag)
+            continue
+        for v in _values(value):
+            argv += [f"--{key}", _text(v, spec, workdir, resolve)]
+    specs = _argument_specs(command, len(args))
+    positional = [_text(a, spec, workdir, resolve) for a, spec in zip(args, specs, strict=True)]
+    return argv + (["--", *positional] if positional else [])
 
 
 def stage_argv(stage: Stage, workdir: Path, resolve: Callable[[str], str]) -> list[str]:
     """The command line of ``stage``: ``resolve`` replaces ``${stage.output}`` references,
-    relative paths are taken inside ``workdir``. Positional arguments come after ``--``, so
-    that no list option (``--tasks a b``) can take them as its values."""
-    cmd = commands_table()[stage.command]
-    opts = option_params(cmd)
-    argv = [stage.command]
-    for key, value in stage.options.items():
-        param = opts[key]
-        if is_flag(param):  # check_stage lets only YAML booleans through
-            if value is True:
-                argv.append(f"--{key}")
-            elif param.secondary_opts:
-                argv.append(param.secondary_opts[0])
+    relative paths are taken inside ``workdir``."""
+    return command_line(_command(stage), stage.options, stage.args, workdir, resolve)
+
+
+def _command(stage: Stage) -> StageCommand:
+    command = stage_command(stage.command)
+    if command is None:  # check_stage refuses it first
+        raise ConfigError(f"stage '{stage.name}': unknown command '{stage.command}'")
+    return command
+
+
+def _convert(where: str, key: str, spec: OptionSpec, value: Any) -> Any:
+    """``value`` converted by the command's own conversion; a refusal is one line naming the key."""
+    try:
+        return spec.convert(value)
+    except ValueError as exc:
+        message = " ".join(str(exc).split()).rstrip(".")
+        named = f"'--{key}'" in message or f"'{key.upper()}'" in message
+        raise ConfigError(f"{where}: {message if named else f'{key!r}: {message}'}") from None
+
+
+def _arguments(where: str, command: StageCommand, args: list[str], workdir, resolve) -> dict[str, Any]:
+    """Positional arguments by name, converted; too many or too few is an error."""
+    specs = list(command.arguments)
+    if len(args) > len(specs) and not (specs and specs[-1].multiple):
+        raise ConfigError(
+            f"{where}: emonet {command.name} takes {len(specs)} argument(s) in 'args', not {len(args)}; "
+            f"see 'emonet {command.name} --help'"
+        )
+    out: dict[str, Any] = {}
+    for i, spec in enumerate(specs):
+        given = [_text(a, spec, workdir, resolve) for a in (args[i:] if spec.multiple else args[i : i + 1])]
+        if not given:
+            if spec.required:
+                raise ConfigError(f"{where}: emonet {command.name} needs its argument {spec.name.upper()} in 'args'")
             continue
-        for v in _values(value):
-            v = REF.sub(lambda m: resolve(m.group(0)), v)
-            argv += [f"--{key}", resolve_path(v, workdir) if is_path_param(param) else v]
-    arguments = [p for p in cmd.params if p.param_type_name == "argument"]
-    positional = []
-    for i, a in enumerate(stage.args):
-        a = REF.sub(lambda m: resolve(m.group(0)), a)
-        param = arguments[min(i, len(arguments) - 1)] if arguments else None  # the last may take many
-        positional.append(resolve_path(a, workdir) if param is not None and is_path_param(param) else a)
-    return argv + (["--", *positional] if positional else [])
+        out[spec.name] = _convert(where, spec.name, spec, given if spec.multiple else given[0])
+    return out
 
 
-def parse_stage_argv(argv: list[str]) -> None:
-    """Parses a stage's command line exactly as ``emonet.cli.app.main`` will (list options
-    expanded, then the command's own parser), without running it.
+def stage_call(pipeline: Pipeline, stage: Stage, options: dict[str, Any], args: list[str], resolve) -> StageCall:
+    """The stage's ``options`` and ``args`` converted by its command's own conversions
+    (``resolve`` replaces references); a required option left out is an error.
 
     Raises:
-        typer.TyperException: what the command line would fail with.
+        ConfigError: one line naming the file, the stage and the option.
     """
-    from emonet.cli.app import app
-    from emonet.cli.argv import expand_list_options, list_option_names
-
-    group = typer.main.get_command(app)
-    args = expand_list_options(list(argv), list_option_names(group, argv))
-    try:
-        group.commands[args[0]].make_context(f"emonet {args[0]}", args[1:])
-    except typer.Exit:
-        pass
+    command = _command(stage)
+    where = f"{pipeline.path}: stage '{stage.name}'"
+    converted = {}
+    for key, value in options.items():
+        spec = command.options[key]
+        if not spec.flag:
+            texts = [_text(v, spec, pipeline.workdir, resolve) for v in _values(value)]
+            value = texts if spec.multiple else texts[0]
+        converted[key] = _convert(where, key, spec, value)
+    missing = [key for key, spec in command.options.items() if spec.required and key not in options]
+    if missing:
+        raise ConfigError(f"{where}: emonet {command.name} needs the option '{missing[0]}'; add it to 'options'")
+    return StageCall(converted, _arguments(where, command, args, pipeline.workdir, resolve))
 
 
 def _unknown(pipeline: Pipeline, stage: Stage, key: str, known: list[str]) -> ConfigError:
@@ -128,12 +146,12 @@ def leaves_workdir(text: str, workdir: Path) -> bool:
     return norm != str(workdir) and not norm.startswith(str(workdir) + os.sep)
 
 
-def _check_values(pipeline: Pipeline, stage: Stage, opts: dict[str, Any]) -> None:
+def _check_values(pipeline: Pipeline, stage: Stage, command: StageCommand) -> None:
     """Flags take YAML booleans only; every other option a value; no path leaves the workdir."""
     where = f"{pipeline.path}: stage '{stage.name}'"
     for key, value in stage.options.items():
-        param = opts[key]
-        if is_flag(param):
+        spec = command.options[key]
+        if spec.flag:
             if not isinstance(value, bool):
                 raise ConfigError(f"{where}: '{key}' is a flag: write {key}: true or {key}: false (not {value!r})")
             continue
@@ -141,105 +159,63 @@ def _check_values(pipeline: Pipeline, stage: Stage, opts: dict[str, Any]) -> Non
             raise ConfigError(f"{where}: '{key}' has no value; give one or remove the key")
         if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict | list) for v in value)):
             raise ConfigError(f"{where}: '{key}' must be a value or a list of values, not a mapping")
-        if is_path_param(param):
+        if spec.path:
             for v in _values(value):
                 if leaves_workdir(v, pipeline.workdir):
                     raise ConfigError(f"{where}: '{key}: {v}' leaves the workdir through '..'; {_OUTSIDE}")
-    if stage.command == "train" and "resume" in stage.options:
-        raise ConfigError(f"{where}: 'resume' is not a pipeline option; re-running the pipeline resumes the stage")
+    if command.resume_option is not None and command.resume_option in stage.options:
+        raise ConfigError(
+            f"{where}: '{command.resume_option}' is not a pipeline option; re-running the pipeline resumes the stage"
+        )
     for a in stage.args:
         if leaves_workdir(a, pipeline.workdir):
             raise ConfigError(f"{where}: argument '{a}' leaves the workdir through '..'; {_OUTSIDE}")
 
 
-_OUTSIDE = "relative paths stay inside the workdir: write an absolute path for a file outside it"
+def _known_command(pipeline: Pipeline, stage: Stage) -> StageCommand:
+    command = stage_command(stage.command)
+    if command is not None:
+        return command
+    known = sorted(stage_commands())
+    close = difflib.get_close_matches(stage.command, known, n=1)
+    if close:
+        hint = f"did you mean '{close[0]}'?"
+    elif known:
+        hint = f"commands: {', '.join(known)}"
+    else:  # a Python caller that has not registered the emonet commands
+        hint = "no commands are registered: import emonet.cli.stages and call register_stage_commands() first"
+    raise ConfigError(f"{pipeline.path}: stage '{stage.name}': unknown command '{stage.command}'; {hint}")
 
 
 def check_stage(pipeline: Pipeline, stage: Stage) -> None:
     """Checks a stage against its command without running anything: the command exists,
     every option is one of its long names, flags are booleans, no path leaves the workdir,
-    references name outputs the other stage has, and the command line the run will use
-    parses (types, choices, ranges) as on the command line.
+    references name outputs the other stage offers, and every value converts (types, choices,
+    ranges) as on the command line.
 
     Raises:
         ConfigError: one line naming the file, the stage and the key.
     """
-    commands = commands_table()
-    if stage.command not in commands:
-        known = sorted(commands)
-        close = difflib.get_close_matches(stage.command, known, n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"commands: {', '.join(known)}"
-        raise ConfigError(f"{pipeline.path}: stage '{stage.name}': unknown command '{stage.command}'; {hint}")
-    opts = option_params(commands[stage.command])
+    command = _known_command(pipeline, stage)
     for key in stage.options:
-        if key not in opts:
-            raise _unknown(pipeline, stage, key, sorted(opts))
-    _check_values(pipeline, stage, opts)
+        if key not in command.options:
+            raise _unknown(pipeline, stage, key, sorted(command.options))
+    _check_values(pipeline, stage, command)
     for ref in REF.finditer(repr(stage.options) + repr(stage.args)):
         other, output = ref.group(1), ref.group(2)
-        offered = OUTPUTS.get(pipeline.stage(other).command, ())
+        offered = _known_command(pipeline, pipeline.stage(other)).outputs
         if output not in offered:
             raise ConfigError(
                 f"{pipeline.path}: stage '{stage.name}': '${{{other}.{output}}}': stage '{other}' offers "
                 f"{', '.join(offered) or 'no outputs'}"
             )
-    argv = stage_argv(stage, pipeline.workdir, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
-    try:
-        parse_stage_argv(argv)
-    except typer.TyperException as exc:
-        msg = " ".join(exc.format_message().split()) if hasattr(exc, "format_message") else str(exc)
-        raise ConfigError(f"{pipeline.path}: stage '{stage.name}': {msg}") from None
+    stage_call(pipeline, stage, stage.options, stage.args, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
 
 
-def _option(stage: Stage, key: str, workdir: Path) -> str | None:
-    value = stage.options.get(key)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return None if value is None else resolve_path(str(value), workdir)
-
-
-def _newest_run(base: Path) -> Path | None:
-    runs = [p for p in base.iterdir() if (p / "config.yaml").is_file()] if base.is_dir() else []
-    return max(runs, key=lambda p: p.stat().st_mtime_ns) if runs else None
-
-
-def stage_outputs(stage: Stage, workdir: Path, resolve: Callable[[str], str] | None = None) -> dict[str, str]:
-    """What a stage has made (paths), once it has run: for the references of later stages
-    and for the up-to-date check (``resolve`` replaces ``${stage.output}`` references)."""
-    if stage.command == "demo-data":
-        return {"dir": resolve_path(stage.args[0], workdir)} if stage.args else {}
-    if stage.command == "extract":
-        return {"store": _option(stage, "store", workdir) or ""}
-    if stage.command == "train":
-        run = _newest_run(Path(_option(stage, "experiment-base-path", workdir) or workdir / RUNS / stage.name))
-        if run is None:
-            return {}
-        return {"run": str(run), "best": str(run / "best.safetensors"), "last": str(run / "last.safetensors")}
-    if stage.command == "evaluate":
-        output = _option(stage, "output", workdir)
-        if output is None and resolve is not None:  # the command's default: beside the model
-            model = REF.sub(lambda m: resolve(m.group(0)), str(stage.options.get("model", "")))
-            partition = stage.options.get("partition", "test")
-            output = str(Path(resolve_path(model, workdir)).parent / f"evaluate-{partition}")
-        return {"dir": output or ""}
-    if stage.command in ("init-model",):
-        return {"model": resolve_path(stage.args[0], workdir)} if stage.args else {}
-    return {}
-
-
-# The outputs each command offers to ``${stage.output}`` references.
-OUTPUTS: dict[str, tuple[str, ...]] = {
-    "demo-data": ("dir",),
-    "extract": ("store",),
-    "train": ("run", "best", "last"),
-    "evaluate": ("dir",),
-    "init-model": ("model",),
-}
-
-
-def with_defaults(stage: Stage, workdir: Path) -> Stage:
-    """The stage with the defaults a pipeline adds: a train stage's experiment folder is
-    ``runs/<stage>`` inside the workdir, so its runs are found again."""
-    if stage.command == "train" and "experiment-base-path" not in stage.options:
-        stage.options = {**stage.options, "experiment-base-path": f"{RUNS}/{stage.name}"}
+def with_defaults(stage: Stage) -> Stage:
+    """The stage with the options a pipeline adds where the stage leaves them out (a train
+    stage's experiment folder is ``runs/<stage>`` inside the workdir, so its runs are found again)."""
+    command = stage_command(stage.command)
+    added = {k: v.format(stage=stage.name) for k, v in (command.defaults if command else {}).items()}
+    stage.options = {**stage.options, **{k: v for k, v in added.items() if k not in stage.options}}
     return stage

@@ -10,19 +10,29 @@ from pathlib import Path
 
 from emonet.errors import ConfigError, EmoNetError
 from emonet.pipeline import resume
-from emonet.pipeline.commands import check_stage, stage_argv, stage_outputs, with_defaults
+from emonet.pipeline.commands import check_stage, command_line, stage_call, with_defaults
 from emonet.pipeline.lock import workdir_lock
+from emonet.pipeline.registry import StageCommand, stage_command
 from emonet.pipeline.spec import Pipeline, Stage
 from emonet.pipeline.state import PipelineState, fingerprint
 from emonet.utils.fs import filesystem_errors
 
+STOPPED = (130, 143)  # the exit codes of a stop: Ctrl-C, SIGTERM
+
 
 class StageFailed(EmoNetError):
-    """A stage's command failed (it printed its own error); the pipeline stops with its exit code."""
+    """A stage failed: the message names the stage and says what to do; the error of its
+    command is ``__cause__`` (its type and exit code are kept: ``exit_code`` is its own)."""
 
-    def __init__(self, message: str, exit_code: int):
+    def __init__(self, message: str, exit_code: int = 2, stage: str = ""):
         super().__init__(message)
         self.exit_code = exit_code
+        self.stage = stage
+
+
+class StageStopped(StageFailed):
+    """A stage was stopped (Ctrl-C, SIGTERM): exit 130 or 143. What it finished is kept; a
+    stopped train stage continues its run on the next call."""
 
 
 @dataclass
@@ -63,41 +73,54 @@ def _reason(stage: Stage, fp, state: PipelineState, force: bool) -> str | None:
     return reason
 
 
-def _stopped(pipeline: Pipeline, stage: Stage, rc: int, run: Path | None) -> StageFailed:
-    if rc in (130, 143):  # Ctrl-C, SIGTERM: the command kept what it finished
+def _failed(pipeline: Pipeline, stage: Stage, exc: BaseException, run: Path | None) -> StageFailed:
+    """The pipeline's one line for a stage that failed or was stopped (``exc``: its error)."""
+    code = getattr(exc, "exit_code", 130 if isinstance(exc, KeyboardInterrupt) else 2)
+    if isinstance(exc, KeyboardInterrupt) or code in STOPPED:  # the command kept what it finished
         what = f"its run {run} continues" if run is not None else "it runs again"
-        return StageFailed(f"{pipeline.path}: stage '{stage.name}' was stopped; re-run the pipeline and {what}", rc)
+        message = f"{pipeline.path}: stage '{stage.name}' was stopped; re-run the pipeline and {what}"
+        return StageStopped(message, code if code in STOPPED else 130, stage.name)
     return StageFailed(
-        f"{pipeline.path}: stage '{stage.name}' failed (exit {rc}); fix it and re-run: stages that finished are kept",
-        rc,
+        f"{pipeline.path}: stage '{stage.name}' failed: {exc}; fix it and re-run: stages that finished are kept",
+        code,
+        stage.name,
     )
 
 
-def _run_stage(pipeline: Pipeline, stage: Stage, fp, state: PipelineState, reason: str, echo) -> StageResult:
-    """Run one stage's command (a stopped train stage: resume its run) and record it."""
-    from emonet.cli.app import main
+def _stage_options(command: StageCommand, stage: Stage, fp, state: PipelineState):
+    """(options, args, the run it continues or None): a stopped stage continues its run."""
+    run = resume.stopped_run(state, command, stage, fp)
+    if run is not None:
+        return resume.resume_options(command, stage, run), [], run
+    return stage.options, stage.args, None
 
+
+def _run_stage(pipeline: Pipeline, stage: Stage, fp, state: PipelineState, reason: str, echo) -> StageResult:
+    """Run one stage's command (a stopped train stage: continue its run) and record what it made."""
+    command = stage_command(stage.command)
     resolve = _resolver(pipeline, stage, state)
-    run = resume.new_run(state, stage, fp)
+    options, args, run = _stage_options(command, stage, fp, state)
+    line = "emonet " + " ".join(command_line(command, options, args, pipeline.workdir, resolve))
     if run is not None and (run / resume.RESULTS).is_file():  # it finished, but was stopped before its record
         echo(f"stage {stage.name}: its run {run} finished before the pipeline stopped; kept")
-        with filesystem_errors(state.path):
-            state.record(stage.name, fp, resume.run_outputs(run))
-        return StageResult(stage.name, "ran", reason, 0.0, resume.run_outputs(run))
-    if run is not None:
-        argv = resume.resume_argv(stage, run)
-        echo(f"stage {stage.name}: resumes its run, stopped before it finished: emonet {' '.join(argv)}")
+    elif run is not None:
+        echo(f"stage {stage.name}: resumes its run, stopped before it finished: {line}")
     else:
-        argv = stage_argv(stage, pipeline.workdir, resolve)
+        echo(f"stage {stage.name}: runs ({reason}): {line}")
+    call = stage_call(pipeline, stage, options, args, resolve)
+    started: list[Path] = [run] if run is not None else []
+
+    def note(folder: Path) -> None:
+        started[:] = [Path(folder)]
         with filesystem_errors(state.path):
-            resume.note_start(state, stage, fp, argv)
-        echo(f"stage {stage.name}: runs ({reason}): emonet {' '.join(argv)}")
+            resume.note_run(state, stage, fp, Path(folder))
+
+    call.started = note
     t0 = time.perf_counter()
-    rc = main(argv)
-    run = run or resume.new_run(state, stage, fp)
-    if rc != 0:
-        raise _stopped(pipeline, stage, rc, run)
-    outputs = resume.run_outputs(run) if run is not None else stage_outputs(stage, pipeline.workdir, resolve)
+    try:
+        outputs = command.run(call)
+    except (EmoNetError, KeyboardInterrupt) as exc:
+        raise _failed(pipeline, stage, exc, started[0] if started else None) from exc
     with filesystem_errors(state.path):
         state.record(stage.name, fp, outputs)
     return StageResult(stage.name, "ran", reason, time.perf_counter() - t0, outputs)
@@ -106,11 +129,10 @@ def _run_stage(pipeline: Pipeline, stage: Stage, fp, state: PipelineState, reaso
 def _plan(pipeline: Pipeline, stage: Stage, fp, state: PipelineState, reason: str, echo) -> StageResult:
     """What a dry run says of a stage that would run: the command line it would run
     (references to stages that have not run yet shown as they are written)."""
-    run = resume.new_run(state, stage, fp)
-    if run is not None:
-        argv = resume.resume_argv(stage, run)
-    else:
-        argv = stage_argv(stage, pipeline.workdir, _resolver(pipeline, stage, state, keep_unknown=True))
+    command = stage_command(stage.command)
+    options, args, _run = _stage_options(command, stage, fp, state)
+    resolve = _resolver(pipeline, stage, state, keep_unknown=True)
+    argv = command_line(command, options, args, pipeline.workdir, resolve)
     echo(f"stage {stage.name}: would run ({reason}): emonet {' '.join(argv)}")
     return StageResult(stage.name, "planned", reason)
 
@@ -136,10 +158,12 @@ def run_pipeline(
     Raises:
         ConfigError: a stage that does not fit its command (nothing has run then).
         WorkdirBusy: another ``emonet run`` uses the workdir (nothing has run then).
-        StageFailed: a stage's command failed or was stopped; the stages before it keep
-            their outputs, and a stopped train stage continues its run on the next call.
+        StageFailed: a stage's command failed (its error, with its type and exit code, is
+            ``__cause__``); the stages before it keep their outputs.
+        StageStopped: a stage was stopped (Ctrl-C, SIGTERM: exit 130, 143); a stopped train
+            stage continues its run on the next call.
     """
-    stages = [with_defaults(s, pipeline.workdir) for s in pipeline.stages]
+    stages = [with_defaults(s) for s in pipeline.stages]
     for stage in stages:
         check_stage(pipeline, stage)
     if dry_run:

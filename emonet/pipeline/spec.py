@@ -16,7 +16,7 @@ the CLI, checked before anything runs.
           tasks: [acted, arousal]
         label: multi-task               # the stage's column in the results table
 
-The outputs a stage offers to others are listed in ``emonet.pipeline.commands.OUTPUTS``.
+The outputs a stage offers to others are its command's (``emonet.pipeline.registry.StageCommand.outputs``).
 """
 
 from __future__ import annotations

@@ -10,14 +10,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from emonet.pipeline.commands import commands_table, is_path_param, option_params, resolve_path
+from emonet.pipeline.commands import resolve_path
+from emonet.pipeline.registry import stage_command
 from emonet.pipeline.spec import REF, Stage
 from emonet.utils.fs import atomic_write_json, read_json
 
 STATE_FILE = ".emonet-pipeline.json"
-# Options (and first arguments) that name what a stage writes, not what it reads.
-OUTPUT_OPTIONS = {"extract": {"store"}, "train": {"experiment-base-path"}, "evaluate": {"output"}}
-OUTPUT_ARGS = {"demo-data", "init-model"}
 STARTED = "_started"  # stage -> what an unfinished run of it started from (not a stage name: those start alnum)
 
 
@@ -59,16 +57,17 @@ def input_paths(stage: Stage, workdir: Path, outputs: dict[str, dict] | None = N
     it writes, also where the path goes through another stage's output (``outputs``: stage
     -> output -> path, from the records of the stages it uses), so that an edit of a csv in
     ``${corpus.dir}/multi-task-setup`` or of a store or checkpoint another stage made is seen."""
-    cmd = commands_table()[stage.command]
-    opts = option_params(cmd)
-    skip = OUTPUT_OPTIONS.get(stage.command, set())
+    command = stage_command(stage.command)
     values = []
     for key, value in stage.options.items():
-        if key not in skip and is_path_param(opts[key]):
+        spec = command.options[key]
+        if spec.path and not spec.writes:
             values += [str(v) for v in (value if isinstance(value, list) else [value])]
-    arguments = [p for p in cmd.params if p.param_type_name == "argument"]
-    if stage.command not in OUTPUT_ARGS and arguments:
-        values += [a for i, a in enumerate(stage.args) if is_path_param(arguments[min(i, len(arguments) - 1)])]
+    specs = list(command.arguments)
+    for i, a in enumerate(stage.args):
+        spec = specs[min(i, len(specs) - 1)] if specs else None
+        if spec is not None and spec.path and not spec.writes:
+            values.append(a)
     out = []
     for v in values:
         text = _through(v, outputs or {})

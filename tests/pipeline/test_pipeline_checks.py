@@ -53,6 +53,12 @@ def _one_line_refusal(capsys, path, *words):
         (("args: [model.safetensors]", "args: [../model.safetensors]"), ["stage 'model'", "leaves the workdir"]),
         (("  model:\n", "  ../model:\n"), ["stage name '../model' must be"]),
         (("  model:\n", "  a/b:\n"), ["stage name 'a/b' must be"]),
+        # values: the command line's own conversions, required options and arguments
+        (("number-of-filters: 4", "number-of-filters: four"), ["stage 'model'", "'--number-of-filters'", "integer"]),
+        (("quiet: true", "quiet: true\n      format: tar"), ["stage 'features'", "'tar' is not one of 'zarr'"]),
+        (("      store: features\n", ""), ["stage 'features'", "emonet extract needs the option 'store'"]),
+        (("args: [corpus]", "args: [corpus, more]"), ["stage 'corpus'", "takes 1 argument(s) in 'args', not 2"]),
+        (("    args: [model.safetensors]\n", ""), ["stage 'model'", "needs its argument OUT_PATH"]),
     ],
     ids=[
         "flag-quoted-no",
@@ -69,6 +75,11 @@ def _one_line_refusal(capsys, path, *words):
         "dotdot-argument",
         "name-dotdot",
         "name-slash",
+        "type-int",
+        "choice",
+        "option-missing",
+        "args-extra",
+        "args-missing",
     ],
 )
 def test_refused_in_one_line_before_anything_runs(tmp_path, capsys, change, words):
