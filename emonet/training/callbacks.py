@@ -83,7 +83,7 @@ class TensorBoard(Callback):
 class Checkpoints(Callback):
     """best.safetensors (when the epoch is the best so far), last.safetensors and the resume
     state state.pt, in that order, after each epoch (rank 0). The trainer runs it after the
-    other callbacks (but the display), so their states in state.pt include this epoch."""
+    user's callbacks, so their states in state.pt include this epoch."""
 
     def on_epoch_end(self, trainer, summary: EpochSummary) -> None:
         if trainer.rank != 0:
@@ -129,10 +129,11 @@ class ProgressDisplay(Callback):
 
 
 def arrange(progress: Progress, user: list[Callback]) -> list[Callback]:
-    """The run's callbacks in calling order: metrics.csv, TensorBoard, the user's, then the
-    checkpoints (so state.pt holds every callback's state after the epoch), the display last
-    (a stop there keeps the epoch's files)."""
-    out = [MetricsCsv(), TensorBoard(), *user, Checkpoints(), ProgressDisplay(progress)]
+    """The run's callbacks in calling order: the user's, then the checkpoints (so state.pt holds
+    every callback's state after the epoch), then metrics.csv and TensorBoard (so a metrics.csv
+    row means its epoch's state.pt is written: a run stopped in between resumes from that
+    epoch), the display last (a stop there keeps the epoch's files)."""
+    out = [*user, Checkpoints(), MetricsCsv(), TensorBoard(), ProgressDisplay(progress)]
     names = [state_name(c) for c in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
