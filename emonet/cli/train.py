@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from emonet.cli import model_options as mo
+from emonet.cli import run_options as ro
 from emonet.errors import ConfigError
 
 Stores = Annotated[
@@ -42,8 +43,6 @@ Spe = Annotated[
     typer.Option("--steps-per-epoch", "-spe", help="Steps per epoch (default: see the largest train set once)."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same results on a CPU.")]
-Device = Annotated[str, typer.Option("--device", help="cpu | cuda | auto.")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (autocast).")]
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Data loader processes (0: in the training process).")]
 Resume = Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder with its config.")]
 LabelOrder = Annotated[
@@ -113,8 +112,8 @@ def train(
     individual_weight_decay: Iwd = False,
     steps_per_epoch: Spe = None,
     seed: Seed = 0,
-    device: Device = "auto",
-    precision: Precision = "fp32",
+    device: ro.Device = "auto",
+    precision: ro.Precision = "fp32",
     workers: Workers = 0,
     resume: Resume = None,
     run_name: RunName = None,

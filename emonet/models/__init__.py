@@ -6,7 +6,7 @@ logits = model(x, lengths, "iemocap")   # x [batch, frames, mels], lengths [batc
 Set-up from a feature store: ``emonet.models.from_store.model_for_store``.
 """
 
-from emonet.models.checkpoint import load_checkpoint, read_checkpoint_metadata, save_checkpoint
+from emonet.models.checkpoint import load_checkpoint, load_model, read_checkpoint_metadata, save_checkpoint
 from emonet.models.config import ModelConfig
 from emonet.models.modes import (
     MODES,
@@ -33,6 +33,7 @@ __all__ = [
     "describe_model",
     "export_task",
     "load_checkpoint",
+    "load_model",
     "read_checkpoint_metadata",
     "save_checkpoint",
     "setup_model",

@@ -11,6 +11,8 @@ import os
 
 import torch
 
+from emonet.utils.devices import resolve_device
+
 
 def world_info() -> tuple[int, int]:
     """(rank, world size) from torchrun's environment (0, 1 without it)."""
@@ -28,17 +30,8 @@ def init(device: torch.device) -> tuple[int, int]:
 
 
 def local_device(requested: str) -> torch.device:
-    """cpu, cuda (this rank's GPU under torchrun) or auto (cuda when available)."""
-    from emonet.errors import ConfigError
-
-    want_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
-    if not want_cuda:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local)
-    return torch.device("cuda", local)
+    """This rank's device for ``--device`` (see :func:`emonet.utils.devices.resolve_device`)."""
+    return resolve_device(requested)
 
 
 def _average(tensors: list[torch.Tensor], world: int) -> None:

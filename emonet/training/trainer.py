@@ -16,15 +16,16 @@ from emonet.training import pin
 from emonet.training import run_dir as rd
 from emonet.training.config import TrainConfig
 from emonet.training.data import normalizer, window_frames
-from emonet.training.evaluate import autocast, evaluate_partition
+from emonet.training.evaluate import evaluate_partition
 from emonet.training.loader import RoundRobinBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
 from emonet.training.optim import build_optimizer, individual_weight_decay, l2_penalty, parameter_groups
 from emonet.training.progress import EpochSummary, Progress
 from emonet.training.schedule import Schedule
-from emonet.training.setup import build_run_model, check_window, norm_stats, open_stores, resolve_tasks
+from emonet.training.setup import build_run_model, check_window, norm_stats, open_stores, task_data
 from emonet.training.streams import StreamSpec
 from emonet.utils.allocator import keep_large_buffers
+from emonet.utils.devices import autocast
 from emonet.utils.fs import FilesystemError, describe_os_error
 
 
@@ -68,7 +69,7 @@ class Trainer:
             raise ConfigError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on the CPU")
         self.stores = open_stores(config.stores)
         self.feature_config = dict(self.stores[0].feature_config)
-        self.tasks = resolve_tasks(self.stores, config.tasks)
+        self.tasks = task_data(self.stores, config.tasks)
         self.names = list(self.tasks)
         self.pins = self._pin_data()
         self.window, note = check_window(config, window_frames(self.stores[0], config.window), self.tasks)
