@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from emonet.errors import StoreError, UnknownTaskError
+from emonet.store import open_store
 
 
 @dataclass(frozen=True)
@@ -36,8 +37,6 @@ class PartitionIndex:
 def as_store(store):
     """A FeatureStore, given one or a path."""
     if isinstance(store, (str, Path)):
-        from emonet.store import open_store
-
         return open_store(store)
     return store
 
