@@ -10,6 +10,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from emonet.cli import run_options as ro
+
 
 def summary_table(evaluation) -> Table:
     """task x partition: UAR, accuracy, macro F1, items (unlabelled: predictions only)."""
@@ -53,10 +55,8 @@ def evaluate(
     batch_size: Annotated[
         int, typer.Option("--batch-size", "-bs", min=1, help="Utterances per forward pass (results do not change).")
     ] = 64,
-    device: Annotated[str, typer.Option("--device", help="cpu | cuda | auto.")] = "cpu",
-    precision: Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (autocast, as in training).")] = (
-        "fp32"
-    ),
+    device: ro.Device = "cpu",
+    precision: ro.Precision = "fp32",
 ) -> None:
     """Score a model on a partition of feature stores: UAR, accuracy, macro F1, per-class recall
     and precision, confusion matrices; writes results.json, predictions.csv and PNGs.

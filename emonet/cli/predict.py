@@ -9,8 +9,8 @@ from typing import Annotated
 
 import typer
 
+from emonet.cli import run_options as ro
 from emonet.cli.console import err, out
-from emonet.cli.run_options import Device
 from emonet.cli.signals import Terminated
 
 
@@ -39,7 +39,8 @@ def predict(
         Path | None, typer.Option("--data-path", "-dp", help="Folder a csv's paths are relative to (default: its own).")
     ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", "-bs", min=1, help="Files per forward pass.")] = 16,
-    device: Device = "cpu",
+    device: ro.Device = "cpu",
+    precision: ro.Precision = "fp32",
     skip_bad: Annotated[
         bool, typer.Option("--skip-bad", help="List and skip unreadable audio instead of stopping.")
     ] = False,
@@ -58,7 +59,7 @@ def predict(
 
     report, files, stage = PredictReport(), [], "predicting"
     try:
-        predictor = Predictor(model, device=device, batch_size=batch_size)
+        predictor = Predictor(model, device=device, batch_size=batch_size, precision=precision)
         tasks = predictor.check_tasks([task] if task else None)
         files = collect_inputs(inputs, data_path)
         if output is not None:  # before any audio is decoded: a refused output costs nothing

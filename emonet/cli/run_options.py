@@ -1,35 +1,52 @@
 """Options about where and how a command runs, shared by the commands that compute
-(``emonet extract``, later ``train``, ``evaluate``, ``predict``). One short flag, one meaning:
+(``emonet extract``, ``train``, ``evaluate``, ``predict``). One short flag, one meaning:
 ``-j`` is always the number of workers (``-w`` is the training window in seconds)."""
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
 import typer
 
-DEVICE_CHOICES = "cpu|cuda|cuda:N"
+from emonet.errors import ConfigError
+from emonet.utils.devices import DEVICE_CHOICES, PRECISION_CHOICES, check_device_name, check_precision
 
 
 def parse_device(text: str) -> str:
-    """``cpu``, ``cuda`` or ``cuda:N`` (case-insensitive); anything else is refused by the parser.
+    """A ``--device`` value of the one vocabulary (:mod:`emonet.utils.devices`), in lower case;
+    anything else is refused by the parser (exit code 2, one line naming the choices)."""
+    try:
+        return check_device_name(text)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--device ")) from None
 
-    Args:
-        text: the value given to ``--device``.
 
-    Returns:
-        The device name in lower case.
-    """
-    value = text.strip().lower()
-    if value in ("cpu", "cuda") or re.fullmatch(r"cuda:\d+", value):
-        return value
-    raise typer.BadParameter(f"{text!r} is not one of 'cpu', 'cuda', 'cuda:N' (N: a GPU index)")
+def parse_precision(text: str) -> str:
+    """A ``--precision`` value (fp32, bf16, fp16); anything else is refused by the parser."""
+    try:
+        return check_precision(text)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--precision ")) from None
 
 
 Device = Annotated[
     str,
-    typer.Option("--device", parser=parse_device, metavar=DEVICE_CHOICES, help="Where the tensors are computed."),
+    typer.Option(
+        "--device",
+        parser=parse_device,
+        metavar=DEVICE_CHOICES,
+        help="Where the tensors are computed: auto (a GPU when torch sees one, else the CPU), cpu, cuda "
+        "(this rank's GPU under torchrun) or cuda:N.",
+    ),
+]
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        parser=parse_precision,
+        metavar=PRECISION_CHOICES,
+        help="fp32, or bf16 / fp16 autocast of the network (fp16: CUDA only).",
+    ),
 ]
 Workers = Annotated[
     int | None,

@@ -54,12 +54,11 @@ def export(
     Example: emonet task export runs/demo/best.safetensors acted acted.safetensors
     """
     from emonet.errors import UnknownTaskError
-    from emonet.models import export_task, load_checkpoint
+    from emonet.models import export_task, load_model
     from emonet.utils.output_paths import check_output_file, output_errors
 
-    _existing(model, "CKPT")
+    net, _meta = load_model(model, option="CKPT")
     pack = check_output_file(pack, overwrite=overwrite, inputs=[model], option="PACK")
-    net, _meta = load_checkpoint(model)
     if task not in net.tasks:
         raise UnknownTaskError(f"task {task!r} is not in {model}; it has: {', '.join(net.tasks)}")
     with output_errors(pack):
@@ -82,13 +81,13 @@ def attach(
     Example: emonet task attach base.safetensors acted.safetensors valence.safetensors -o both.safetensors
     """
     from emonet.errors import ModelError
-    from emonet.models import attach_task, load_checkpoint, read_checkpoint_metadata, save_checkpoint
+    from emonet.models import attach_task, load_model, read_checkpoint_metadata, save_checkpoint
     from emonet.utils.output_paths import check_output_file, output_errors
 
-    for path, what in [(model, "CKPT"), *((pack, "PACK") for pack in packs)]:
-        _existing(path, what)
+    net, _meta = load_model(model, option="CKPT")
+    for pack in packs:
+        _existing(pack, "PACK")
     output = check_output_file(output, overwrite=overwrite, inputs=[model, *packs])
-    net, _meta = load_checkpoint(model)
     names = []
     for pack in packs:
         name = read_checkpoint_metadata(pack).get("task")

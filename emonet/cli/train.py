@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from emonet.cli import model_options as mo
+from emonet.cli import run_options as ro
 from emonet.cli.argv import given_options, long_name
 from emonet.errors import ConfigError
 from emonet.models import ModelConfig
@@ -74,8 +75,6 @@ Spe = Annotated[
     typer.Option("--steps-per-epoch", "-spe", help="Steps per epoch (default: see the largest train set once)."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same results on a CPU.")]
-Device = Annotated[str, typer.Option("--device", help="cpu | cuda | auto.")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32 | bf16 | fp16 (autocast).")]
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Data loader processes (0: in the training process).")]
 Resume = Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder with its config.")]
 LabelOrder = Annotated[
@@ -99,8 +98,8 @@ OPTIONS: dict[str, Any] = {
     "batch_size": BatchSize, "epochs": Epochs, "patience": Patience, "balanced_weights": Balanced,
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "loss": Loss,
     "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
-    "individual_weight_decay": Iwd, "steps_per_epoch": Spe, "seed": Seed, "device": Device,
-    "precision": Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
+    "individual_weight_decay": Iwd, "steps_per_epoch": Spe, "seed": Seed, "device": ro.Device,
+    "precision": ro.Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
 }  # fmt: skip
 RUN_OPTIONS = {"resume": None, "quiet": False}
 

@@ -1,9 +1,9 @@
-"""The one place the trainer touches a store below its public API: whole storage blocks.
+"""Frame access for the data path: whole runs of utterances read at once.
 
 Reading one utterance at a time costs a zarr call each (hundreds per second); the data path
 instead reads the frames of a run of utterances with one call and slices them in memory.
-Everything here goes through :class:`~emonet.store.Partition`; only :func:`read_frames`
-uses its reader, so a change of the store's internals is fixed in one function.
+Everything here goes through the public API of :class:`~emonet.store.Partition`
+(``block_bounds``, ``read_frames``: a checked read of a frame range).
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from emonet.errors import StoreError, UnknownTaskError
+from emonet.store import open_store
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,36 @@ class PartitionIndex:
 
     def __len__(self) -> int:
         return len(self.lengths)
+
+
+def as_store(store):
+    """A FeatureStore, given one or a path."""
+    if isinstance(store, (str, Path)):
+        return open_store(store)
+    return store
+
+
+def resolve_tasks(stores: list, tasks: list[str], option: str = "-t/--tasks") -> dict[str, object]:
+    """task -> the one store of ``stores`` that holds it, for each of ``tasks`` in order.
+
+    Raises:
+        UnknownTaskError: a task that no store holds (the stores' tasks are named).
+        StoreError: a task that several stores hold (one must be given).
+    """
+    have = "; ".join(f"{s.path}: {', '.join(s.tasks) or 'no tasks'}" for s in stores)
+    out = {}
+    for task in tasks:
+        holders = [s for s in stores if task in s.tasks]
+        if not holders:
+            raise UnknownTaskError(
+                f"task {task!r} is in none of the stores ({have}); give the store that holds it or check {option}"
+            )
+        if len(holders) > 1:
+            raise StoreError(
+                f"task {task!r} is in several stores ({', '.join(str(s.path) for s in holders)}); give only one of them"
+            )
+        out[task] = holders[0]
+    return out
 
 
 def open_partition(store, task: str, partition: str):
@@ -61,19 +93,13 @@ def _with_fused_pipeline(open_fn):
 
 def block_bounds(part) -> np.ndarray:
     """Frame offsets of the partition's storage blocks (shards): 0, ..., total frames."""
-    bounds = getattr(part, "block_bounds", None)  # public since the store's checksums
-    if bounds is None:
-        bounds = part._r.block_bounds
-    return np.asarray(bounds, dtype=np.int64)
+    return np.asarray(part.block_bounds, dtype=np.int64)
 
 
 def read_frames(part, lo: int, hi: int) -> np.ndarray:
     """Frames ``lo:hi`` of the partition (float16 [hi - lo, mels]) in one read (checked
     against the store's block checksums where the store has them)."""
-    checked = getattr(part, "_read_frames", None)
-    if checked is not None:
-        return np.asarray(checked(int(lo), int(hi)))
-    return np.asarray(part._r.read_frames(int(lo), int(hi)))
+    return np.asarray(part.read_frames(int(lo), int(hi)))
 
 
 class FrameCache:

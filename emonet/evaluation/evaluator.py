@@ -8,17 +8,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
+from emonet.data.batching import utterance_batches
 from emonet.data.crops import Normalizer
 from emonet.data.partitions import PARTITIONS
-from emonet.data.store_access import open_partition, partition_index
-from emonet.errors import CheckpointError, ConfigError, ModelError, StoreError, UnknownTaskError
+from emonet.data.store_access import as_store, open_partition, partition_index, resolve_tasks
+from emonet.errors import CheckpointError, ConfigError, ModelError, UnknownTaskError
 from emonet.evaluation.metrics import classification_report, confusion_matrix
-from emonet.evaluation.scoring import score_partition
-
-DEVICES = ("cpu", "cuda", "auto")
-PRECISIONS = ("fp32", "bf16", "fp16")
+from emonet.evaluation.outputs import write_evaluation
+from emonet.evaluation.scoring import score
+from emonet.models.checkpoint import load_model
+from emonet.models.feature_match import check_same_features
+from emonet.utils.devices import check_precision, resolve_device
 
 
 @dataclass
@@ -56,64 +57,28 @@ class Evaluation:
         return out
 
 
-def load_model(path: str | Path, device: torch.device):
-    """(model, metadata) of a model checkpoint; one-line CheckpointError for a missing file,
-    a file that is not a checkpoint, or a task pack."""
-    from emonet.models import load_checkpoint
-    from emonet.models.checkpoint import TASK_FORMAT, read_checkpoint_metadata
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"--model {path}: no such checkpoint file; pass a model's .safetensors file")
-    meta = read_checkpoint_metadata(path)
-    if meta.get("format") == TASK_FORMAT:
-        raise CheckpointError(
-            f"--model {path}: a task pack (task {meta.get('task')!r}), not a model; attach it to its model "
-            "with 'emonet task attach MODEL PACK -o OUT.safetensors' and evaluate OUT.safetensors"
-        )
-    model, meta = load_checkpoint(path, map_location=device)
-    return model, meta
-
-
-def _device(name: str) -> torch.device:
-    if name not in DEVICES:
-        raise ConfigError(f"--device {name!r}: use one of {', '.join(DEVICES)}")
-    from emonet.training.distributed import local_device
-
-    return local_device(name)
-
-
 def _check_options(partition: str, batch_size: int, precision: str) -> None:
     if partition not in PARTITIONS:
         raise ConfigError(f"--partition {partition!r}: use one of {', '.join(PARTITIONS)}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    check_precision(precision)
 
 
-def resolve_tasks(model, name: str, stores: list, tasks: list[str] | None) -> dict[str, object]:
-    """task -> the one store holding it: the named tasks (each must be the model's and in
-    exactly one store), or every task of the model that a store holds."""
-    have = "; ".join(f"{s.path}: {', '.join(s.tasks) or 'no tasks'}" for s in stores)
+def model_tasks(model, name: str, stores: list, tasks: list[str] | None) -> dict[str, object]:
+    """task -> the one store holding it: the named tasks (each must be the model's), or every
+    task of the model that a store holds (see :func:`emonet.data.store_access.resolve_tasks`)."""
     for t in tasks or []:
         if t not in model.tasks:
             raise UnknownTaskError(f"task {t!r} is not in {name}; it has: {', '.join(model.tasks)}")
     wanted = list(dict.fromkeys(tasks)) if tasks else [t for t in model.tasks if any(t in s.tasks for s in stores)]
     if not wanted:
+        have = "; ".join(f"{s.path}: {', '.join(s.tasks) or 'no tasks'}" for s in stores)
         raise UnknownTaskError(
             f"none of the tasks of {name} ({', '.join(model.tasks)}) is in the stores ({have}); "
             "give a store that holds one"
         )
-    out = {}
-    for t in wanted:
-        holders = [s for s in stores if t in s.tasks]
-        if not holders:
-            raise UnknownTaskError(f"task {t!r} is in none of the stores ({have}); give the store that holds it")
-        if len(holders) > 1:
-            raise StoreError(f"task {t!r} is in several stores ({', '.join(str(s.path) for s in holders)}); give one")
-        out[t] = holders[0]
-    return out
+    return resolve_tasks(stores, wanted)
 
 
 def _class_map(model, name: str, store, task: str) -> np.ndarray:
@@ -143,7 +108,9 @@ def evaluate_task(
     mapping = _class_map(model, name, store, task)
     part = open_partition(store, task, partition)
     index = partition_index(part)
-    probs, pred = score_partition(model, part, index, task, norm, batch_size, device, precision)
+    batches = utterance_batches(part, index, norm, batch_size)
+    scores = score(model, batches, task, device, precision, n=len(index))
+    probs, pred = scores.probabilities, scores.predictions
     labels = mapping[index.label_ids]  # -1 indexes the last entry: stays -1
     classes = list(model.tasks[task])
     metrics = None
@@ -178,7 +145,7 @@ def evaluate(
         output: the folder to write results.json, predictions.csv and one confusion-matrix
             PNG per task into (default: ``evaluate-<partition>`` beside the checkpoint).
         batch_size: utterances per forward pass (the results do not depend on it).
-        device: cpu, cuda or auto.
+        device: auto, cpu, cuda or cuda:N (see :mod:`emonet.utils.devices`).
         precision: fp32, bf16 or fp16 autocast (as the run's ``--precision``).
         write: False: return the scores and write nothing.
 
@@ -191,14 +158,11 @@ def evaluate(
         features than the model's. UnknownTaskError: a task the model lacks or no store holds.
         StoreError: a partition missing. ConfigError: a bad option. Nothing is written then.
     """
-    from emonet.models.feature_match import check_same_features
-    from emonet.training.data import as_store
-
     _check_options(partition, batch_size, precision)
     folder = Path(output) if output is not None else Path(model).parent / f"evaluate-{partition}"
     if write and folder.exists() and not folder.is_dir():
         raise ConfigError(f"--output {folder}: is a file, not a folder; give a folder for the evaluation's files")
-    dev = _device(device)
+    dev = resolve_device(device)
     net, meta = load_model(model, dev)
     name = str(model)
     opened = [as_store(s) for s in stores]
@@ -206,7 +170,7 @@ def evaluate(
         raise ConfigError("name at least one feature store (--store STORE)")
     for s in opened:
         check_same_features(meta.get("feature_config"), s.feature_config, name, f"store {s.path}")
-    holders = resolve_tasks(net, name, opened, tasks)
+    holders = model_tasks(net, name, opened, tasks)
     for t, s in holders.items():  # every check before any scoring or writing
         _normalizer(net, name, t)
         _class_map(net, name, s, t)
@@ -217,7 +181,5 @@ def evaluate(
     }
     result = Evaluation(name, partition, scored)
     if write:
-        from emonet.evaluation.outputs import write_evaluation
-
         result.output = write_evaluation(result, folder)
     return result

@@ -8,7 +8,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from emonet.errors import ConfigError
@@ -18,26 +21,53 @@ RESULTS = "results.json"
 PREDICTIONS = "predictions.csv"
 
 
-def predictions_csv(evaluation) -> str:
-    """file, task, true_label (empty: unlabelled), predicted_label, then ``p_<class>`` for
-    every class of every task (a row fills its own task's columns)."""
-    cols = list(dict.fromkeys(f"p_{c}" for e in evaluation.tasks.values() for c in e.classes))
+@dataclass(frozen=True)
+class PredictionRow:
+    """One file's prediction for one task, as a row of a predictions table."""
+
+    file: str
+    task: str
+    true_label: str | None  # None: unlabelled, or not known (``emonet predict``)
+    predicted_label: str
+    probabilities: dict[str, float]  # class -> probability, in the task's class order
+
+
+def predictions_csv(rows: Iterable[PredictionRow], truth: bool = True) -> str:
+    """The one predictions table of ``emonet evaluate`` (predictions.csv) and ``emonet predict``:
+    file, task, true_label (empty: unlabelled), predicted_label, then ``p_<class>`` for every
+    class of every task in first-seen order (a row fills its own task's columns).
+
+    ``truth=False`` leaves out the true_label column: ``emonet predict`` reads audio alone and
+    cannot know it; every other column is the same for both commands."""
+    rows = list(rows)
+    cols = list(dict.fromkeys(f"p_{c}" for r in rows for c in r.probabilities))
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "task", "true_label", "predicted_label", *cols])
-    for e in evaluation.tasks.values():
-        at = [cols.index(f"p_{c}") for c in e.classes]
-        for i, f in enumerate(e.files):
-            probs = [""] * len(cols)
-            for k, v in zip(at, e.probabilities[i].tolist(), strict=True):
-                probs[k] = f"{v:.6f}"
-            true = e.classes[e.labels[i]] if e.labels[i] >= 0 else ""
-            writer.writerow([f, e.task, true, e.classes[e.predictions[i]], *probs])
+    writer.writerow(["file", "task", *(["true_label"] if truth else []), "predicted_label", *cols])
+    for r in rows:
+        probs = {f"p_{c}": f"{v:.6f}" for c, v in r.probabilities.items()}
+        true = [r.true_label or ""] if truth else []
+        writer.writerow([r.file, r.task, *true, r.predicted_label, *(probs.get(c, "") for c in cols)])
     return buf.getvalue()
 
 
+def evaluation_rows(evaluation) -> Iterator[PredictionRow]:
+    """The rows of an evaluation's predictions table, task by task in storage order."""
+    for e in evaluation.tasks.values():
+        for i, f in enumerate(e.files):
+            true = e.classes[e.labels[i]] if e.labels[i] >= 0 else None
+            probs = dict(zip(e.classes, e.probabilities[i].tolist(), strict=True))
+            yield PredictionRow(f, e.task, true, e.classes[e.predictions[i]], probs)
+
+
+def confusion_title(task: str, partition: str, uar: float | None) -> str:
+    """The title of a confusion-matrix plot: task, partition and UAR (when defined)."""
+    return f"{task} ({partition})" + (f": UAR {uar:.3f}" if uar is not None and math.isfinite(uar) else "")
+
+
 def confusion_png(cm: list[list[int]], classes: list[str], title: str) -> bytes:
-    """A confusion matrix (rows true, columns predicted; counts in the cells) as PNG bytes."""
+    """A confusion matrix (rows true, columns predicted; counts in the cells) as PNG bytes: the
+    one plotter of a run's plots/confusion_<task>.png and ``emonet evaluate``'s PNGs."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,11 +97,11 @@ def output_files(evaluation) -> dict[str, bytes]:
     """File name -> bytes of everything an evaluation writes."""
     files = {
         RESULTS: (json.dumps(evaluation.results(), indent=1, sort_keys=True) + "\n").encode(),
-        PREDICTIONS: predictions_csv(evaluation).encode(),
+        PREDICTIONS: predictions_csv(evaluation_rows(evaluation)).encode(),
     }
     for t, e in evaluation.tasks.items():
         if e.metrics is not None:
-            title = f"{t} ({e.partition}): UAR {e.metrics['uar']:.3f}"
+            title = confusion_title(t, e.partition, e.metrics["uar"])
             files[f"confusion_{t}.png"] = confusion_png(e.metrics["confusion_matrix"], e.classes, title)
     return files
 

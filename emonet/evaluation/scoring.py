@@ -1,75 +1,70 @@
-"""Scoring one partition with a model: whole utterances, batched with their lengths (masked),
-normalised with given statistics; the class probabilities of every utterance.
+"""The one forward loop that scores utterances with a model: training's devel and test
+scoring, ``emonet evaluate`` and ``emonet predict`` all go through :func:`score_batches`.
 
-The batches are formed as the trainer's evaluation forms them (utterances of similar length
-together, sorted within groups of 1024), but the frames are read without the trainer's
-frame cache: that cache is keyed by partition, not by normalisation statistics, and a
-checkpoint's statistics may differ from the store's.
+Batches are ``(indices, x, lengths)`` as :mod:`emonet.data.batching` makes them; the model
+runs in eval mode, without gradients, under the autocast of ``precision``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from emonet.data.crops import Normalizer, gather_windows, normalize, with_pad_row
-from emonet.data.store_access import PartitionIndex, read_frames
-from emonet.training.evaluate import autocast
-
-
-def utterance_batches(
-    part, index: PartitionIndex, norm: Normalizer, batch_size: int, group: int = 1024
-) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor]]:
-    """Whole utterances of ``part`` zero-padded per batch.
-
-    Args:
-        part: an opened store partition.
-        index: its :class:`PartitionIndex`.
-        norm: the normalisation (``(x - mean) / std`` per mel band; padding stays zero).
-        batch_size: utterances per batch.
-        group: utterances read at once; sorted by length within it.
-
-    Yields:
-        (utterance indices int64 [b], x float32 [b, frames, mels], lengths int64 [b]).
-    """
-    for g0 in range(0, len(index), group):
-        ids = np.arange(g0, min(g0 + group, len(index)))
-        lo, hi = int(index.offsets[ids[0]]), int(index.offsets[ids[-1] + 1])
-        frames = with_pad_row([normalize(read_frames(part, lo, hi), norm)])
-        ids = ids[np.argsort(index.lengths[ids], kind="stable")]
-        for i in range(0, len(ids), batch_size):
-            sel = ids[i : i + batch_size]
-            valid = np.maximum(index.lengths[sel], 1)
-            x, lengths = gather_windows(frames, index.offsets[sel] - lo, valid, int(valid.max()))
-            yield sel, x, lengths
+from emonet.utils.devices import autocast
 
 
 @torch.no_grad()
-def score_partition(
-    model,
-    part,
-    index: PartitionIndex,
-    task: str,
-    norm: Normalizer,
-    batch_size: int,
-    device: torch.device,
-    precision: str = "fp32",
-) -> tuple[np.ndarray, np.ndarray]:
-    """(class probabilities float32 [n utterances, n classes], predicted class ids int64 [n]:
-    the argmax of the logits, as the trainer scores) of ``task``'s head for every utterance
-    of ``part``, in storage order."""
+def score_batches(
+    model, batches: Iterable[tuple], task: str, device: torch.device, precision: str = "fp32"
+) -> Iterator[tuple[np.ndarray, torch.Tensor]]:
+    """(indices int64 [b], logits [b, classes] on ``device``, in the autocast dtype) of
+    ``task``'s head for each batch. The model is in eval mode while this runs, and back in
+    its own mode when it ends (also when the caller stops early)."""
     was_training = model.training
     model.eval()
-    probs = np.zeros((len(index), len(model.tasks[task])), np.float32)
-    pred = np.zeros(len(index), np.int64)
     try:
-        for sel, x, lengths in utterance_batches(part, index, norm, batch_size):
+        for indices, x, lengths in batches:
             with autocast(device, precision):
                 logits = model(x.to(device), lengths.to(device), task)
-            probs[sel] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-            pred[sel] = logits.argmax(dim=1).cpu().numpy()
+            yield np.asarray(indices), logits
     finally:
         model.train(was_training)
-    return probs, pred
+
+
+@dataclass
+class Scores:
+    """Every utterance's scores, in input order (row i: the item with index i)."""
+
+    logits: np.ndarray  # float32 [n, classes]
+    probabilities: np.ndarray  # float32 [n, classes]: softmax of the logits
+    predictions: np.ndarray  # int64 [n]: argmax of the logits
+
+    @property
+    def finite(self) -> bool:
+        """Whether every probability is a number (broken weights give NaN)."""
+        return bool(np.isfinite(self.probabilities).all())
+
+
+def score(
+    model, batches: Iterable[tuple], task: str, device: torch.device, precision: str = "fp32", n: int | None = None
+) -> Scores:
+    """``task``'s logits, probabilities and argmax predictions of every item of ``batches``,
+    placed by the batches' indices (``n`` items in all; default: one past the largest index).
+
+    The argmax is taken of the logits as the model gives them (as the trainer scores)."""
+    k = len(model.tasks[task])
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for indices, logits in score_batches(model, batches, task, device, precision):
+        pred = logits.argmax(dim=1).cpu().numpy()
+        rows.append((indices, logits.float().cpu().numpy(), pred))
+    size = n if n is not None else max((int(i.max()) + 1 for i, _, _ in rows if len(i)), default=0)
+    out = Scores(np.zeros((size, k), np.float32), np.zeros((size, k), np.float32), np.zeros(size, np.int64))
+    for indices, logits, pred in rows:
+        out.logits[indices] = logits
+        out.predictions[indices] = pred
+    if size:
+        out.probabilities[:] = torch.softmax(torch.from_numpy(out.logits), dim=-1).numpy()
+    return out

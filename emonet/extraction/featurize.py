@@ -8,22 +8,10 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
 from emonet.data.audio import load_mono
 from emonet.data.features import FeatureConfig, LogMel
-from emonet.errors import ConfigError
-
-
-def _device(name: str) -> torch.device:
-    """cpu or cuda[:n]; anything else is a ConfigError naming the choices."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        device = None
-    if device is None or device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"--device {name!r} is not supported; choose cpu or cuda (cuda:N for a given GPU)")
-    return device
+from emonet.utils.devices import resolve_device
 
 
 class Featurizer:
@@ -31,11 +19,7 @@ class Featurizer:
 
     def __init__(self, config: FeatureConfig, device: str = "cpu"):
         self.config = config
-        self.device = _device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(
-                "--device cuda: no CUDA GPU is visible to torch (torch.cuda.is_available() is False); use --device cpu"
-            )
+        self.device = resolve_device(device)
         self.logmel = LogMel(config, self.device)
 
     def __call__(self, path: str) -> np.ndarray:

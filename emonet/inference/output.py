@@ -1,38 +1,22 @@
-"""Writing predictions: CSV (one row per file and task) or JSON."""
+"""Writing predictions: CSV (the predictions table of :func:`emonet.evaluation.outputs.predictions_csv`,
+without the true label) or JSON."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from emonet.evaluation.outputs import PredictionRow, predictions_csv
 from emonet.inference.predict import Prediction
 from emonet.utils.output_paths import write_output_file
 
 FORMATS = ("csv", "json")
 
 
-def probability_columns(predictions: Sequence[Prediction]) -> list[str]:
-    """``p_<class>`` for every class of every task, in first-seen order. A row fills the
-    columns of its own task's classes and leaves the others empty."""
-    seen: dict[str, None] = {}
-    for p in predictions:
-        for c in p.probabilities:
-            seen.setdefault(f"p_{c}", None)
-    return list(seen)
-
-
-def predictions_csv(predictions: Sequence[Prediction]) -> str:
-    cols = probability_columns(predictions)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "task", "label", *cols])
-    for p in predictions:
-        probs = {f"p_{c}": f"{v:.6f}" for c, v in p.probabilities.items()}
-        writer.writerow([p.file, p.task, p.label, *(probs.get(c, "") for c in cols)])
-    return buf.getvalue()
+def prediction_rows(predictions: Sequence[Prediction]) -> list[PredictionRow]:
+    """The predictions as rows of the one predictions table (no true label: audio alone)."""
+    return [PredictionRow(p.file, p.task, None, p.label, p.probabilities) for p in predictions]
 
 
 def predictions_json(predictions: Sequence[Prediction]) -> str:
@@ -50,7 +34,7 @@ def predictions_json(predictions: Sequence[Prediction]) -> str:
 
 def render_predictions(predictions: Sequence[Prediction], fmt: str = "csv") -> str:
     """The predictions as CSV or JSON text."""
-    return predictions_csv(predictions) if fmt == "csv" else predictions_json(predictions)
+    return predictions_csv(prediction_rows(predictions), truth=False) if fmt == "csv" else predictions_json(predictions)
 
 
 def write_predictions(

@@ -16,9 +16,13 @@ import numpy as np
 import torch
 
 from emonet.data.audio import AudioReadError, load_mono
+from emonet.data.batching import padded_batch
 from emonet.data.crops import Normalizer, normalize
 from emonet.data.features import FeatureConfig, LogMel
-from emonet.errors import CheckpointError, ConfigError, InputError, UnknownTaskError
+from emonet.errors import CheckpointError, InputError, UnknownTaskError
+from emonet.evaluation.scoring import Scores, score
+from emonet.models.checkpoint import load_model
+from emonet.utils.devices import check_precision, resolve_device
 
 
 @dataclass(frozen=True)
@@ -47,42 +51,23 @@ class PredictReport:
         return self.feature_seconds + self.network_seconds
 
 
-def check_device(device: str | torch.device) -> torch.device:
-    """The torch device for ``--device``: a CUDA device needs a GPU that torch can see."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"--device {device!r}: not a torch device ({exc}); use cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"--device {device}: no CUDA GPU is visible on this machine; use --device cpu")
-        if dev.index is not None and dev.index >= count:
-            raise ConfigError(f"--device {device}: this machine has {count} GPU(s) (cuda:0 to cuda:{count - 1})")
-    elif dev.type != "cpu":
-        raise ConfigError(f"--device {device}: not supported; use cpu, cuda or cuda:N")
-    return dev
-
-
 class Predictor:
     """A loaded checkpoint ready to predict from audio.
 
     Args:
         checkpoint: an EmoNet model checkpoint (``.safetensors``).
-        device: torch device to run the network on.
+        device: where the network runs (``--device``: auto, cpu, cuda or cuda:N).
         batch_size: files per forward pass; files are batched with others of similar length.
+        precision: fp32, bf16 or fp16 autocast of the network (``--precision``, as in training).
     """
 
-    def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 16):
-        from emonet.models import load_checkpoint
-
+    def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 16, precision: str = "fp32"):
         path = Path(checkpoint)
-        self.device = check_device(device)
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file; pass a model's .safetensors file")
-        self.model, meta = load_checkpoint(path, map_location=device)
+        self.precision = check_precision(precision)
+        self.device = resolve_device(device)
+        self.model, meta = load_model(path, self.device)
         if not meta.get("feature_config"):
-            raise CheckpointError(f"{path}: has no feature config, so audio cannot be turned into its features")
+            raise CheckpointError(f"--model {path}: has no feature config, so audio cannot be turned into its features")
         self.features = FeatureConfig.from_dict(meta["feature_config"])
         # the trainer's own normalisation, so features match training bit for bit
         self.norm = {task: Normalizer(s["mean"], s["std"]) for task, s in (meta.get("norm_stats") or {}).items()}
@@ -114,17 +99,14 @@ class Predictor:
             raise AudioReadError("samples too large: the spectrum overflows (float audio far outside -1..1)")
         return feats
 
-    @torch.inference_mode()
-    def _forward(self, feats: list[np.ndarray], tasks: list[str]) -> dict[str, torch.Tensor]:
-        lengths = torch.tensor([len(f) for f in feats], dtype=torch.long)
+    def _forward(self, feats: list[np.ndarray], tasks: list[str]) -> dict[str, Scores]:
+        """Each task's scores of one batch of files (padded as a store's utterances are)."""
         out = {}
         for task in tasks:
-            x = torch.zeros(len(feats), int(lengths.max()), self.features.n_mels)  # padding stays zero
-            for i, f in enumerate(feats):
-                x[i, : len(f)] = normalize(f, self.norm[task])
-            logits = self.model(x.to(self.device), lengths.to(self.device), task)
-            out[task] = torch.softmax(logits.float(), dim=-1).cpu()
-            if not torch.isfinite(out[task]).all():  # a NaN's argmax is a label that means nothing
+            x, lengths = padded_batch([normalize(f, self.norm[task]) for f in feats])
+            batch = (np.arange(len(feats)), x, lengths)
+            out[task] = score(self.model, [batch], task, self.device, self.precision, n=len(feats))
+            if not out[task].finite:  # a NaN's argmax is a label that means nothing
                 raise CheckpointError(
                     f"{self.path}: the network gives non-finite outputs for task {task!r} (broken weights?); "
                     "retrain or pass another --model"
@@ -181,7 +163,7 @@ class Predictor:
                 probs = self._forward([f for _, f in batch], tasks)
                 report.network_seconds += time.perf_counter() - t0
                 done = {
-                    path: [self._prediction(path, task, probs[task][i]) for task in tasks]
+                    path: [self._prediction(path, task, probs[task], i) for task in tasks]
                     for i, (path, _) in enumerate(batch)
                 }
                 by_file.update(done)  # a whole batch or nothing, so an interruption leaves no file half done
@@ -191,7 +173,7 @@ class Predictor:
             report.predictions = [p for f in files if f in by_file for p in by_file[f]]
         return report
 
-    def _prediction(self, path: Path, task: str, probs: torch.Tensor) -> Prediction:
+    def _prediction(self, path: Path, task: str, scores: Scores, i: int) -> Prediction:
         classes = self.model.tasks[task]
-        values = probs.tolist()
-        return Prediction(str(path), task, classes[int(probs.argmax())], dict(zip(classes, values, strict=True)))
+        values = scores.probabilities[i].tolist()
+        return Prediction(str(path), task, classes[int(scores.predictions[i])], dict(zip(classes, values, strict=True)))

@@ -23,6 +23,7 @@ _LAZY = {
     "describe_model": "emonet.models.summary",
     "export_task": "emonet.models.task_files",
     "load_checkpoint": "emonet.models.checkpoint",
+    "load_model": "emonet.models.checkpoint",
     "read_checkpoint_metadata": "emonet.models.checkpoint",
     "save_checkpoint": "emonet.models.checkpoint",
     "setup_model": "emonet.models.modes",

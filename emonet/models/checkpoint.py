@@ -193,7 +193,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     meta = read_checkpoint_metadata(path)
     if meta["format"] == TASK_FORMAT:
-        raise CheckpointError(f"{path}: a task file, not a model; add it to a model with 'emonet task attach'")
+        raise CheckpointError(
+            f"{path}: a task pack (task {meta.get('task')!r}), not a model; attach it to its model with "
+            f"'emonet task attach MODEL {path.name} -o OUT.safetensors' and use OUT.safetensors"
+        )
     config = checkpoint_config(path, meta)
     try:
         tasks = {t["name"]: t["classes"] for t in meta["tasks"]}
@@ -210,3 +213,33 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     model.norm_stats = {t: s for t, s in (meta.get("norm_stats") or {}).items() if t in model.tasks}
     model.training_record = meta.get("training")
     return model.to(map_location).eval(), meta
+
+
+def load_model(
+    path: str | os.PathLike, device: str | torch.device = "cpu", option: str = "--model"
+) -> tuple[EmoNet, dict[str, Any]]:
+    """The model checkpoint a command's ``option`` names, loaded as :func:`load_checkpoint`
+    does: every command that takes a model loads it here, with one set of messages.
+
+    Args:
+        path: the ``.safetensors`` model file.
+        device: the device to put the model on.
+        option: the command's option or argument naming the file (starts each message).
+
+    Returns:
+        ``(model, meta)``: the model in eval mode, and the checkpoint's metadata.
+
+    Raises:
+        CheckpointError: one line naming ``option`` and the file: no such file, a folder, a
+            file that is not an EmoNet checkpoint (or a corrupt one), a task pack.
+    """
+    path = Path(path)
+    fix = "pass a model checkpoint (.safetensors file)"
+    if path.is_dir():
+        raise CheckpointError(f"{option} {path}: is a folder, not a checkpoint file; {fix}")
+    if not path.is_file():
+        raise CheckpointError(f"{option} {path}: no such checkpoint file; {fix}")
+    try:
+        return load_checkpoint(path, map_location=device)
+    except CheckpointError as exc:
+        raise CheckpointError(f"{option} {str(exc).strip().splitlines()[0]}") from None

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emonet.errors import CheckpointError, ConfigError, UnknownTaskError
-from emonet.models.checkpoint import load_checkpoint
+from emonet.errors import ConfigError, UnknownTaskError
+from emonet.models.checkpoint import load_model
 from emonet.models.config import ModelConfig, check_options_for_model
 from emonet.models.feature_match import check_same_features
 from emonet.models.modes import setup_model
@@ -95,9 +95,4 @@ def model_for_store(
 
 
 def _load_initial(path: Path) -> EmoNet:
-    if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, not a model file (-im/--initial-model)")
-    try:
-        return load_checkpoint(path)[0]
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such model file (-im/--initial-model)") from None
+    return load_model(path, option="-im/--initial-model")[0]

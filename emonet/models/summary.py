@@ -8,7 +8,7 @@ from typing import Any
 
 from safetensors import safe_open
 
-from emonet.models.checkpoint import TASK_FORMAT, load_checkpoint, read_checkpoint_metadata
+from emonet.models.checkpoint import TASK_FORMAT, load_model, read_checkpoint_metadata
 from emonet.models.network import EmoNet
 from emonet.models.task_parts import CATEGORIES
 
@@ -46,9 +46,10 @@ def describe_model(model: EmoNet) -> dict[str, Any]:
     }
 
 
-def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def describe_checkpoint(path: str | os.PathLike, option: str = "PATH") -> dict[str, Any]:
     """``describe_model`` of a saved model plus its metadata; for a task file, its metadata
-    and parameter count."""
+    and parameter count. A model is loaded by :func:`emonet.models.checkpoint.load_model`
+    (its messages name ``option``, the command's argument)."""
     path = Path(path)
     meta = read_checkpoint_metadata(path)
     file_info = {
@@ -73,7 +74,7 @@ def describe_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             "backbone": meta["backbone"],
             "task_parameters": count,
         }
-    model, _ = load_checkpoint(path)
+    model, _ = load_model(path, option=option)
     return {**describe_model(model), **file_info}
 
 

@@ -121,10 +121,12 @@ class Partition(Sequence):
         b = self._reader.block_bounds
         return self._block_frames(k, 0, int(b[k + 1] - b[k]))
 
-    def _read_frames(self, lo: int, hi: int) -> np.ndarray:
-        """float16 frames ``lo:hi`` (partition offsets), decoded (only the needed part) from
-        the bytes of each block they lie in: read and checked on this call, or held from an
-        earlier checked read while the block's file is unchanged."""
+    def read_frames(self, lo: int, hi: int) -> np.ndarray:
+        """float16 frames ``lo:hi`` [hi - lo, mels] (partition offsets, across utterances),
+        decoded (only the needed part) from the bytes of each block they lie in: read and
+        checked on this call, or held from an earlier checked read while the block's file is
+        unchanged. IndexError for a range outside the partition."""
+        lo, hi = int(lo), int(hi)
         if hi <= lo:
             return np.zeros((0, int(self.meta.get("n_mels", 0))), np.float16)
         b = self._reader.block_bounds
@@ -144,7 +146,7 @@ class Partition(Sequence):
         w = self._window
         if w is not None and w[0] <= lo and hi <= w[1]:
             return w[2][lo - w[0] : hi - w[0]].astype(dtype)
-        return self._read_frames(lo, hi).astype(dtype)
+        return self.read_frames(lo, hi).astype(dtype)
 
     def __getitem__(self, i):
         if isinstance(i, slice):

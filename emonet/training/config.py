@@ -12,11 +12,10 @@ from emonet.errors import ConfigError
 from emonet.models import MODES, ModelConfig
 from emonet.training.losses import LOSSES, check_loss_options
 from emonet.training.optim import OPTIMIZERS
+from emonet.utils.devices import check_device_name, check_precision
 
-DEVICES = ("auto", "cpu", "cuda")
 MAX_SEED = 2**64 - 1  # torch.manual_seed's limit
 MAX_WINDOW = 86400.0  # seconds
-PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass
@@ -87,8 +86,8 @@ class TrainConfig:
         _choice("--mode", self.mode, MODES)
         _choice("--optimizer", self.optimizer, OPTIMIZERS)
         _choice("--loss", self.loss, LOSSES)
-        _choice("--device", self.device, DEVICES)
-        _choice("--precision", self.precision, PRECISIONS)
+        self.device = check_device_name(self.device)
+        check_precision(self.precision)
         for name, value, low in (
             ("--batch-size", self.batch_size, 1),
             ("--epochs", self.epochs, 1),

@@ -1,26 +1,17 @@
-"""The public data path: ``batches(store, task, ...)`` and whole-utterance evaluation batches."""
+"""The public data path: ``batches(store, task, ...)``, as the trainer draws them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from emonet.data.crops import Normalized, Normalizer, gather_windows, with_pad_row
-from emonet.data.store_access import PartitionIndex, open_partition, partition_index, read_frames_cached
+from emonet.data.batching import utterance_batches
+from emonet.data.crops import Normalizer
+from emonet.data.store_access import as_store, open_partition, partition_index
 from emonet.errors import ConfigError, StoreError
-from emonet.training.streams import Batch, StreamSpec, epoch_stream
-
-
-def as_store(store):
-    """A FeatureStore, given one or a path."""
-    if isinstance(store, (str, Path)):
-        from emonet import open_store
-
-        return open_store(store)
-    return store
+from emonet.training.streams import StreamSpec, epoch_stream
 
 
 def window_frames(store, seconds: float) -> int:
@@ -74,7 +65,8 @@ def batches(
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
     part, index, norm = _opened(store, task, partition)
     if window is None:
-        yield from eval_batches(part, index, norm, batch_size)
+        for indices, x, lengths in utterance_batches(part, index, norm, batch_size):
+            yield x, lengths, torch.from_numpy(index.label_ids[indices])
         return
     spec = StreamSpec(task, batch_size, window_frames(store, window), seed, shuffle)
     yield from epoch_stream(part, index, spec, norm, epoch, 0, 1)
@@ -98,22 +90,3 @@ def _opened(store, task: str, partition: str):
         part = open_partition(store, task, partition)
         _OPENED[key] = (part, partition_index(part), normalizer(store, task))
     return _OPENED[key]
-
-
-def eval_batches(
-    part, index: PartitionIndex, norm: Normalizer, batch_size: int, rank: int = 0, world: int = 1, group: int = 1024
-) -> Iterator[Batch]:
-    """Whole utterances (utterance i goes to rank i % world), padded per batch. Utterances of
-    similar length are batched together (sorted within groups of ``group``) to pad less; with
-    a padding-exact model the predictions do not depend on the batching."""
-    mine = np.flatnonzero(np.arange(len(index)) % world == rank)
-    for g0 in range(0, len(mine), group):
-        ids = mine[g0 : g0 + group]
-        lo, hi = int(index.offsets[ids[0]]), int(index.offsets[ids[-1] + 1])
-        frames = with_pad_row([read_frames_cached(part, lo, hi, Normalized(norm))])
-        ids = ids[np.argsort(index.lengths[ids], kind="stable")]
-        for i in range(0, len(ids), batch_size):
-            sel = ids[i : i + batch_size]
-            valid = np.maximum(index.lengths[sel], 1)
-            x, lengths = gather_windows(frames, index.offsets[sel] - lo, valid, int(valid.max()))
-            yield x, lengths, torch.from_numpy(index.label_ids[sel])

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from emonet.errors import ConfigError, TrainingError
+from emonet.errors import TrainingError
 
 
 def world_info() -> tuple[int, int]:
@@ -30,18 +30,6 @@ def init(device: torch.device) -> tuple[int, int]:
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world
-
-
-def local_device(requested: str) -> torch.device:
-    """cpu, cuda (this rank's GPU under torchrun) or auto (cuda when available)."""
-    want_cuda = requested == "cuda" or (requested == "auto" and torch.cuda.is_available())
-    if not want_cuda:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is visible; use --device cpu or auto")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    torch.cuda.set_device(local)
-    return torch.device("cuda", local)
 
 
 def _average(tensors: list[torch.Tensor], world: int) -> None:

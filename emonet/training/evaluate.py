@@ -1,28 +1,19 @@
-"""Scoring a partition with whole utterances: a confusion matrix (all-reduced over DDP ranks,
-which makes the metrics exact) and the mean loss."""
+"""Scoring a partition during training with whole utterances: a confusion matrix (all-reduced
+over DDP ranks, which makes the metrics exact) and the mean loss. The forward loop is the
+one of :func:`emonet.evaluation.scoring.score_batches`, as ``emonet evaluate`` uses it."""
 
 from __future__ import annotations
-
-from contextlib import nullcontext
 
 import numpy as np
 import torch
 
+from emonet.data.batching import utterance_batches
 from emonet.data.crops import Normalizer
 from emonet.data.store_access import open_partition, partition_index
 from emonet.evaluation.metrics import confusion_matrix
-from emonet.training.data import eval_batches
+from emonet.evaluation.scoring import score_batches
 
 
-def autocast(device: torch.device, precision: str):
-    """The autocast context of ``precision`` (fp32: none)."""
-    if precision == "fp32":
-        return nullcontext()
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-@torch.no_grad()
 def evaluate_partition(
     model,
     store,
@@ -40,26 +31,20 @@ def evaluate_partition(
 
     Each rank scores utterances i % world == rank; the matrices and loss sums are summed over
     ranks, so every rank returns the whole partition's figures."""
-    was_training = model.training
-    model.eval()
     part = open_partition(store, task, partition)
     index = partition_index(part)
     k = len(model.tasks[task])
     cm = np.zeros((k, k), np.int64)
     loss_sum, n = 0.0, 0
-    try:
-        for x, lengths, labels in eval_batches(part, index, norm, batch_size, rank, world):
-            with autocast(device, precision):
-                logits = model(x.to(device), lengths.to(device), task)
-            pred = logits.argmax(dim=1).cpu().numpy()
-            cm += confusion_matrix(labels.numpy(), pred, k)
-            keep = labels >= 0
-            if keep.any():
-                kept = keep.to(device)
-                loss_sum += float(loss_fn(logits[kept], labels[keep].to(device))) * int(keep.sum())
-                n += int(keep.sum())
-    finally:
-        model.train(was_training)
+    batches = utterance_batches(part, index, norm, batch_size, rank, world)
+    for indices, logits in score_batches(model, batches, task, device, precision):
+        labels = torch.from_numpy(index.label_ids[indices])
+        cm += confusion_matrix(labels.numpy(), logits.argmax(dim=1).cpu().numpy(), k)
+        keep = labels >= 0
+        if keep.any():
+            with torch.no_grad():
+                loss_sum += float(loss_fn(logits[keep.to(device)], labels[keep].to(device))) * int(keep.sum())
+            n += int(keep.sum())
     if world > 1:
         cm, loss_sum, n = _all_reduce(cm, loss_sum, n)
     return cm, (loss_sum / n if n else float("nan"))

@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+from emonet.evaluation.outputs import confusion_png, confusion_title
 from emonet.training.run_dir import RESULTS
 from emonet.utils.fs import atomic_write_bytes
 
@@ -64,9 +65,9 @@ def write_reports(run: Path, results: dict, history: list[dict], best_epoch: int
         learning_curves(history, best_epoch, plots / "learning_curves.png")
     for task, parts in results.items():
         part = "test" if "test" in parts else "devel"
-        confusion_plot(
-            parts[part]["confusion_matrix"], list(parts[part]["per_class"]), task, part, plots / f"confusion_{task}.png"
-        )
+        m = parts[part]
+        png = confusion_png(m["confusion_matrix"], list(m["per_class"]), confusion_title(task, part, m["uar"]))
+        atomic_write_bytes(plots / f"confusion_{task}.png", png)
     close(run)
     atomic_write_bytes(run / RESULTS, results_bytes(results))
 
@@ -101,27 +102,5 @@ def learning_curves(history: list[dict], best_epoch: int, path: Path) -> None:
         ax.set_xlabel("epoch")
         ax.set_title(title)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    _save(fig, path)
-
-
-def confusion_plot(cm: list[list[int]], classes: list[str], task: str, partition: str, path: Path) -> None:
-    """A confusion matrix (rows true, columns predicted) with counts in the cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.6 * k, 1.0 + 0.6 * k))
-    ax.imshow(cm, cmap="Blues")
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(cm[i][j]), ha="center", va="center", fontsize=8)
-    ax.set_xticks(range(k), classes, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(k), classes, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{task} ({partition})", fontsize=9)
     fig.tight_layout()
     _save(fig, path)

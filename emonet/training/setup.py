@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emonet.errors import CheckpointError, ConfigError, ModelError, StoreError, UnknownTaskError
-from emonet.models import load_checkpoint, setup_model
+from emonet.data.store_access import resolve_tasks
+from emonet.errors import ConfigError, ModelError, StoreError, UnknownTaskError
+from emonet.models import setup_model
+from emonet.models.checkpoint import load_model
 from emonet.models.feature_match import check_same_features
 from emonet.store.reader import open_store
 from emonet.training.config import TrainConfig
@@ -49,19 +51,11 @@ def open_stores(paths: list[str]) -> list:
     return stores
 
 
-def resolve_tasks(stores: list, tasks: list[str]) -> dict[str, TaskData]:
-    """Find each task in the stores (exactly one must hold it) with train and devel partitions."""
+def task_data(stores: list, tasks: list[str]) -> dict[str, TaskData]:
+    """Each task's :class:`TaskData`: the one store holding it (see
+    :func:`emonet.data.store_access.resolve_tasks`), with train and devel partitions."""
     out = {}
-    for task in tasks:
-        holders = [s for s in stores if task in s.tasks]
-        if not holders:
-            have = "; ".join(f"{s.path}: {', '.join(s.tasks) or 'no tasks'}" for s in stores)
-            raise UnknownTaskError(f"task {task!r} is in none of the stores ({have}); check -t/--tasks")
-        if len(holders) > 1:
-            raise StoreError(
-                f"task {task!r} is in several stores ({', '.join(str(s.path) for s in holders)}); give only one of them"
-            )
-        store = holders[0]
+    for task, store in resolve_tasks(stores, tasks).items():
         parts = store.partitions(task)
         missing = [p for p in ("train", "devel") if p not in parts]
         if missing:
@@ -103,12 +97,7 @@ def check_devel(d: TaskData) -> None:
 def load_initial(path: str, feature_config) -> tuple[object, dict]:
     """The -im model, refused when it was trained on other features than the stores'."""
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: no such model file (-im/--initial-model); give an EmoNet .safetensors checkpoint")
-    try:
-        model, meta = load_checkpoint(p)
-    except ValueError as exc:
-        raise CheckpointError(str(exc).splitlines()[0]) from None
+    model, meta = load_model(p, option="-im/--initial-model")
     check_same_features(meta.get("feature_config"), feature_config, f"{p} (-im/--initial-model)", "the stores")
     return model, meta
 

@@ -17,17 +17,18 @@ from emonet.training import run_dir as rd
 from emonet.training.callbacks import Callback, StepEnd, arrange, state_name
 from emonet.training.config import TrainConfig
 from emonet.training.data import normalizer, window_frames
-from emonet.training.evaluate import autocast, evaluate_partition
+from emonet.training.evaluate import evaluate_partition
 from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
 from emonet.training.optim import build_optimizer, individual_weight_decay, l2_penalty, parameter_groups
 from emonet.training.progress import EpochSummary, Progress
 from emonet.training.schedule import Schedule
-from emonet.training.setup import build_run_model, check_window, open_stores, resolve_tasks
+from emonet.training.setup import build_run_model, check_window, open_stores, task_data
 from emonet.training.state import AttributeState, RngState, StateRegistry
 from emonet.training.streams import StreamSpec
 from emonet.training.task_schedule import RoundRobin, TaskSchedule
 from emonet.utils.allocator import keep_large_buffers
+from emonet.utils.devices import autocast, resolve_device
 
 
 class TrainingInterrupted(TrainingError):
@@ -70,7 +71,7 @@ class Trainer:
     ):
         keep_large_buffers()  # no page faults on every step's activation buffers (bench/README.md)
         self.config = config
-        self.device = dd.local_device(config.device)
+        self.device = resolve_device(config.device)
         self.rank, self.world = dd.init(self.device)
         self.progress = progress if progress is not None and self.rank == 0 else Progress()
         self.run_dir = Path(resume) if resume else None
@@ -80,7 +81,7 @@ class Trainer:
             raise ConfigError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on the CPU")
         self.stores = open_stores(config.stores)
         self.feature_config = dict(self.stores[0].feature_config)
-        self.tasks = resolve_tasks(self.stores, config.tasks)
+        self.tasks = task_data(self.stores, config.tasks)
         self.names = list(self.tasks)
         self.pins = self._pin_data()
         self.window, note = check_window(config, window_frames(self.stores[0], config.window), self.tasks)

@@ -186,4 +186,4 @@ def test_initial_model_that_is_a_folder_is_one_line(demo_store, tmp_path, capsys
     out = tmp_path / "m.safetensors"
     assert _init(demo_store, out, "--mode", "adapters", "-im", str(demo_store)) == 2
     err = capsys.readouterr().err.strip()
-    assert "is a folder, not a model file (-im/--initial-model)" in err and len(err.splitlines()) == 1
+    assert f"-im/--initial-model {demo_store}: is a folder, not a checkpoint file" in err and len(err.splitlines()) == 1

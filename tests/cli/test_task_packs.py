@@ -70,7 +70,7 @@ def test_attach_refuses_foreign_backbones_existing_names_and_models(tmp_path, fu
     assert "it has: a, b, c" in capsys.readouterr().err
     assert main(["predict", "--model", str(pack), str(tmp_path)]) == 2  # a pack is not a model
     err = capsys.readouterr().err
-    assert "task file, not a model" in err and "Traceback" not in err
+    assert "a task pack (task 'c'), not a model" in err and "Traceback" not in err
 
 
 def test_attach_refuses_other_features(tmp_path, full, capsys):
@@ -98,13 +98,17 @@ def test_missing_files_and_outputs_that_are_inputs_are_one_line(tmp_path, full, 
     before = {p: p.read_bytes() for p in (full, pack)}
     missing = tmp_path / "nope.safetensors"
     for args, code, message in [
-        (["export", str(missing), "c", str(tmp_path / "n.safetensors")], 2, f"{missing}: no such file; check the CKPT"),
+        (["export", str(missing), "c", str(tmp_path / "n.safetensors")], 2, f"CKPT {missing}: no such checkpoint file"),
         (["export", str(full), "c", str(full), "--overwrite"], 2, f"{full}: is also an input"),
         (["export", str(full), "c", str(pack)], 2, f"{pack}: exists; choose another PACK or pass --overwrite"),
         (["export", str(full), "c", str(tmp_path / "no" / "c.safetensors")], 1, f"{tmp_path / 'no'}: no such folder"),
         (["export", str(full), "c", str(tmp_path)], 2, f"{tmp_path}: names a folder"),
         (["attach", str(full), str(missing), "-o", str(tmp_path / "o.safetensors")], 2, "check the PACK path"),
-        (["attach", str(tmp_path), str(pack), "-o", str(tmp_path / "o.safetensors")], 2, "is a folder; CKPT"),
+        (
+            ["attach", str(tmp_path), str(pack), "-o", str(tmp_path / "o.safetensors")],
+            2,
+            f"CKPT {tmp_path}: is a folder",
+        ),
         (["attach", str(full), str(pack), "-o", str(pack), "--replace", "--overwrite"], 2, f"{pack}: is also an input"),
         (["attach", str(full), str(pack), "-o", str(full), "--replace", "--overwrite"], 2, f"{full}: is also an input"),
     ]:
@@ -115,7 +119,7 @@ def test_missing_files_and_outputs_that_are_inputs_are_one_line(tmp_path, full, 
     # messages name commands, never the Python functions behind them
     assert main(["predict", "--model", str(pack), str(tmp_path)]) == 2
     err = _one_line(capsys)
-    assert "add it to a model with 'emonet task attach'" in err and "attach_task" not in err
+    assert "attach it to its model with 'emonet task attach MODEL c.safetensors" in err and "attach_task" not in err
     assert main(["task", "attach", str(full), str(full), "-o", str(tmp_path / "x.safetensors")]) == 2
     err = _one_line(capsys)
     assert "write one with 'emonet task export'" in err and "export_task" not in err

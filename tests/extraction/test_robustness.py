@@ -109,7 +109,7 @@ def test_csv_with_cr_only_line_endings_is_read(tmp_path):
 def test_unknown_device_and_empty_mel_bands_are_config_errors(tmp_path):
     data, csvs = make_task(tmp_path, partitions=("train",))
     src = [single_task_sources("t", csvs["train"], None, None)]
-    with pytest.raises(ConfigError, match="--device 'tpu' is not supported; choose cpu or cuda"):
+    with pytest.raises(ConfigError, match="--device 'tpu' is not a device; use one of 'auto', 'cpu', 'cuda', 'cuda:N'"):
         run_extract(ExtractOptions(store=tmp_path / "s", data_path=data, sources=src, device="tpu"))
     with pytest.raises(ConfigError, match="mel bands get no FFT bin"):
         FeatureConfig(n_mels=2000)

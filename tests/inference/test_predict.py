@@ -10,7 +10,7 @@ import torch
 
 from emonet.errors import InputError, UnknownTaskError
 from emonet.inference.inputs import collect_inputs
-from emonet.inference.output import predictions_csv, predictions_json
+from emonet.inference.output import predictions_json, render_predictions
 from emonet.inference.predict import Predictor
 from emonet.models import ModelConfig, build_model, save_checkpoint
 from emonet.store import open_store
@@ -75,8 +75,9 @@ def test_inputs_from_folders_csvs_and_any_rate(tmp_path, checkpoint):
     assert files == [a, b]  # the csv's a.wav is the same file: once
     report = Predictor(checkpoint).predict(files, tasks=["valence"])
     assert len(report.predictions) == 2
-    text = predictions_csv(report.predictions)
-    assert text.splitlines()[0] == "file,task,label,p_negative,p_neutral,p_positive"
+    text = render_predictions(report.predictions, "csv")
+    # evaluate's predictions.csv columns without true_label, which audio alone cannot give
+    assert text.splitlines()[0] == "file,task,predicted_label,p_negative,p_neutral,p_positive"
     rows = json.loads(predictions_json(report.predictions))
     assert abs(sum(rows[1]["probabilities"].values()) - 1) < 1e-4
 
@@ -111,7 +112,7 @@ def test_cli_writes_csv_and_json_and_refuses_bad_input(tmp_path, checkpoint, dem
     assert main(["predict", "--model", str(checkpoint), str(folder), "--output", str(out_csv)]) == 0
     lines = out_csv.read_text().splitlines()
     n_files = len(collect_inputs([folder]))
-    assert lines[0].startswith("file,task,label,") and len(lines) == 1 + 2 * n_files
+    assert lines[0].startswith("file,task,predicted_label,") and len(lines) == 1 + 2 * n_files
     assert "files/s" in capsys.readouterr().out
     assert main(["predict", "--model", str(checkpoint), "--task", "valence", "-f", "json", str(folder)]) == 0
     rows = json.loads(capsys.readouterr().out)

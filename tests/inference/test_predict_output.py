@@ -217,7 +217,7 @@ def test_ctrl_c_keeps_the_finished_predictions_and_says_where(tmp_path, setup):
     assert not out.exists() and (tmp_path / "p.csv.partial").read_text() == "an older partial file is kept\n"
     rows = list(csv.DictReader(partial.open()))
     assert [r["file"] for r in rows] == [str(clips / f"c{i}.wav") for i in (0, 0, 1, 1)]  # the two shortest
-    assert [r["task"] for r in rows] == ["a", "b", "a", "b"] and all(r["label"] for r in rows)
+    assert [r["task"] for r in rows] == ["a", "b", "a", "b"] and all(r["predicted_label"] for r in rows)
     assert _leftovers(tmp_path, {"p.csv.partial", "p.csv.partial-2", "paused"}) == set()
 
 

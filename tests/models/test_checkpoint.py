@@ -170,7 +170,9 @@ def test_attach_refuses_other_backbones_and_duplicates(tmp_path, tiny, tasks, tr
     full = save_checkpoint(tmp_path / "full.safetensors", model)
     with pytest.raises(ValueError, match="a full model checkpoint, not a task file"):
         attach_task(other, full)
-    with pytest.raises(ValueError, match="a task file, not a model"):
+    with pytest.raises(
+        ValueError, match=r"b.safetensors: a task pack \(task 'b'\), not a model; attach it to its model with"
+    ):
         load_checkpoint(task_file)
 
 

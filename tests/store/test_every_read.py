@@ -50,7 +50,7 @@ def _frames_in_block(part, k):
 
 
 def _scored(part):
-    from emonet.evaluation.scoring import utterance_batches
+    from emonet.data.batching import utterance_batches
 
     index = store_access.partition_index(part)
     norm = Normalizer(np.zeros(part._reader_n_mels, np.float32), np.ones(part._reader_n_mels, np.float32))

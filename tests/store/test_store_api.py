@@ -22,6 +22,23 @@ def test_checked_and_unchecked_reads_agree(small_store):
             assert np.array_equal(a[i][2], b[i][2])
 
 
+def test_read_frames_spans_utterances_and_blocks_and_refuses_ranges_outside(small_store):
+    """The public checked frame-range read the data path uses: any run of utterances, across
+    block edges, equals their items one after the other; a range outside the partition is an
+    IndexError naming it, an empty range no frames."""
+    part = open_store(small_store).partition("t", "train")
+    whole = np.concatenate([x for _, _, x in part])
+    total = int(part.offsets[-1])
+    edge = int(part.block_bounds[1])
+    for lo, hi in ((0, total), (edge - 3, edge + 5), (int(part.offsets[2]), int(part.offsets[4]))):
+        got = part.read_frames(lo, hi)
+        assert got.dtype == np.float16 and np.array_equal(got.astype(np.float32), whole[lo:hi])
+    assert part.read_frames(5, 5).shape == (0, whole.shape[1])
+    for lo, hi in ((-1, 4), (total - 2, total + 1)):
+        with pytest.raises(IndexError, match=r"frames .* are outside partition t/train"):
+            part.read_frames(lo, hi)
+
+
 def test_unknown_task_and_partition_are_unknown_task_errors(small_store):
     s = open_store(small_store)
     with pytest.raises(UnknownTaskError, match="it has: t"):

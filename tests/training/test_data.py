@@ -7,9 +7,11 @@ import pytest
 import torch
 
 import emonet
+from emonet.data.batching import padded_batch, utterance_batches
+from emonet.data.crops import normalize
 from emonet.data.store_access import partition_index
 from emonet.training import batches
-from emonet.training.data import eval_batches, normalizer
+from emonet.training.data import normalizer
 from emonet.training.loader import RoundRobinBatches, TaskSource, make_loader
 from emonet.training.streams import StreamSpec, slice_plan, stream
 
@@ -96,15 +98,23 @@ def test_stream_resumes_exactly_after_skipped_batches(small_store):
                 np.testing.assert_array_equal(a, b)
 
 
-def test_eval_batches_are_whole_utterances_split_over_ranks(small_store):
+def test_utterance_batches_are_whole_utterances_split_over_ranks(small_store):
     store = emonet.open_store(small_store)
     part = store.partition("acted", "devel")
     index, norm = partition_index(part), normalizer(store, "acted")
-    whole = [b for b in eval_batches(part, index, norm, 2)]
-    assert sorted(np.concatenate([le for _, le, _ in whole]).tolist()) == sorted(part.lengths.tolist())
-    ranks = [list(eval_batches(part, index, norm, 2, rank=r, world=2)) for r in range(2)]
-    n = sum(len(le) for r in ranks for _, le, _ in r)
-    assert n == len(part)
+    whole = list(utterance_batches(part, index, norm, 2))
+    ids = np.concatenate([i for i, _, _ in whole])
+    assert sorted(ids.tolist()) == list(range(len(part)))
+    assert np.concatenate([le for _, _, le in whole]).tolist() == part.lengths[ids].tolist()
+    ranks = [list(utterance_batches(part, index, norm, 2, rank=r, world=2)) for r in range(2)]
+    for r, got in enumerate(ranks):
+        assert sorted(np.concatenate([i for i, _, _ in got]).tolist()) == list(range(r, len(part), 2))
+    # each utterance normalised whole and zero-padded, as the predictor pads audio
+    for ids, x, lengths in whole:
+        pieces = [normalize(part.logmel(int(i), np.float16), norm) for i in ids]
+        px, plengths = padded_batch(pieces)
+        assert torch.equal(lengths, plengths) and torch.equal(x, px)
+        assert all((x[j, int(n) :] == 0).all() for j, n in enumerate(lengths))
 
 
 def test_webdataset_store_reads_the_same_features(small_store, wds_store):
