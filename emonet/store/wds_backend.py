@@ -8,8 +8,8 @@ Each tar holds whole utterances in csv order; a sample is ``<index>.logmel.blosc
 webdataset writes the tars (``TarWriter``) and they stream with ``webdataset.WebDataset``
 as they are. The store reads them with a ustar parser of its own (:func:`tar_members`)
 over bytes already read and CRC-checked: measured (``bench/bench_wds_read.py``,
-bench/README.md) 2.4-3.2x faster than webdataset's ``tar_file_iterator`` on the same
-checked bytes and 3-5x faster than ``webdataset.WebDataset`` streaming the files (which
+bench/README.md) 2.2-3.2x faster than webdataset's ``tar_file_iterator`` on the same
+checked bytes and 2.4-5.5x faster than ``webdataset.WebDataset`` streaming the files (which
 reads them itself, so it cannot read each once and check its CRC) on whole tars, and 7-9x
 on one utterance, which it decodes without decoding the rest of its tar. A tar of another
 form (pax or GNU long-name headers, as other tools repack it) is read by webdataset's
