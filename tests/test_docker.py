@@ -47,11 +47,15 @@ def test_base_python_satisfies_requires_python(project):
 def test_installs_the_project_with_its_own_pins(project):
     runs = " ".join(_args("RUN"))
     assert re.search(r"pip install (\S+ )*\.(\s|$|&)", runs), "the image must `pip install .` (pyproject's pins)"
+    # at the versions the suite passed with: constraints.txt, copied into the image beside pyproject.toml
+    install = re.search(r"pip install ([^&;]+)", runs).group(1).split()
+    assert "--constraint=constraints.txt" in install, install
+    assert any("constraints.txt" in shlex.split(rest)[:-1] for rest in _args("COPY")), "COPY constraints.txt"
     # any package named on a pip line must carry exactly pyproject's specifier
     pins = {Requirement(r).name.lower(): str(Requirement(r).specifier) for r in project["dependencies"]}
     for cmd in re.findall(r"pip install ([^&;]+)", runs):
         for word in shlex.split(cmd):
-            if word.startswith("-") or word == ".":
+            if word.startswith("-") or word in (".", "constraints.txt"):
                 continue
             req = Requirement(word)
             assert req.name.lower() in pins, f"{word}: not a dependency in pyproject.toml"

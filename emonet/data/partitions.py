@@ -69,7 +69,7 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     except csv.Error as exc:
         raise _fail(path, f"is not a readable csv ({exc}); check its quoting and save it as plain csv") from None
     # drop blank lines but keep line numbers
-    numbered = [(i + 1, r) for i, r in enumerate(lines) if any(c.strip() for c in r)]
+    numbered = [(i + 1, r) for i, r in enumerate(lines) if "".join(r).strip()]
     if not numbered:
         raise _fail(path, "csv is empty; it needs a header 'file,label' and one row per utterance")
     header_line, header = numbered[0]
@@ -119,13 +119,14 @@ def _read_rows(path: Path, body: list, fi: int, li: int | None, n_cols: int) -> 
     def problem(line: int, message: str, key: str = "") -> None:
         problems.append(InputError(f"{path} row {line}: {message}", source=str(path), row=line, file=key))
 
+    need = max(fi, li if li is not None else 0) + 1
     for line, rec in body:
-        if len(rec) < max(fi, li if li is not None else 0) + 1:
+        if len(rec) < need:
             problem(line, f"has {len(rec)} column(s), expected {n_cols}; fix the row")
             continue
         key = rec[fi].strip()
         label = rec[li].strip() if li is not None else None
-        norm = normalise_key(key) if key else ""
+        norm = posixpath.normpath(key) if key else ""  # normalise_key, without a call per row
         if not key:
             problem(line, "empty file name; fill it in or delete the row")
         elif li is not None and not label:
