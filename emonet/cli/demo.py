@@ -26,7 +26,7 @@ def demo_data(
 
     Example: emonet demo-data demo/corpus
     """
-    from emonet.data.demo import generate_demo_corpus
+    from emonet.data.demo import generate_demo_corpus  # lazy: keeps torch and zarr off 'emonet --help'
 
     try:
         info = generate_demo_corpus(

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from emonet.cli import run_options as ro
+from emonet.cli.console import out
 
 
 def summary_table(evaluation) -> Table:
@@ -69,7 +70,7 @@ def evaluate(
 def evaluation(p: Mapping[str, Any]):
     """Run the evaluation that parsed ``emonet evaluate`` options ask for (by parameter name:
     ``ctx.params``), shared by the command and the pipeline's evaluate stages (emonet.cli.stages)."""
-    from emonet.evaluation import evaluate as run_evaluation
+    from emonet.evaluation import evaluate as run_evaluation  # lazy: keeps torch and zarr off 'emonet --help'
 
     return run_evaluation(
         p["model"], list(p["stores"]), p["tasks"], p["partition"], p["output"], p["batch_size"], p["device"],
@@ -79,7 +80,6 @@ def evaluation(p: Mapping[str, Any]):
 
 def print_evaluation(result) -> None:
     """The tables of an evaluation and where its files are (the command's and an evaluate stage's output)."""
-    from emonet.cli.console import out
 
     out.print(summary_table(result))
     if any(e.metrics for e in result.tasks.values()):

@@ -11,6 +11,8 @@ import typer
 from emonet.cli import feature_options as fo
 from emonet.cli import run_options as ro
 from emonet.cli.console import err, out
+from emonet.cli.progress import RichProgress
+from emonet.cli.render import skipped_lines, store_table
 from emonet.errors import ConfigError
 
 STORE_FORMATS = ("zarr", "webdataset")  # emonet.store's backends; tests/cli holds the two lists equal
@@ -71,8 +73,7 @@ def extract(
 
     Example: emonet extract -s features/ -dp corpus/data -mts corpus/multi-task-setup --tasks acted arousal
     """
-    from emonet.cli.progress import RichProgress
-    from emonet.extraction.runner import run_extract
+    from emonet.extraction.runner import run_extract  # lazy: keeps torch and zarr off 'emonet --help'
 
     report = run_extract(extract_options(ctx.params), RichProgress(err, enabled=not quiet))
     print_report(store, report, sample_rate)
@@ -81,7 +82,7 @@ def extract(
 def extract_options(p: Mapping[str, Any]):
     """The ExtractOptions of parsed ``emonet extract`` options (by parameter name: ``ctx.params``),
     shared by the command and the pipeline's extract stages (emonet.cli.stages)."""
-    from emonet.extraction.runner import ExtractOptions
+    from emonet.extraction.runner import ExtractOptions  # lazy: keeps torch and zarr off 'emonet --help'
 
     return ExtractOptions(
         store=p["store"],
@@ -101,7 +102,10 @@ def extract_options(p: Mapping[str, Any]):
 
 def _sources(task, train_csv, val_csv, test_csv, multi_task_setup, tasks) -> list:
     """The csv sources of single-task (``--task``) or multi-task (``--multi-task-setup``) mode."""
-    from emonet.data.partitions import multi_task_sources, single_task_sources
+    from emonet.data.partitions import (  # lazy: keeps torch and zarr off 'emonet --help'
+        multi_task_sources,
+        single_task_sources,
+    )
 
     if multi_task_setup is not None:
         if task or train_csv or val_csv or test_csv:
@@ -121,8 +125,7 @@ def _sources(task, train_csv, val_csv, test_csv, multi_task_setup, tasks) -> lis
 
 def print_report(store: Path, report, sample_rate: int) -> None:
     """The store's table, the skipped rows and files, and the speed of the run."""
-    from emonet.cli.render import skipped_lines, store_table
-    from emonet.store import open_store
+    from emonet.store import open_store  # lazy: keeps torch and zarr off 'emonet --help'
 
     info = open_store(store).info()
     statuses = {(r.task, r.partition): r.status for r in report.results}

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from emonet.errors import ConfigError
+
 SampleRate = Annotated[int, typer.Option("--sample-rate", "-sr", help="Sample rate; audio is resampled to it.")]
 NumMels = Annotated[int, typer.Option("--num-mels", "-nm", help="Number of mel bands.")]
 NFft = Annotated[int, typer.Option("--n-fft", help="FFT size.")]
@@ -25,8 +27,7 @@ def feature_config(sample_rate: int, num_mels: int, n_fft: int, hop_length: int,
         A validated ``FeatureConfig``; an invalid combination raises an ``EmoNetError`` that
         names the parameter.
     """
-    from emonet.data.features import FeatureConfig
-    from emonet.errors import ConfigError
+    from emonet.data.features import FeatureConfig  # lazy: keeps torch and zarr off 'emonet --help'
 
     try:
         return FeatureConfig(

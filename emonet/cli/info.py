@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from emonet.cli.console import out
+from emonet.cli.model_summary import render_model_summary
+from emonet.cli.render import store_table
 
 
 def info(
@@ -21,8 +23,7 @@ def info(
     import json
 
     if path.is_file():
-        from emonet.cli.model_summary import render_model_summary
-        from emonet.models import describe_checkpoint
+        from emonet.models import describe_checkpoint  # lazy: keeps torch and zarr off 'emonet --help'
 
         desc = {**describe_checkpoint(path), "bytes_on_disk": path.stat().st_size}
         if as_json:
@@ -31,8 +32,7 @@ def info(
             out.print(render_model_summary(desc))
             out.print(f"{path}: {desc['bytes_on_disk'] / 1e6:.2f} MB on disk", highlight=False)
         return
-    from emonet.cli.render import store_table
-    from emonet.store import open_store
+    from emonet.store import open_store  # lazy: keeps torch and zarr off 'emonet --help'
 
     data = open_store(path).info()
     if as_json:

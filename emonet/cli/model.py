@@ -9,6 +9,7 @@ import typer
 
 from emonet.cli import model_options as mo
 from emonet.cli.console import out
+from emonet.cli.model_summary import render_model_summary
 from emonet.errors import EmoNetError
 
 
@@ -44,10 +45,9 @@ def init_model(
 
     Example: emonet init-model model.safetensors --store features/ --mode adapters
     """
-    from emonet.cli.model_summary import render_model_summary
-    from emonet.models import describe_model, save_checkpoint
-    from emonet.models.from_store import model_for_store
-    from emonet.store import open_store
+    from emonet.models import describe_model, save_checkpoint  # lazy: keeps torch and zarr off 'emonet --help'
+    from emonet.models.from_store import model_for_store  # lazy: keeps torch and zarr off 'emonet --help'
+    from emonet.store import open_store  # lazy: keeps torch and zarr off 'emonet --help'
 
     if out_path.exists() and not overwrite:
         raise EmoNetError(f"{out_path}: exists; choose another path or pass --overwrite")

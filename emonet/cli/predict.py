@@ -12,6 +12,9 @@ import typer
 from emonet.cli import run_options as ro
 from emonet.cli.console import err, out
 from emonet.cli.signals import Terminated
+from emonet.errors import EmoNetError
+from emonet.inference.inputs import collect_inputs
+from emonet.utils.output_paths import check_output_file, free_name, write_output_file
 
 
 class OutputFormat(StrEnum):
@@ -52,10 +55,11 @@ def predict(
 
     Example: emonet predict --model runs/demo/best.safetensors clips/ --output predictions.csv
     """
-    from emonet.inference.inputs import collect_inputs
-    from emonet.inference.output import render_predictions, write_predictions
-    from emonet.inference.predict import Predictor, PredictReport
-    from emonet.utils.output_paths import check_output_file
+    from emonet.inference.output import (  # lazy: keeps torch and zarr off 'emonet --help'
+        render_predictions,
+        write_predictions,
+    )
+    from emonet.inference.predict import Predictor, PredictReport  # lazy: keeps torch and zarr off 'emonet --help'
 
     report, files, stage = PredictReport(), [], "predicting"
     try:
@@ -99,9 +103,7 @@ def _keep_partial(report, n_files: int, output: Path | str | None, fmt: str) -> 
     """After Ctrl-C or SIGTERM: the predictions finished so far go to stdout, or (never under
     the output's own name, which would pass for complete) to a new ``OUTPUT.partial`` file;
     one line says what was kept and where."""
-    from emonet.errors import EmoNetError
-    from emonet.inference.output import render_predictions
-    from emonet.utils.output_paths import free_name, write_output_file
+    from emonet.inference.output import render_predictions  # lazy: keeps torch and zarr off 'emonet --help'
 
     done = len({p.file for p in report.predictions})
     if not done:

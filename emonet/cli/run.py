@@ -9,6 +9,9 @@ import typer
 from rich.table import Table
 
 from emonet.cli.console import err, out
+from emonet.pipeline import load_pipeline, run_pipeline
+from emonet.pipeline.results import collect_results, write_results
+from emonet.utils.fs import filesystem_errors
 
 
 def _table(table: dict) -> Table:
@@ -39,15 +42,12 @@ def run(
     Example: emonet run pipelines/demo.yaml
     """
     from emonet.cli.stages import register_stage_commands  # here, not on top: `emonet --help` stays quick
-    from emonet.pipeline import load_pipeline, run_pipeline
-    from emonet.pipeline.results import collect_results, write_results
 
     register_stage_commands(ctx.find_root().command)  # the stages are the commands of this very CLI
     pipeline = load_pipeline(pipeline_file, workdir)
     results = run_pipeline(pipeline, force=force, dry_run=dry_run, echo=lambda line: err.print(line, highlight=False))
     if dry_run:
         return
-    from emonet.utils.fs import filesystem_errors
 
     table = collect_results(pipeline, results)
     kept = "the stages' outputs are kept; free space or fix the permissions and re-run"

@@ -22,6 +22,7 @@ from emonet.cli import train as train_cli
 from emonet.cli.app import app
 from emonet.cli.argv import given_options
 from emonet.cli.console import err, out
+from emonet.cli.progress import RichProgress
 from emonet.cli.train_progress import RichTrainProgress, results_table
 from emonet.pipeline.registry import OptionSpec, StageCall, StageCommand, register_stage
 
@@ -95,8 +96,8 @@ class _ReportingProgress(RichTrainProgress):
 
 
 def _train(ctx, call: StageCall) -> dict[str, str]:
-    from emonet.training import resume, train
-    from emonet.training.distributed import shutdown, world_info
+    from emonet.training import resume, train  # lazy: keeps torch and zarr off 'emonet --help'
+    from emonet.training.distributed import shutdown, world_info  # lazy: keeps torch and zarr off 'emonet --help'
 
     p = ctx.params
     progress = _ReportingProgress(call.started, enabled=not p["quiet"])
@@ -112,8 +113,7 @@ def _train(ctx, call: StageCall) -> dict[str, str]:
 
 
 def _extract(ctx, call: StageCall) -> dict[str, str]:
-    from emonet.cli.progress import RichProgress
-    from emonet.extraction.runner import run_extract
+    from emonet.extraction.runner import run_extract  # lazy: keeps torch and zarr off 'emonet --help'
 
     p = ctx.params
     opts = extract_cli.extract_options(p)

@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from emonet.cli.console import out
+from emonet.errors import CheckpointError, ConfigError, ModelError, UnknownTaskError
+from emonet.utils.output_paths import check_output_file, output_errors
 
 app = typer.Typer(
     name="task",
@@ -23,7 +25,6 @@ def _size(path: Path) -> str:
 
 def _existing(path: Path, what: str) -> None:
     """A checkpoint or pack to read: a missing file or a folder is one line naming it."""
-    from emonet.errors import CheckpointError
 
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder; {what} must be a .safetensors file")
@@ -33,8 +34,7 @@ def _existing(path: Path, what: str) -> None:
 
 def _check_pack_name(name: object, pack: Path) -> None:
     """A pack's task name becomes file names (plots, predictions): a name that is a path is refused."""
-    from emonet.errors import CheckpointError, ConfigError
-    from emonet.models.task_parts import validate_task_name
+    from emonet.models.task_parts import validate_task_name  # lazy: keeps torch and zarr off 'emonet --help'
 
     try:
         validate_task_name(name)
@@ -53,9 +53,7 @@ def export(
 
     Example: emonet task export runs/demo/best.safetensors acted acted.safetensors
     """
-    from emonet.errors import UnknownTaskError
-    from emonet.models import export_task, load_model
-    from emonet.utils.output_paths import check_output_file, output_errors
+    from emonet.models import export_task, load_model  # lazy: keeps torch and zarr off 'emonet --help'
 
     net, _meta = load_model(model, option="CKPT")
     pack = check_output_file(pack, overwrite=overwrite, inputs=[model], option="PACK")
@@ -80,9 +78,12 @@ def attach(
 
     Example: emonet task attach base.safetensors acted.safetensors valence.safetensors -o both.safetensors
     """
-    from emonet.errors import ModelError
-    from emonet.models import attach_task, load_model, read_checkpoint_metadata, save_checkpoint
-    from emonet.utils.output_paths import check_output_file, output_errors
+    from emonet.models import (  # lazy: keeps torch and zarr off 'emonet --help'
+        attach_task,
+        load_model,
+        read_checkpoint_metadata,
+        save_checkpoint,
+    )
 
     net, _meta = load_model(model, option="CKPT")
     for pack in packs:

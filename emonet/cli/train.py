@@ -20,6 +20,8 @@ import typer
 from emonet.cli import model_options as mo
 from emonet.cli import run_options as ro
 from emonet.cli.argv import given_options, long_name
+from emonet.cli.console import err, out
+from emonet.cli.train_progress import RichTrainProgress, results_table
 from emonet.errors import ConfigError
 from emonet.models import ModelConfig
 from emonet.training.config import TrainConfig
@@ -163,10 +165,8 @@ def train(ctx: typer.Context, **options: Any) -> None:
 
     Example: emonet train --store features/ --tasks acted arousal valence -ebp runs/
     """
-    from emonet.cli.console import err, out
-    from emonet.cli.train_progress import RichTrainProgress, results_table
-    from emonet.training.api import resume as resume_run
-    from emonet.training.api import train as train_run
+    from emonet.training.api import resume as resume_run  # lazy: keeps torch and zarr off 'emonet --help'
+    from emonet.training.api import train as train_run  # lazy: keeps torch and zarr off 'emonet --help'
 
     progress = RichTrainProgress(err, enabled=not options["quiet"])
     given = {k: v for k, v in given_options(ctx).items() if k not in RUN_OPTIONS}
@@ -179,7 +179,7 @@ def train(ctx: typer.Context, **options: Any) -> None:
         run_dir, results = resume_run(options["resume"], progress=progress)
     else:
         run_dir, results = train_run(train_config(given), progress=progress)
-    from emonet.training.distributed import shutdown, world_info
+    from emonet.training.distributed import shutdown, world_info  # lazy: keeps torch and zarr off 'emonet --help'
 
     if world_info()[0] == 0:
         out.print(results_table(results, run_dir))

@@ -18,7 +18,7 @@ def verify(
 
     Example: emonet verify features/
     """
-    from emonet.store.verify import verify_store
+    from emonet.store.verify import verify_store  # lazy: keeps torch and zarr off 'emonet --help'
 
     report = verify_store(store)
     for p in report.partitions:

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from emonet.errors import EmoNetError, InputError
-from emonet.store.names import PARTITIONS  # noqa: F401  (defined with the store: a partition is a store folder)
+from emonet.store.names import (
+    PARTITIONS,  # noqa: F401  (defined with the store: a partition is a store folder)
+    check_task_name,
+)
 
 # csv names used by the seed for each store partition, in order of preference
 MULTI_TASK_CSV_NAMES = {"train": ("train.csv",), "devel": ("val.csv", "devel.csv"), "test": ("test.csv",)}
@@ -141,7 +144,6 @@ def _read_rows(path: Path, body: list, fi: int, li: int | None, n_cols: int) -> 
 
 def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:
     """The seed's single-task form: a task name and its csvs (devel and test optional)."""
-    from emonet.store.names import check_task_name
 
     check_task_name(task)
     csvs = {"train": Path(train)}
@@ -155,7 +157,6 @@ def single_task_sources(task: str, train: Path, devel: Path | None, test: Path |
 def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
     """The seed's multi-task setup: one folder per task with train.csv, val.csv (or
     devel.csv) and test.csv."""
-    from emonet.store.names import check_task_name
 
     setup_dir = Path(setup_dir)
     if not setup_dir.is_dir():

@@ -15,6 +15,8 @@ from emonet.extraction.options import ExtractOptions, PartitionResult
 from emonet.extraction.plan import PartitionPlan, TaskPlan
 from emonet.store import integrity, metadata
 from emonet.store.backends import BACKENDS, Backend
+from emonet.store.reader import Partition
+from emonet.store.verify import check_partition
 from emonet.utils.fs import remove_tree
 
 
@@ -154,8 +156,6 @@ def _replace_reason(opts: ExtractOptions, backend: Backend, work: PartitionWork)
         return "extracted from another csv or options"
     if not opts.overwrite:
         return None
-    from emonet.store.reader import Partition
-    from emonet.store.verify import check_partition
 
     task, name = work.task.task, work.name
     check = check_partition(lambda: Partition(path, backend, task, name, work.task.classes, existing), task, name)

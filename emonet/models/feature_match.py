@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from emonet.data.features import FeatureConfig
 from emonet.errors import ModelError
 
 
@@ -13,7 +14,6 @@ def feature_fingerprint(feature_config: Mapping[str, Any], where: str) -> str:
 
     Raises ModelError (naming ``where``) when the dict is not a valid feature config.
     """
-    from emonet.data.features import FeatureConfig
 
     try:
         return FeatureConfig.from_dict(dict(feature_config)).fingerprint()

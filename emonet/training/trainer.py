@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from emonet.errors import ConfigError, TrainingError
+from emonet.evaluation.metrics import accuracy, classification_report, macro_f1, uar
 from emonet.models import adapter_parameters
 from emonet.training import distributed as dd
 from emonet.training import pin
@@ -22,6 +23,7 @@ from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
 from emonet.training.optim import build_optimizer, individual_weight_decay, l2_penalty, parameter_groups
 from emonet.training.progress import EpochSummary, Progress
+from emonet.training.report import write_reports
 from emonet.training.schedule import Schedule
 from emonet.training.setup import build_run_model, check_window, open_stores, task_data
 from emonet.training.state import AttributeState, RngState, StateRegistry
@@ -307,7 +309,6 @@ class Trainer:
             )
 
     def _validate(self) -> dict[str, dict]:
-        from emonet.evaluation.metrics import accuracy, macro_f1, uar
 
         dd.average_running_stats(self.model, self.world)  # one model on every rank, as rank 0 saves it
         out = {}
@@ -346,8 +347,6 @@ class Trainer:
     # ------------------------------------------------------------------ finish
     def _finish(self) -> dict:
         """Best weights; devel and test (once, selecting nothing) scored; reports written."""
-        from emonet.evaluation.metrics import classification_report
-        from emonet.training.report import write_reports
 
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
