@@ -47,7 +47,7 @@ def _two_conv_parallel(self, x, task):
 
 
 def _plain_bn_forward(self, x, mask=None):
-    """torch's BatchNorm over every position, padding included (what the model did before issue 7)."""
+    """torch's BatchNorm over every position, padding included (what the model did before the masked BatchNorm)."""
     return torch.nn.BatchNorm2d.forward(self, x)
 
 

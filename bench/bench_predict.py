@@ -1,4 +1,4 @@
-"""Benchmark of `emonet predict` (issue 9): files/s and real-time factor on the CPU for the
+"""Benchmark of `emonet predict`: files/s and real-time factor on the CPU for the
 default cnn (ModelConfig() defaults, 128 mels) on the demo corpus, the share of time in decoding
 and features vs the network, and the size of a task pack against the full model.
 

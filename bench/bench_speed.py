@@ -1,4 +1,4 @@
-"""CPU training speed of the default cnn (issue 12): one full training step, variants side by side.
+"""CPU training speed of the default cnn: one full training step, variants side by side.
 
     python bench/bench_speed.py compare --variants base,mallopt --batch 64 --rounds 5
     python bench/bench_speed.py step --variant base --batch 64 --steps 6     # one process, JSON
@@ -63,7 +63,7 @@ def _variant_setup(variant: str) -> dict:
 
 
 def _use_literal_masked_bn() -> None:
-    """The masked BatchNorm as it was before issue 12: the literal autograd form, the output
+    """The masked BatchNorm as it was before the fused backward: the literal autograd form, the output
     masked afterwards (by the conv unit, then) with an in-place multiply."""
     import torch
 

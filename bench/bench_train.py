@@ -1,4 +1,4 @@
-"""Benchmarks of the trainer (issue 8): input throughput, CPU training speed, demo-corpus UAR.
+"""Benchmarks of the trainer: input throughput, CPU training speed, demo-corpus UAR.
 
     python bench/bench_train.py input  [--files 200] [--epochs 5]   # batches() vs wav + mel per sample
     python bench/bench_train.py input --baseline SRC [--rounds 5]   # cold reads: this tree vs checkout SRC

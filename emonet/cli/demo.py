@@ -22,7 +22,7 @@ def demo_data(
     min_seconds: Annotated[float, typer.Option(help="Shortest utterance.")] = 1.0,
     max_seconds: Annotated[float, typer.Option(help="Longest utterance.")] = 3.0,
 ) -> None:
-    """Write the built-in synthetic demo corpus (16 kHz wavs + csvs in the seed's layout).
+    """Write the built-in synthetic demo corpus (16 kHz wavs + csvs in the original EmoNet's layout).
 
     Example: emonet demo-data demo/corpus
     """

@@ -39,7 +39,7 @@ Classifier = Annotated[
         "-c",
         case_sensitive=False,
         metavar="avgpool|attention|FCNAttention",
-        help="Classifier top (FCNAttention, the seed's name, is attention).",
+        help="Classifier top (FCNAttention, the original EmoNet's name, is attention).",
     ),
 ]
 ShareFeatureLayer = Annotated[

@@ -1,5 +1,5 @@
 """A built-in demo corpus: several small synthetic "emotion" corpora of real 16 kHz wav
-files in the seed's layout. Each class has its own voice-like signature (pitch level and
+files in the original EmoNet's layout. Each class has its own voice-like signature (pitch level and
 contour, syllable rate, loudness, spectral tilt, breathiness) with per-speaker variation,
 so the classes are learnable from the log-mel spectrogram but not trivially separable.
 

@@ -1,4 +1,4 @@
-"""csv partitions in the seed's layout: a header ``file,label``, one row per utterance,
+"""csv partitions in the original EmoNet's layout: a header ``file,label``, one row per utterance,
 paths relative to the data path. The label column may be absent from a test csv
 (unlabelled). Row problems are returned, not raised, so ``--skip-bad`` can skip them."""
 
@@ -17,7 +17,7 @@ from emonet.store.names import (
     check_task_name,
 )
 
-# csv names used by the seed for each store partition, in order of preference
+# csv names the original EmoNet used for each store partition, in order of preference
 MULTI_TASK_CSV_NAMES = {"train": ("train.csv",), "devel": ("val.csv", "devel.csv"), "test": ("test.csv",)}
 
 
@@ -143,7 +143,7 @@ def _read_rows(path: Path, body: list, fi: int, li: int | None, n_cols: int) -> 
 
 
 def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:
-    """The seed's single-task form: a task name and its csvs (devel and test optional)."""
+    """The original EmoNet's single-task form: a task name and its csvs (devel and test optional)."""
 
     check_task_name(task)
     csvs = {"train": Path(train)}
@@ -155,7 +155,7 @@ def single_task_sources(task: str, train: Path, devel: Path | None, test: Path |
 
 
 def multi_task_sources(setup_dir: Path, tasks: list[str]) -> list[TaskSources]:
-    """The seed's multi-task setup: one folder per task with train.csv, val.csv (or
+    """The original EmoNet's multi-task setup: one folder per task with train.csv, val.csv (or
     devel.csv) and test.csv."""
 
     setup_dir = Path(setup_dir)

@@ -8,7 +8,7 @@ The safetensors header's ``__metadata__`` holds one key, ``"emonet"``, a JSON do
 task files add ``task`` and ``backbone`` (fingerprint of the shared tensors), see
 ``emonet.models.task_files``.
 
-Format version 2 is the network of issue 7 (stages 2f/4f/8f); version-1 files hold the
+Format version 2 is the network with the original EmoNet's shape (stages 2f/4f/8f); version-1 files hold the
 earlier shape and are refused with a message saying so.
 """
 
@@ -68,7 +68,7 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
         )
     if version < FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: format version {version} holds the network shape before issue 7 (stages f/2f/4f); "
+            f"{path}: format version {version} holds an earlier emonet network shape (stages f/2f/4f); "
             f"this EmoNet reads version {FORMAT_VERSION}: build and train the model again"
         )
     return meta

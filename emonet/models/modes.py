@@ -1,4 +1,5 @@
-"""Training modes: which parameters train (REFERENCE table) and how a model is set up for them.
+"""Training modes: which parameters train (the original EmoNet's table of modes, README "Models and
+training modes") and how a model is set up for them.
 
 | mode       | shared convs / rnn | adapters (1x1 / bottleneck) | BN (per task)      | attention | head       |
 | ---------- | ------------------ | --------------------------- | ------------------ | --------- | ---------- |

@@ -19,7 +19,7 @@ def warm_momentum(seen: int) -> float:
     weight falls to 0.01 (after 100 batches). Without this start the running statistics keep
     weight 0.99**n of their initial values (mean 0, variance 1) after n batches, still 37%
     after 100 steps, and a short run evaluates with statistics far from its features
-    (bench/README.md, issue 7: demo devel UAR of acted 0.50 instead of 0.875)."""
+    (bench/README.md, "Models with the original's network shape": demo devel UAR of acted 0.50 instead of 0.875)."""
     return max(BN_MOMENTUM, 1.0 / (seen + 1))
 
 

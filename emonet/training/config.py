@@ -20,7 +20,7 @@ MAX_WINDOW = 86400.0  # seconds
 
 @dataclass
 class TrainConfig:
-    """A training run. Defaults are the original's (REFERENCE, "Training").
+    """A training run. Defaults are the original EmoNet's (README, "The original EmoNet's options").
 
     ``epochs`` caps the epochs of all three stages together. ``steps_per_epoch`` None means
     enough steps to see the largest task's train partition once (per DDP world).

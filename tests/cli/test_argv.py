@@ -1,4 +1,4 @@
-"""Space-separated values after one list option (``--tasks a b c``), as in the seed's CLI."""
+"""Space-separated values after one list option (``--tasks a b c``), as in the original EmoNet's command line."""
 
 import typer
 

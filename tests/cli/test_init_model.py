@@ -1,4 +1,4 @@
-"""`emonet init-model` and `emonet info MODEL`: the seed's model options build real
+"""`emonet init-model` and `emonet info MODEL`: the original EmoNet's model options build real
 models from a store's tasks and save self-describing checkpoints."""
 
 import json

@@ -1,4 +1,4 @@
-"""Issue 11's cases: non-finite audio, --overwrite that announces and keeps foreign files,
+"""Hostile input: non-finite audio, --overwrite that announces and keeps foreign files,
 normalised duplicate paths, one-line errors instead of tracebacks, capped workers, and
 no half-made task after a file fails while decoding."""
 

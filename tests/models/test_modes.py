@@ -1,4 +1,4 @@
-"""Modes: exactly the trainable/frozen sets of the REFERENCE table, and frozen means frozen."""
+"""Modes: exactly the trainable/frozen sets of the original EmoNet's table of modes, and frozen means frozen."""
 
 import pytest
 import torch
@@ -35,7 +35,7 @@ def _snapshot(model):
 
 
 def _expected_trainable(mode, names):
-    """The REFERENCE table, written against parameter names (independent of the model's own roles)."""
+    """The original's table of modes, written against parameter names (independent of the model's own roles)."""
     old = (".a.", ".b.")
     if mode in ("scratch", "finetune"):
         return {n for n in names if not any(o in n for o in old)}

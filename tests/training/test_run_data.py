@@ -103,7 +103,7 @@ def test_resume_on_re_extracted_data_is_refused_and_changes_nothing(demo_corpus,
     store = tmp_path / "s"
     _extract(demo_corpus, store)
     run = _interrupted_run(store, tmp_path / "e")
-    if change == "features":  # the case: 32-mel features re-extracted with other mels
+    if change == "features":  # the case that was reported: 32-mel features re-extracted with other mels
         _extract(demo_corpus, store, "--overwrite", nm="24")
         needles = [str(store), "another feature config"]
     else:  # the same features, a train partition from another csv
