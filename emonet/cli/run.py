@@ -10,7 +10,6 @@ from rich.table import Table
 
 from emonet.cli.console import err, out
 from emonet.pipeline import load_pipeline, run_pipeline
-from emonet.pipeline.results import collect_results, write_results
 from emonet.utils.fs import filesystem_errors
 
 
@@ -48,6 +47,8 @@ def run(
     results = run_pipeline(pipeline, force=force, dry_run=dry_run, echo=lambda line: err.print(line, highlight=False))
     if dry_run:
         return
+
+    from emonet.pipeline.results import collect_results, write_results  # lazy: pandas only after a run
 
     table = collect_results(pipeline, results)
     kept = "the stages' outputs are kept; free space or fix the permissions and re-run"

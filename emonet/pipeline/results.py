@@ -1,12 +1,14 @@
 """The results table of a pipeline: UAR per task (rows) and stage (columns), from the
-``results.json`` of every train and evaluate stage, written as CSV, markdown and a bar chart."""
+``results.json`` of every train and evaluate stage, as a pandas DataFrame written as CSV,
+markdown and a bar chart."""
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
+
+import pandas as pd
 
 from emonet.pipeline.runner import StageResult
 from emonet.pipeline.spec import Pipeline
@@ -36,44 +38,41 @@ def collect_results(pipeline: Pipeline, results: list[StageResult], partition: s
     return table
 
 
-def _rows(table: dict) -> tuple[list[str], list[str]]:
-    stages = list(table)
-    tasks = sorted({t for row in table.values() for t in row})
-    return stages, tasks
+def results_frame(table: dict) -> pd.DataFrame:
+    """The table as a DataFrame: tasks (rows, sorted) x stages (columns, in pipeline order),
+    UAR values, NaN where a stage did not score a task."""
+    frame = pd.DataFrame({stage: pd.Series(row, dtype=float) for stage, row in table.items()})
+    frame = frame.reindex(sorted(frame.index))
+    frame.index.name = "task"
+    return frame
 
 
 def table_csv(table: dict) -> str:
-    stages, tasks = _rows(table)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["task", *stages])
-    for t in tasks:
-        w.writerow([t, *(f"{table[s][t]:.4f}" if t in table[s] else "" for s in stages)])
-    return buf.getvalue()
+    """CSV: a ``task`` column, then one column per stage (4 decimals; empty where not scored)."""
+    return results_frame(table).to_csv(float_format="%.4f", lineterminator="\n")
 
 
 def table_markdown(table: dict) -> str:
-    stages, tasks = _rows(table)
-    lines = ["| task | " + " | ".join(stages) + " |", "| --- |" + " ---: |" * len(stages)]
-    for t in tasks:
-        lines.append(f"| {t} | " + " | ".join(f"{table[s][t]:.3f}" if t in table[s] else "" for s in stages) + " |")
+    """A markdown table (3 decimals; empty where not scored)."""
+    frame = results_frame(table)
+    lines = ["| task | " + " | ".join(frame.columns) + " |", "| --- |" + " ---: |" * len(frame.columns)]
+    for task, row in frame.iterrows():
+        cells = ("" if pd.isna(v) else f"{v:.3f}" for v in row)
+        lines.append(f"| {task} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def bar_chart(table: dict, path: Path, title: str) -> Path:
     """Grouped bars: one group per task, one bar per stage."""
-    import matplotlib
+    import matplotlib  # only where a chart is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stages, tasks = _rows(table)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(tasks) * max(1, len(stages)) / 2), 3.2))
-    width = 0.8 / max(1, len(stages))
-    for i, s in enumerate(stages):
-        xs = [k + i * width for k, t in enumerate(tasks) if t in table[s]]
-        ax.bar(xs, [table[s][t] for t in tasks if t in table[s]], width, label=s)
-    ax.set_xticks([k + width * (len(stages) - 1) / 2 for k in range(len(tasks))], tasks)
+    frame = results_frame(table)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(frame) * max(1, len(frame.columns)) / 2), 3.2))
+    frame.plot.bar(ax=ax, rot=0, width=0.8)
+    ax.set_xlabel("")
     ax.set_ylabel("UAR")
     ax.set_ylim(0, 1)
     ax.set_title(title)
