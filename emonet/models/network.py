@@ -11,6 +11,7 @@ from emonet.errors import ConfigError, ModelError, UnknownTaskError
 from emonet.models.config import ModelConfig
 from emonet.models.heads import Head
 from emonet.models.masking import time_mask
+from emonet.models.norm import BATCH_NORMS
 from emonet.models.pooling import Pooling
 from emonet.models.resnet import WideResNet
 from emonet.models.rnn import RecurrentEncoder
@@ -129,11 +130,7 @@ class EmoNet(nn.Module):
         super().train(mode)
         if mode:
             for module in self.modules():
-                if (
-                    isinstance(module, nn.modules.batchnorm._BatchNorm)
-                    and module.weight is not None
-                    and not module.weight.requires_grad
-                ):
+                if isinstance(module, BATCH_NORMS) and module.weight is not None and not module.weight.requires_grad:
                     module.eval()
         return self
 

@@ -23,6 +23,10 @@ def warm_momentum(seen: int) -> float:
     return max(BN_MOMENTUM, 1.0 / (seen + 1))
 
 
+# Every BatchNorm torch has, by its public classes (MaskedBatchNorm2d is a BatchNorm2d).
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 class WarmStartMomentum:
     """Mixin for torch BatchNorms: each training batch updates the running statistics with
     :func:`warm_momentum` (the count lives in Python, read from ``num_batches_tracked`` once

@@ -15,6 +15,7 @@ import os
 import torch
 
 from emonet.errors import TrainingError
+from emonet.models.norm import BATCH_NORMS
 
 
 def world_info() -> tuple[int, int]:
@@ -90,7 +91,7 @@ def average_running_stats(model: torch.nn.Module, world: int) -> None:
     stats = [
         b
         for m in model.modules()
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+        if isinstance(m, BATCH_NORMS) and m.track_running_stats
         for b in (m.running_mean, m.running_var)
     ]
     _average(stats, world)
