@@ -16,7 +16,7 @@ from emonet.models.checkpoint import (
     TASK_FORMAT,
     base_meta,
     checkpoint_config,
-    load_checkpoint,
+    load_model,
     load_tensors,
     read_checkpoint_metadata,
     write_checkpoint,
@@ -50,7 +50,7 @@ def export_task(model_or_path: EmoNet | str | os.PathLike, task: str, out_path: 
     Returns:
         ``out_path`` as a Path.
     """
-    model = model_or_path if isinstance(model_or_path, EmoNet) else load_checkpoint(model_or_path)[0]
+    model = model_or_path if isinstance(model_or_path, EmoNet) else load_model(model_or_path, option="model")[0]
     model._check_task(task)
     roles = model.tensor_roles()
     state = model.state_dict()
