@@ -95,6 +95,19 @@ class _ReportingProgress(RichTrainProgress):
         super().begin(run_dir, steps_per_epoch, start_epoch)
 
 
+def _given_config(ctx):
+    given = {k: v for k, v in given_options(ctx).items() if k not in train_cli.RUN_OPTIONS}
+    return train_cli.train_config(given)
+
+
+def _check_train(command, call: StageCall) -> None:
+    """The whole TrainConfig of a train stage, built and validated as the run will (nothing on
+    disk is read), so a bad combination stops the pipeline before its first stage runs."""
+    ctx = command_context(command, "train", call)
+    if ctx.params.get("resume") is None:
+        _given_config(ctx)
+
+
 def _train(ctx, call: StageCall) -> dict[str, str]:
     from emonet.training import resume, train  # lazy: keeps torch and zarr off 'emonet --help'
     from emonet.training.distributed import shutdown, world_info  # lazy: keeps torch and zarr off 'emonet --help'
@@ -104,8 +117,7 @@ def _train(ctx, call: StageCall) -> dict[str, str]:
     if p["resume"] is not None:
         run, results = resume(p["resume"], progress=progress)
     else:
-        given = {k: v for k, v in given_options(ctx).items() if k not in train_cli.RUN_OPTIONS}
-        run, results = train(train_cli.train_config(given), progress=progress)
+        run, results = train(_given_config(ctx), progress=progress)
     if world_info()[0] == 0:
         out.print(results_table(results, run))
     shutdown()
@@ -193,6 +205,7 @@ def stage_command_for(name: str, command) -> StageCommand:
         defaults={"experiment-base-path": f"{RUNS}/{{stage}}"} if is_train else {},
         resume_option="resume" if is_train else None,
         resume_keeps=("quiet",) if is_train else (),
+        check=(lambda call: _check_train(command, call)) if is_train else None,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from emonet.errors import ConfigError
+from emonet.errors import ConfigError, EmoNetError
 from emonet.pipeline.registry import OptionSpec, StageCall, StageCommand, stage_command, stage_commands
 from emonet.pipeline.spec import REF, Pipeline, Stage
 
@@ -209,7 +209,12 @@ def check_stage(pipeline: Pipeline, stage: Stage) -> None:
                 f"{pipeline.path}: stage '{stage.name}': '${{{other}.{output}}}': stage '{other}' offers "
                 f"{', '.join(offered) or 'no outputs'}"
             )
-    stage_call(pipeline, stage, stage.options, stage.args, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
+    call = stage_call(pipeline, stage, stage.options, stage.args, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
+    if command.check is not None:
+        try:
+            command.check(call)
+        except EmoNetError as exc:
+            raise ConfigError(f"{pipeline.path}: stage '{stage.name}': {exc}") from exc
 
 
 def with_defaults(stage: Stage) -> Stage:

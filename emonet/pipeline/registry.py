@@ -66,6 +66,8 @@ class StageCommand:
         resume_option: the option that continues a stopped run in the folder it reported
             through ``StageCall.started`` (None: a stopped stage runs again from the start).
         resume_keeps: options of the stage that a resumed run keeps (the rest is the run's own).
+        check: checks the stage's converted values together as the command will (e.g. a train
+            stage's whole TrainConfig) before any stage runs; raises a one-line EmoNetError.
     """
 
     name: str
@@ -76,6 +78,7 @@ class StageCommand:
     defaults: dict[str, str] = field(default_factory=dict)
     resume_option: str | None = None
     resume_keeps: tuple[str, ...] = ()
+    check: Callable[[StageCall], None] | None = None
 
 
 _COMMANDS: dict[str, StageCommand] = {}

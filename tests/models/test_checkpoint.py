@@ -203,7 +203,7 @@ def test_missing_config_key_and_old_format_are_refused(tmp_path, trained):
     ):
         load_checkpoint(lacking)
     old = _rewrite(path, tmp_path / "v1.safetensors", lambda m: m.update(format_version=1))
-    with pytest.raises(CheckpointError, match=r"v1.safetensors: format version 1 holds an earlier emonet network shape"):
+    with pytest.raises(CheckpointError, match=r"v1.safetensors: format version 1 holds an earlier emonet network"):
         load_checkpoint(old)
 
 

@@ -211,3 +211,29 @@ def test_a_read_only_workdir_is_one_line(tmp_path, capsys):
         _one_line_refusal(capsys, path, "read-only file system", "nothing was run")
         assert main(["run", str(path), "--workdir", str(ro)]) == 1
         _one_line_refusal(capsys, path, "read-only file system")
+
+
+TRAIN_AFTER = """
+  train:
+    command: train
+    options:
+      store: ${{features.store}}
+      tasks: [acted, valence]
+      {option}
+"""
+
+
+@pytest.mark.parametrize(
+    ("option", "words"),
+    [
+        ("loss: nope", ["--loss 'nope' is not one of"]),
+        ("optimizer: nope", ["--optimizer 'nope' is not one of"]),
+        ("label-order: [acted=a,b]", ["--label-order"]),
+    ],
+)
+def test_a_train_stage_s_whole_config_is_checked_before_the_first_stage_runs(tmp_path, capsys, option, words):
+    # these values convert one by one; only the whole TrainConfig refuses them
+    path = _write(tmp_path, PIPELINE + TRAIN_AFTER.replace("{option}", option))
+    assert main(["run", str(path)]) == 2
+    _one_line_refusal(capsys, path, "stage 'train'", *words)
+    assert not (tmp_path / "work" / "corpus").exists()  # the first stage did not run
