@@ -209,7 +209,9 @@ def check_stage(pipeline: Pipeline, stage: Stage) -> None:
                 f"{pipeline.path}: stage '{stage.name}': '${{{other}.{output}}}': stage '{other}' offers "
                 f"{', '.join(offered) or 'no outputs'}"
             )
-    call = stage_call(pipeline, stage, stage.options, stage.args, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
+    added = {k: v.format(stage=stage.name) for k, v in command.defaults.items() if k not in stage.options}
+    options = {**stage.options, **added}  # as the stage will run (with_defaults), without changing it
+    call = stage_call(pipeline, stage, options, stage.args, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
     if command.check is not None:
         try:
             command.check(call)
