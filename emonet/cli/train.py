@@ -27,6 +27,7 @@ from emonet.models import ModelConfig
 from emonet.training.config import TrainConfig
 from emonet.training.losses import LOSSES
 from emonet.training.optim import OPTIMIZERS, optimizer_help
+from emonet.training.task_schedule import SCHEDULES
 
 Stores = Annotated[
     list[Path] | None,
@@ -46,8 +47,21 @@ Experiments = Annotated[
 ]
 Mode = Annotated[str | None, typer.Option("--mode", "-m", help=mo.Mode.__metadata__[0].help)]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-bs", help="Utterances per batch.")]
-Epochs = Annotated[int, typer.Option("--epochs", "-e", help="Cap on the epochs of all three lr stages together.")]
-Patience = Annotated[int, typer.Option("--patience", "-p", help="Epochs without devel UAR gain before the next stage.")]
+Epochs = Annotated[
+    int | None,
+    typer.Option(
+        "--epochs",
+        "-e",
+        help="One task: cap on the epochs of all three lr stages together (default 1000). Several: the epochs of "
+        "each stage (default 50).",
+    ),
+]
+Patience = Annotated[
+    int,
+    typer.Option(
+        "--patience", "-p", help="Epochs without devel UAR gain before the next stage (one task, --select-best)."
+    ),
+]
 Balanced = Annotated[bool, typer.Option("--balanced-weights", "-bw", help="Class weights n / (k * count).")]
 LearningRate = Annotated[float, typer.Option("--learning-rate", "-lr", help="Learning rate of the first stage.")]
 Optimizer = Annotated[
@@ -74,7 +88,33 @@ Iwd = Annotated[
 ]
 Spe = Annotated[
     int | None,
-    typer.Option("--steps-per-epoch", "-spe", help="Steps per epoch (default: see the largest train set once)."),
+    typer.Option(
+        "--steps-per-epoch",
+        "-spe",
+        help="Iterations per epoch; several tasks: one batch of every task each (default 20). One task: default "
+        "one pass over its train set.",
+    ),
+]
+TaskScheduleOption = Annotated[
+    str,
+    typer.Option(
+        "--task-schedule",
+        metavar="|".join(SCHEDULES),
+        help="Several tasks: every-task (one batch of every task per iteration, the original's) or round-robin "
+        "(one batch of one task per step, each task in turn).",
+    ),
+]
+SharedOptimizer = Annotated[
+    bool,
+    typer.Option("--shared-optimizer", help="Several tasks: one optimiser for all tasks (the original: one per task)."),
+]
+SelectBest = Annotated[
+    bool,
+    typer.Option(
+        "--select-best",
+        help="Several tasks: early stopping on the mean devel UAR (-p) and the best weights, as one task (the "
+        "original: fixed stages, the final weights).",
+    ),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same results on a CPU.")]
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Data loader processes (0: in the training process).")]
@@ -100,7 +140,8 @@ OPTIONS: dict[str, Any] = {
     "batch_size": BatchSize, "epochs": Epochs, "patience": Patience, "balanced_weights": Balanced,
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "loss": Loss,
     "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
-    "individual_weight_decay": Iwd, "steps_per_epoch": Spe, "seed": Seed, "device": ro.Device,
+    "individual_weight_decay": Iwd, "steps_per_epoch": Spe, "task_schedule": TaskScheduleOption,
+    "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed, "device": ro.Device,
     "precision": ro.Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
 }  # fmt: skip
 RUN_OPTIONS = {"resume": None, "quiet": False}
@@ -161,7 +202,7 @@ def train_config(options: Mapping[str, Any]) -> TrainConfig:
 
 
 def train(ctx: typer.Context, **options: Any) -> None:
-    """Train a model on one task (single-task) or several (multi-task, round robin) of feature stores.
+    """Train a model on one task (single-task) or several (multi-task: one batch of every task per iteration).
 
     Example: emonet train --store features/ --tasks acted arousal valence -ebp runs/
     """

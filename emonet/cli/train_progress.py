@@ -10,6 +10,13 @@ from rich.table import Table
 from emonet.training.progress import EpochSummary
 from emonet.training.progress import Progress as TrainProgress
 
+# what an epoch's end does next, as its line says it
+ACTIONS = {
+    "next-stage": "  -> next stage (best weights, lr/10)",
+    "lower-lr": "  -> next stage (lr/10)",
+    "done": "  -> done",
+}
+
 
 class RichTrainProgress(TrainProgress):
     """Progress of a run on ``console`` (stderr): a bar per epoch when it is a terminal."""
@@ -51,7 +58,7 @@ class RichTrainProgress(TrainProgress):
             f"{t}: loss {s.train_loss[t]:.4f} UAR {d['uar']:.3f} F1 {d['macro_f1']:.3f}" for t, d in s.devel.items()
         )
         mark = " *best*" if s.is_best else ""
-        stage = {"next-stage": "  -> next stage (best weights, lr/10)", "done": "  -> done"}.get(s.action, "")
+        stage = ACTIONS.get(s.action, "")
         self.console.print(
             f"epoch {s.epoch} stage {s.stage + 1} lr {s.lr:g}  {per_task}  mean UAR {s.score:.3f}{mark}{stage} "
             f"({s.seconds:.1f} s)",

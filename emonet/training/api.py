@@ -54,6 +54,6 @@ def resume(
         if progress is not None:
             progress.note(f"{run_dir}: this run is finished (its {RESULTS} is there); nothing to resume")
         return run_dir, results
-    config = TrainConfig.from_dict(read_config(run_dir))
+    config = TrainConfig.from_run(read_config(run_dir))
     trainer = Trainer(config, resume=run_dir, progress=progress, callbacks=callbacks)
     return trainer.run_dir, trainer.run_training()

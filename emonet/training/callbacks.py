@@ -81,16 +81,19 @@ class TensorBoard(Callback):
 
 
 class Checkpoints(Callback):
-    """best.safetensors (when the epoch is the best so far), last.safetensors and the resume
-    state state.pt, in that order, after each epoch (rank 0). The trainer runs it after the
-    user's callbacks, so their states in state.pt include this epoch."""
+    """best.safetensors (the weights the run's results score: the best devel epoch so far with
+    early stopping, every epoch's in the original's multi-task procedure, whose result is the
+    final weights), last.safetensors and the resume state state.pt, in that order, after each
+    epoch (rank 0). The trainer runs it after the user's callbacks, so their states in state.pt
+    include this epoch."""
 
     def on_epoch_end(self, trainer, summary: EpochSummary) -> None:
         if trainer.rank != 0:
             return
         run = trainer.run_dir
+        selected = summary.is_best or not trainer.config.early_stopping
         for which, name in (("best", rd.BEST), ("last", rd.LAST)):
-            if which == "last" or summary.is_best:
+            if which == "last" or selected:
                 with rd.writing(run, name):
                     save_checkpoint(run / name, trainer.model, **self.meta(trainer, which))
         with rd.writing(run, rd.STATE):

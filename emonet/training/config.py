@@ -12,18 +12,28 @@ from emonet.errors import ConfigError
 from emonet.models import MODES, ModelConfig
 from emonet.training.losses import LOSSES, check_loss_options
 from emonet.training.optim import OPTIMIZERS
+from emonet.training.task_schedule import SCHEDULES
 from emonet.utils.devices import check_device_name, check_precision
 
 MAX_SEED = 2**64 - 1  # torch.manual_seed's limit
 MAX_WINDOW = 86400.0  # seconds
+SINGLE_TASK_EPOCHS = 1000  # the original's -e default for one task
+MULTI_TASK_EPOCHS, MULTI_TASK_STEPS = 50, 20  # the original's -e and -spe defaults for several tasks
+FORMER_MULTI_TASK = {"task_schedule": "round-robin", "shared_optimizer": True, "select_best": True}
 
 
 @dataclass
 class TrainConfig:
     """A training run. Defaults are the original EmoNet's (README, "The original EmoNet's options").
 
-    ``epochs`` caps the epochs of all three stages together. ``steps_per_epoch`` None means
-    enough steps to see the largest task's train partition once (per DDP world).
+    A single task (and a multi-task run with ``select_best``) early-stops each of the three
+    stages on devel and continues from the best weights; ``epochs`` caps all stages together
+    and ``steps_per_epoch`` None means enough steps to see the largest task's train partition
+    once (per DDP world). A multi-task run (several tasks) follows the original EmoNet: each
+    stage runs exactly ``epochs`` x ``steps_per_epoch`` iterations and the final weights are
+    the result. ``epochs`` and ``steps_per_epoch`` None are the original's defaults for the
+    run's kind (1000 epochs single-task; 50 epochs of 20 iterations multi-task), resolved here
+    and so recorded in config.yaml.
     ``label_order`` maps a task to its classes in ordinal order (ordinal loss only).
     """
 
@@ -34,7 +44,7 @@ class TrainConfig:
     initial_model: str | None = None
     model: ModelConfig = field(default_factory=ModelConfig)
     batch_size: int = 64
-    epochs: int = 1000
+    epochs: int | None = None  # None: the original's default, 1000 single-task, 50 multi-task
     patience: int = 20
     min_delta: float = 0.005
     stages: int = 3
@@ -48,7 +58,7 @@ class TrainConfig:
     balanced_weights: bool = False
     individual_weight_decay: bool = False
     shared_l2: float = 1e-6  # the original's L2 on the shared 3x3 kernels
-    steps_per_epoch: int | None = None
+    steps_per_epoch: int | None = None  # None: 20 multi-task (the original's), one pass single-task
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
@@ -57,6 +67,10 @@ class TrainConfig:
     run_name: str | None = None
     # the model options the user set: with -im each must match the initial model (None: keep its architecture)
     model_given: list[str] | None = None
+    # multi-task: one batch of every task per iteration (the original's) or round-robin (one task per step)
+    task_schedule: str = "every-task"
+    shared_optimizer: bool = False  # multi-task: one optimiser for all tasks instead of one per task
+    select_best: bool = False  # multi-task: early stopping and best weights as a single task
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -72,7 +86,23 @@ class TrainConfig:
         self.tasks = [str(t) for t in self.tasks]
         if self.mode is None:
             self.mode = "adapters" if (self.initial_model or len(self.tasks) > 1) else "scratch"
+        if self.epochs is None:
+            self.epochs = MULTI_TASK_EPOCHS if self.multi_task else SINGLE_TASK_EPOCHS
+        if self.steps_per_epoch is None and self.multi_task:
+            self.steps_per_epoch = MULTI_TASK_STEPS
         self.validate()
+
+    @property
+    def multi_task(self) -> bool:
+        """Several tasks trained jointly (the original's multi-task procedure)."""
+        return len(self.tasks) > 1
+
+    @property
+    def early_stopping(self) -> bool:
+        """Stages that end on devel without a gain, each from the best weights, and the best
+        weights scored at the end (a single task, or ``select_best``); else fixed stages and
+        the final weights."""
+        return not self.multi_task or self.select_best
 
     def validate(self) -> None:
         """Raise ConfigError (one line naming the option) for an unusable value."""
@@ -86,6 +116,7 @@ class TrainConfig:
         _choice("--mode", self.mode, MODES)
         _choice("--optimizer", self.optimizer, OPTIMIZERS)
         _choice("--loss", self.loss, LOSSES)
+        _choice("--task-schedule", self.task_schedule, SCHEDULES)
         self.device = check_device_name(self.device)
         check_precision(self.precision)
         for name, value, low in (
@@ -146,6 +177,14 @@ class TrainConfig:
         if unknown:
             raise ConfigError(f"unknown training config key(s): {', '.join(unknown)}")
         return cls(**data)
+
+    @classmethod
+    def from_run(cls, data: dict[str, Any]) -> TrainConfig:
+        """A run's config.yaml: one written before the multi-task options existed trained with
+        today's options' former behaviour (round robin, one optimiser, best weights)."""
+        if "task_schedule" not in data:
+            data = {**FORMER_MULTI_TASK, **data}
+        return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (validated again)."""

@@ -1,9 +1,10 @@
 """Multi-task batches over endless per-task streams, in the order of a task schedule
 (emonet.training.task_schedule), for the main process or DataLoader workers.
 
-Step t yields one batch of each task of ``schedule.tasks_at(t)`` (round robin, the default:
-one batch of task ``t % T``, each task in turn). With N loader workers on each of W ranks,
-step t of rank r is drawn from data slice ``r * N + t % N`` of ``W * N`` disjoint slices:
+Step t yields one batch of each task of ``schedule.tasks_at(t)`` (the trainer's default: one
+batch of every task, in task order; round robin: one batch of task ``t % T``). With N loader
+workers on each of W ranks, step t of rank r is drawn from data slice ``r * N + t % N`` of
+``W * N`` disjoint slices:
 every (rank, worker) reads its own shards, and the data of a step depends only on (seed, t,
 rank, N, W), never on timing. A loader started at step s (resume) therefore continues
 exactly where the previous one stopped. Stores are opened inside each worker, never before

@@ -17,7 +17,7 @@ class EpochSummary:
     devel: dict[str, dict]  # task -> {"uar", "accuracy", "macro_f1", "loss"}
     score: float  # mean devel UAR over the tasks
     is_best: bool
-    action: str  # continue | next-stage | done
+    action: str  # continue | next-stage (from the best weights) | lower-lr (from the current ones) | done
     seconds: float = 0.0
     extra: dict = field(default_factory=dict)
 

@@ -57,8 +57,9 @@ def results_bytes(results: dict) -> bytes:
 
 
 def write_reports(run: Path, results: dict, history: list[dict], best_epoch: int) -> None:
-    """plots/learning_curves.png, plots/confusion_<task>.png and, last (it marks the run as
-    finished), results.json (task -> partition -> metrics)."""
+    """plots/learning_curves.png (``best_epoch``, the epoch whose weights were scored, marked),
+    plots/confusion_<task>.png and, last (it marks the run as finished), results.json (task ->
+    partition -> metrics)."""
     plots = run / "plots"
     plots.mkdir(exist_ok=True)
     if history:
@@ -83,7 +84,7 @@ def _save(fig, path: Path) -> None:
 
 
 def learning_curves(history: list[dict], best_epoch: int, path: Path) -> None:
-    """Train loss and devel UAR per epoch, one line per task; the best epoch marked."""
+    """Train loss and devel UAR per epoch, one line per task; the scored epoch (``best_epoch``) marked."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,5 +1,6 @@
-"""The original's learning-rate schedule: stages lr, lr/10, lr/100, each early-stopped on the
-validation score (min delta, patience), each continuing from the best weights."""
+"""The original's learning-rate schedule: stages lr, lr/10, lr/100. A single task early-stops
+each on the validation score (min delta, patience) and continues from the best weights; a
+multi-task run (``fixed``) runs each for exactly ``max_epochs`` epochs from the current weights."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ class Schedule:
     epochs without an improvement of more than ``min_delta`` over ``reference`` (as Keras'
     EarlyStopping). A stage that runs out of patience ends; the next starts from the best
     weights with a tenth of the learning rate. ``max_epochs`` caps all stages together.
+
+    ``fixed`` (the original's multi-task procedure): no early stopping; every stage runs
+    exactly ``max_epochs`` epochs and the next continues from the current weights (action
+    'lower-lr'). The best score is still tracked.
     """
 
     lr: float
@@ -30,6 +35,7 @@ class Schedule:
     reference: float = -math.inf
     bad_epochs: int = 0
     done: bool = False
+    fixed: bool = False
 
     @property
     def current_lr(self) -> float:
@@ -37,11 +43,14 @@ class Schedule:
 
     def update(self, score: float) -> tuple[bool, str]:
         """Record an epoch's score; returns (new best weights?, action) with action
-        'continue', 'next-stage' (restore the best weights, lower the lr) or 'done'."""
+        'continue', 'next-stage' (restore the best weights, lower the lr), 'lower-lr' (lower
+        the lr, keep the weights: ``fixed``) or 'done'."""
         self.epoch += 1
         is_best = score > self.best
         if is_best:
             self.best, self.best_epoch = score, self.epoch
+        if self.fixed:
+            return is_best, self._fixed_stage_end()
         if score - self.min_delta > self.reference:
             self.reference, self.bad_epochs = score, 0
         else:
@@ -58,6 +67,16 @@ class Schedule:
             self.reference = self.best
             return is_best, "next-stage"
         return is_best, "continue"
+
+    def _fixed_stage_end(self) -> str:
+        """``fixed``: a stage ends after exactly ``max_epochs`` epochs."""
+        if self.epoch % self.max_epochs:
+            return "continue"
+        if self.stage + 1 >= self.stages:
+            self.done = True
+            return "done"
+        self.stage += 1
+        return "lower-lr"
 
     def state_dict(self) -> dict:
         """Everything, as plain data (for the resume state)."""

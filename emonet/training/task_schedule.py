@@ -64,8 +64,8 @@ class TaskSchedule:
 
 
 class RoundRobin(TaskSchedule):
-    """The original EmoNet's order: step t trains one batch of task ``t % T`` (each task in
-    turn); an epoch is T times the largest task's batches."""
+    """Step t trains one batch of task ``t % T`` (each task in turn; ``--task-schedule
+    round-robin``); an epoch is T times the largest task's batches."""
 
     kind = "round-robin"
 
@@ -81,8 +81,9 @@ class RoundRobin(TaskSchedule):
 
 
 class EveryTask(TaskSchedule):
-    """Each step trains one batch of every task, in task order, each batch its own
-    optimiser step; an epoch is the largest task's batches."""
+    """The original EmoNet's iteration (the default): each step trains one batch of every
+    task, in task order, each batch its own optimiser step; an epoch is the largest task's
+    batches."""
 
     kind = "every-task"
 

@@ -28,7 +28,7 @@ from emonet.training.schedule import Schedule
 from emonet.training.setup import build_run_model, check_window, open_stores, task_data
 from emonet.training.state import AttributeState, RngState, StateRegistry
 from emonet.training.streams import StreamSpec
-from emonet.training.task_schedule import RoundRobin, TaskSchedule
+from emonet.training.task_schedule import SCHEDULES, RoundRobin, TaskSchedule
 from emonet.utils.allocator import keep_large_buffers
 from emonet.utils.devices import autocast, resolve_device
 
@@ -55,12 +55,14 @@ def _interrupted(exc: KeyboardInterrupt, run: Path | None) -> TrainingInterrupte
 
 class Trainer:
     """One run: ``Trainer(config).run_training()`` trains, validates every epoch, scores the test
-    partitions once with the best weights and returns ``results`` (task -> partition ->
+    partitions once (with the best devel weights for a single task, the final weights for
+    several: ``TrainConfig.early_stopping``) and returns ``results`` (task -> partition ->
     metrics). ``resume`` continues the run in that folder from its last finished epoch.
 
     ``callbacks`` are called around the loop (emonet.training.callbacks); ``task_schedule``
-    says which task(s) each step trains (round robin over the tasks, the original's order,
-    when None). What a resume needs is kept in one registry (:meth:`register_state`)."""
+    says which task(s) each step trains (the config's ``task_schedule`` when None: one batch
+    of every task per step, the original's). What a resume needs is kept in one registry
+    (:meth:`register_state`)."""
 
     def __init__(
         self,
@@ -95,7 +97,7 @@ class Trainer:
         self.norms = {t: normalizer(d.store, t) for t, d in self.tasks.items()}
         self.losses = {t: self._loss(t).to(self.device) for t in self.names}
         self.penalties = self._penalties()
-        self.task_schedule = task_schedule if task_schedule is not None else RoundRobin(self.names)
+        self.task_schedule = task_schedule if task_schedule is not None else SCHEDULES[config.task_schedule](self.names)
         if sorted(self.task_schedule.tasks) != sorted(self.names):
             raise TrainingError(
                 f"the task schedule is over {self.task_schedule.tasks}: give one over the run's tasks {self.names}"
@@ -103,7 +105,10 @@ class Trainer:
         per_step = config.batch_size * self.world
         n_train = {t: d.n_train for t, d in self.tasks.items()}
         self.spe = config.steps_per_epoch or self.task_schedule.steps_per_epoch(n_train, per_step)
-        self.schedule = Schedule(config.learning_rate, config.patience, config.min_delta, config.stages, config.epochs)
+        self.schedule = Schedule(
+            config.learning_rate, config.patience, config.min_delta, config.stages, config.epochs,
+            fixed=not config.early_stopping,
+        )  # fmt: skip
         self.scaler = torch.amp.GradScaler("cuda") if config.precision == "fp16" else None
         self.step, self.history, self.best_state = 0, [], None
         self.callbacks = arrange(self.progress, list(callbacks or []))
@@ -159,18 +164,24 @@ class Trainer:
             out[t] = [(ps, f) for ps, f in terms if f > 0 and any(p.requires_grad for p in ps)]
         return out
 
-    def _new_optimizer(self) -> None:
-        """A fresh optimiser at the schedule's learning rate (a run's start and each new stage)."""
-        groups = parameter_groups(self.model, self.names)
-        self.optimizer = build_optimizer(self.config.optimizer, groups, self.schedule.current_lr)
-        self.register_state("optimizer", self.optimizer)
+    def _new_optimizers(self) -> None:
+        """Fresh optimisers at the schedule's learning rate (a run's start and each new stage):
+        in multi-task one per task over the shared weights and the task's parts, each with its
+        own state (the original's); one over everything for a single task or ``shared_optimizer``.
+        ``self.optimizers`` maps each task to the one its batches step."""
+        owners = [self.names] if self.config.shared_optimizer or len(self.names) == 1 else [[t] for t in self.names]
+        self.optimizers = {}
+        for tasks in owners:
+            opt = build_optimizer(self.config.optimizer, parameter_groups(self.model, tasks), self.schedule.current_lr)
+            self.optimizers.update(dict.fromkeys(tasks, opt))
+            self.register_state("optimizer" if len(owners) == 1 else f"optimizer:{tasks[0]}", opt)
 
     # ------------------------------------------------------------ resume state
     def _register_states(self) -> None:
         """Everything a resumed run needs, in restore order."""
         self.register_state("model", self.model)
         self.register_state("schedule", self.schedule)
-        self._new_optimizer()
+        self._new_optimizers()
         self.register_state("task_schedule", self.task_schedule)
         self.register_state("data", AttributeState(self, ("step",)))  # the loader's position
         self.register_state("record", AttributeState(self, ("history", "best_state")))
@@ -192,7 +203,7 @@ class Trainer:
     def load_state_dict(self, state: dict) -> None:
         """Restore every registered object from :meth:`state_dict`'s output (or an older state.pt's)."""
         fresh = self.states.load_state_dict(state, self.run_dir)
-        if "task_schedule" in fresh:  # a state of an older run: it trained the round robin over its tasks
+        if "task_schedule" in fresh and len(self.names) > 1:  # an older run: it trained the round robin
             try:
                 self.task_schedule.load_state_dict(RoundRobin(self.names).state_dict())
             except TrainingError as exc:
@@ -288,16 +299,19 @@ class Trainer:
         return loss.detach()
 
     def _backward_step(self, loss: torch.Tensor, params: list, k: int) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
+        """Backward and one step of task ``k``'s optimiser (every gradient cleared first: another
+        task's optimiser may cover parameters this one does not)."""
+        optimizer = self.optimizers[self.names[k]]
+        self.model.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
             dd.average_gradients(params, self.world, k, self.names, self.step)
-            self.scaler.step(self.optimizer)
+            self.scaler.step(optimizer)
             self.scaler.update()
         else:
             loss.backward()
             dd.average_gradients(params, self.world, k, self.names, self.step)
-            self.optimizer.step()
+            optimizer.step()
 
     def _check_finite(self, value: float) -> None:
         if not math.isfinite(value):
@@ -335,21 +349,23 @@ class Trainer:
                     "devel_accuracy": devel[t]["accuracy"], "devel_macro_f1": devel[t]["macro_f1"],
                 }
             )  # fmt: skip
-        if is_best:  # the best weights are the current ones
+        if is_best and self.config.early_stopping:  # the best weights are the current ones (kept to reload)
             self.best_state = copy.deepcopy(self.model.state_dict())
-        if action == "next-stage":  # the next stage starts from the best weights, with a fresh optimiser
+        if action == "next-stage":  # the next stage starts from the best weights
             self.model.load_state_dict(self.best_state)
-            self._new_optimizer()
+        if action in ("next-stage", "lower-lr"):  # ... with fresh optimisers
+            self._new_optimizers()
         summary = EpochSummary(sched.epoch, stage, lr, losses, devel, score, is_best, action, seconds)
         summary.extra.update(self.timing)
         self._call("on_epoch_end", summary)  # the run folder's files are written here (callbacks.py)
 
     # ------------------------------------------------------------------ finish
     def _finish(self) -> dict:
-        """Best weights; devel and test (once, selecting nothing) scored; reports written."""
-
-        if self.best_state is not None:
+        """The best weights (early stopping) or the final ones (multi-task, the original's);
+        devel and test (once, selecting nothing) scored; reports written."""
+        if self.best_state is not None and self.config.early_stopping:
             self.model.load_state_dict(self.best_state)
+        scored = self.schedule.best_epoch if self.config.early_stopping else self.schedule.epoch
         results = {}
         for t, d in self.tasks.items():
             results[t] = {}
@@ -363,11 +379,11 @@ class Trainer:
                 results[t][p] = {
                     **classification_report(cm, d.classes),
                     "loss": loss,
-                    "epoch": self.schedule.best_epoch,
+                    "epoch": scored,
                 }
         if self.rank == 0:
             with self._writing(rd.RESULTS):
-                write_reports(self.run_dir, results, self.history, self.schedule.best_epoch)
+                write_reports(self.run_dir, results, self.history, scored)
         dd.barrier(self.world)
         return results
 

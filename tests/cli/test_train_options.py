@@ -71,8 +71,10 @@ def test_help_lists_the_registered_losses_and_optimizers_with_their_defaults(cap
     assert main(["train", "--help"]) == 0
     text = capsys.readouterr().out
     assert "|".join(LOSSES) in text and "|".join(OPTIMIZERS) in text
-    for default in ("[default: 64]", "[default: 1000]", "[default: 0,0.5]", "[default: crossentropy]"):
+    for default in ("[default: 64]", "[default: 0,0.5]", "[default: crossentropy]", "[default: every-task]"):
         assert default in text, default
+    # -e and -spe: the original's defaults depend on the number of tasks, so the help says both
+    assert "(default 1000)" in text and "(default 50)" in text and "(default 20)" in text
     assert "[default: False]" not in text and "[default: None]" not in text
 
 
@@ -91,7 +93,7 @@ def test_the_command_lines_config_is_train_configs(tmp_path):
     assert cfg.model_given == ["dropout", "n_blocks"]
     assert (cfg.model.n_blocks, cfg.model.dropout, cfg.model.n_filters) == (1, (0.1, 0.1), 32)
     assert cfg.label_order == {"arousal": ["low", "mid", "high"]} and cfg.optimizer == "adam"
-    assert cfg.epochs == TrainConfig.epochs and cfg.stores == [str(tmp_path / "st")]
+    assert cfg.epochs == 1000 and cfg.steps_per_epoch is None and cfg.stores == [str(tmp_path / "st")]
     by_hand = TrainConfig(
         stores=[str(tmp_path / "st")],
         tasks=["arousal"],

@@ -20,7 +20,7 @@ TINY = ModelConfig(n_blocks=1, n_filters=4, dropout=0.0)
 
 
 def _config(store, exps, tasks=("acted", "arousal"), **kw) -> TrainConfig:
-    base = dict(batch_size=8, window=1.0, epochs=2, patience=5, steps_per_epoch=3, learning_rate=0.01, device="cpu")
+    base = dict(batch_size=8, window=1.0, epochs=1, patience=5, steps_per_epoch=3, learning_rate=0.01, device="cpu")
     base.update(kw)
     return TrainConfig(stores=[str(store)], tasks=list(tasks), experiments=str(exps), model=TINY, **base)
 
@@ -55,12 +55,13 @@ def test_a_user_callback_sees_every_step_epoch_and_the_results(small_store, tmp_
     rec = Recorder()
     trainer = Trainer(_config(small_store, tmp_path), callbacks=[rec])
     results = trainer.run_training()
-    tasks = ["acted", "arousal"] * 3  # round robin over the run's global steps
+    # three stages of one epoch of 3 iterations, each one batch of every task in order (the original's);
+    # the global step counts the iteration once its last task's batch is trained
     assert [(e, s, g, t) for e, s, g, t, _ in rec.steps] == [
-        (e, s, 3 * (e - 1) + s, tasks[3 * (e - 1) + s - 1]) for e in (1, 2) for s in (1, 2, 3)
+        (e, s, 3 * (e - 1) + s - (t == "acted"), t) for e in (1, 2, 3) for s in (1, 2, 3) for t in ("acted", "arousal")
     ]
     assert all(loss > 0 for *_, loss in rec.steps)
-    assert rec.epochs == [(1, ["acted", "arousal"]), (2, ["acted", "arousal"])] and rec.started == 1
+    assert rec.epochs == [(e, ["acted", "arousal"]) for e in (1, 2, 3)] and rec.started == 1
     assert rec.results == results == json.loads((trainer.run_dir / "results.json").read_text())
 
 
@@ -81,18 +82,18 @@ def test_a_callbacks_state_survives_a_resume_and_the_run_ends_as_an_uninterrupte
     (run,) = (tmp_path / "cut").iterdir()
     again = Recorder()
     resume(run, callbacks=[again])
-    assert first.count == 3 and again.count == 6, "the count went on from the saved state"
-    tasks = ("arousal", "acted", "arousal")  # global steps 3, 4, 5 of the round robin
-    assert [s[:4] for s in again.steps] == [(2, s, 3 + s, t) for s, t in zip((1, 2, 3), tasks, strict=True)]
+    assert first.count == 6 and again.count == 18, "the count went on from the saved state"
+    assert [s[:4] for s in again.steps] == [
+        (e, s, 3 * (e - 1) + s - (t == "acted"), t) for e in (2, 3) for s in (1, 2, 3) for t in ("acted", "arousal")
+    ]  # epochs 2 and 3 (stages 2 and 3, fresh per-task optimisers), from where the first epoch stopped
     assert (run / "results.json").read_bytes() == (whole.run_dir / "results.json").read_bytes()
     assert (run / "metrics.csv").read_bytes() == (whole.run_dir / "metrics.csv").read_bytes()
 
 
 def test_every_task_schedule_trains_each_task_once_per_step_in_order(small_store, tmp_path):
     rec = Recorder()
-    cfg = _config(small_store, tmp_path, ("valence", "acted"), epochs=1, steps_per_epoch=None, batch_size=5)
+    cfg = _config(small_store, tmp_path, ("valence", "acted"), steps_per_epoch=4, batch_size=5, stages=1)
     trainer = Trainer(cfg, callbacks=[rec], task_schedule=EveryTask(["valence", "acted"]))
-    assert trainer.spe == 4  # the largest train partition once: ceil(18 / 5) steps, each of both tasks
     trainer.run_training()
     assert [(s, g, t) for _, s, g, t, _ in rec.steps] == [
         (s, g, t) for s in (1, 2, 3, 4) for g, t in ((s - 1, "valence"), (s, "acted"))

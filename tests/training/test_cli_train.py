@@ -139,7 +139,7 @@ def _cli(*args):
 
 
 def test_resume_after_kill_9_ends_like_an_uninterrupted_run(small_store, tmp_path):
-    common = ["-s", small_store, "-t", "acted", "arousal", "-e", "4", "-p", "20", *TINY[:-3], "-spe", "4"]
+    common = ["-s", small_store, "-t", "acted", "arousal", "-e", "2", "-p", "20", *TINY[:-3], "-spe", "4"]
     cmd, env = _cli(*common, "-ebp", tmp_path / "full", "--device", "cpu", "-q")
     subprocess.run(cmd, env=env, check=True, timeout=120)
     cmd, env = _cli(*common, "-ebp", tmp_path / "killed", "--device", "cpu", "-q")

@@ -87,7 +87,7 @@ def test_the_saved_state_holds_every_registered_name(small_store, tmp_path):
     assert set(state) == {"format", *trainer.states.entries}
     assert {"model", "optimizer", "schedule", "task_schedule", "data", "record", "rng", "scaler"} <= set(state)
     assert state["scaler"]["scale"] == 5.0 and state["callback:_Marker"] == {"epochs": 1}  # saved after its epoch end
-    assert state["data"] == {"step": 2} and state["task_schedule"] == {"kind": "round-robin", "tasks": ["arousal"]}
+    assert state["data"] == {"step": 2} and state["task_schedule"] == {"kind": "every-task", "tasks": ["arousal"]}
 
 
 @pytest.mark.slow
@@ -109,11 +109,11 @@ def test_a_state_written_before_the_registry_resumes_to_the_same_end(small_store
 
 @pytest.mark.slow
 def test_an_unknown_or_mismatched_state_is_refused_in_one_line(small_store, tmp_path):
-    from emonet.training.task_schedule import EveryTask
+    from emonet.training.task_schedule import RoundRobin
 
     run = _interrupted_run(small_store, tmp_path)
     with pytest.raises(TrainingError) as exc:  # another task schedule than the run started with
-        Trainer(_config(small_store, tmp_path), resume=run, task_schedule=EveryTask(["arousal"])).run_training()
+        Trainer(_config(small_store, tmp_path), resume=run, task_schedule=RoundRobin(["arousal"])).run_training()
     assert f"--resume {run}" in str(exc.value) and "schedule it started with" in str(exc.value)
     rd.save_state(run, {"weights": torch.zeros(1)})
     with pytest.raises(TrainingError) as exc:

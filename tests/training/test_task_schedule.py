@@ -29,7 +29,7 @@ def test_steps_before_counts_each_tasks_batches_for_every_worker_split(cls):
                         assert schedule.steps_before(task, step, residue, every) == want, (n_tasks, every, step)
 
 
-def test_round_robin_is_the_originals_order_and_epoch_length():
+def test_round_robin_trains_each_task_in_turn_and_its_epoch_length():
     rr = RoundRobin(["a", "b", "c"])
     assert [rr.tasks_at(t) for t in range(7)] == [["a"], ["b"], ["c"], ["a"], ["b"], ["c"], ["a"]]
     # an epoch shows the largest train partition once: 3 tasks x ceil(18 / 5) steps

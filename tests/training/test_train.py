@@ -27,8 +27,9 @@ def _config(store, exps, tasks, **kw):
 
 def test_multi_task_run_writes_a_complete_experiment_folder(small_store, tmp_path):
     cfg = _config(
-        small_store, tmp_path / "exps", ["acted", "arousal"], balanced_weights=True, individual_weight_decay=True
-    )
+        small_store, tmp_path / "exps", ["acted", "arousal"], balanced_weights=True, individual_weight_decay=True,
+        epochs=1,
+    )  # fmt: skip
     run, results = train(cfg)
     assert run.parent == tmp_path / "exps"
     assert cfg.mode == "adapters"  # several tasks without -im: the original's multi-task setting
@@ -41,14 +42,9 @@ def test_multi_task_run_writes_a_complete_experiment_folder(small_store, tmp_pat
     assert meta["feature_config"]["n_mels"] == 32 and set(meta["norm_stats"]) == {"acted", "arousal"}
     assert len(meta["norm_stats"]["acted"]["mean"]) == 32
     load_checkpoint(run / "last.safetensors")
-    # metrics.csv: one row per epoch and task
+    # metrics.csv: one row per epoch and task (three stages of one epoch)
     rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert [(r["epoch"], r["task"]) for r in rows] == [
-        ("1", "acted"),
-        ("1", "arousal"),
-        ("2", "acted"),
-        ("2", "arousal"),
-    ]
+    assert [(r["epoch"], r["task"]) for r in rows] == [(str(e), t) for e in (1, 2, 3) for t in ("acted", "arousal")]
     assert all(0.0 <= float(r["devel_uar"]) <= 1.0 and float(r["loss"]) > 0 for r in rows)
     # results.json: task -> partition -> metrics, devel and test
     doc = json.loads((run / "results.json").read_text())
@@ -69,7 +65,7 @@ def test_training_learns_the_separable_task(small_store, tmp_path):
 
 
 def test_same_seed_same_results_and_runs_never_collide(small_store, tmp_path):
-    cfg = _config(small_store, tmp_path, ["valence", "acted"], epochs=2, steps_per_epoch=2)
+    cfg = _config(small_store, tmp_path, ["valence", "acted"], epochs=1, steps_per_epoch=2)
     run_a, _ = train(cfg)
     run_b, _ = train(cfg)
     assert run_a != run_b and run_a.parent == run_b.parent  # same second, two folders
@@ -152,14 +148,14 @@ def test_last_layer_trains_only_the_head(small_store, tmp_path):
     assert differ and differ <= heads, sorted(differ - heads)[:5]
 
 
-def test_multi_task_keeps_class_weights_iwd_and_the_default_epoch_length(small_store, tmp_path):
+def test_multi_task_keeps_class_weights_iwd_and_the_originals_epoch_length(small_store, tmp_path):
     import emonet
     from emonet.models import adapter_parameters
     from emonet.training.losses import balanced_class_weights
     from emonet.training.trainer import Trainer
 
     cfg = _config(small_store, tmp_path, ["valence", "acted"], balanced_weights=True, individual_weight_decay=True,
-                  steps_per_epoch=None, batch_size=5)  # fmt: skip
+                  steps_per_epoch=None, epochs=None, batch_size=5)  # fmt: skip
     trainer = Trainer(cfg)
     store = emonet.open_store(small_store)
     for task in ("valence", "acted"):
@@ -168,7 +164,10 @@ def test_multi_task_keeps_class_weights_iwd_and_the_default_epoch_length(small_s
         assert trainer.losses[task].weighted and np.allclose(trainer.losses[task].weight.numpy(), want)
         factors = {f for ps, f in trainer.penalties[task] if ps and ps[0] is adapter_parameters(trainer.model, task)[0]}
         assert factors == {5e-3}  # fewer than 500 train items
-    # an epoch sees the largest train partition once: 2 tasks x ceil(18 / 5) steps
-    assert trainer.spe == 2 * 4
-    groups = [g["name"] for g in trainer.optimizer.param_groups]
-    assert groups == ["shared", "task:valence", "task:acted"]
+    # an epoch is the original's 20 iterations (it was the largest train partition once)
+    assert trainer.spe == 20 and cfg.epochs == 50
+    for task in ("valence", "acted"):  # one optimiser per task: the shared weights and the task's parts
+        assert [g["name"] for g in trainer.optimizers[task].param_groups] == ["shared", f"task:{task}"]
+    shared = Trainer(cfg.replace(shared_optimizer=True, task_schedule="round-robin"))
+    assert shared.spe == 20 and shared.optimizers["valence"] is shared.optimizers["acted"]
+    assert [g["name"] for g in shared.optimizers["acted"].param_groups] == ["shared", "task:valence", "task:acted"]
