@@ -21,7 +21,13 @@ from emonet.training.data import normalizer, window_frames
 from emonet.training.evaluate import evaluate_partition
 from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
-from emonet.training.optim import build_optimizer, individual_weight_decay, l2_penalty, parameter_groups
+from emonet.training.optim import (
+    build_optimizer,
+    individual_weight_decay,
+    l2_penalty,
+    parameter_groups,
+    task_decay,
+)
 from emonet.training.progress import EpochSummary, Progress
 from emonet.training.report import write_reports
 from emonet.training.schedule import Schedule
@@ -143,8 +149,8 @@ class Trainer:
         return TaskLoss(cfg.loss, len(d.classes), weights, cfg.focal_gamma, cfg.focal_alpha, ranks)
 
     def _penalties(self) -> dict[str, list]:
-        """task -> [(params, L2 factor)]: -iwd on the task's adapter kernels, and the
-        original's small L2 on the shared 3x3 kernels."""
+        """task -> [(params, L2 factor)], the original's: 1e-6 (``shared_l2``) on the shared 3x3
+        kernels and on the task's adapter kernels; with -iwd the adapters' factor is the size table."""
         roles = self.model.tensor_roles()
         shared = [
             p
@@ -155,14 +161,24 @@ class Trainer:
         for t, d in self.tasks.items():
             terms = [(shared, self.config.shared_l2)]
             if self.config.individual_weight_decay:
-                terms.append((adapter_parameters(self.model, t), individual_weight_decay(d.n_train)))
+                adapter_l2 = individual_weight_decay(d.n_train, self.config.batch_size)
+            else:
+                adapter_l2 = self.config.shared_l2  # the original's 1e-6 on every adapter kernel too
+            terms.append((adapter_parameters(self.model, t), adapter_l2))
             out[t] = [(ps, f) for ps, f in terms if f > 0 and any(p.requires_grad for p in ps)]
         return out
 
     def _new_optimizer(self) -> None:
         """A fresh optimiser at the schedule's learning rate (a run's start and each new stage)."""
         groups = parameter_groups(self.model, self.names)
-        self.optimizer = build_optimizer(self.config.optimizer, groups, self.schedule.current_lr)
+        cfg = self.config
+        decays = {
+            t: task_decay(cfg.optimizer, d.n_train, cfg.batch_size, cfg.individual_weight_decay)
+            for t, d in self.tasks.items()
+        }
+        for g in groups:  # a task's group decays as its task; the shared one as the largest task (smallest decay)
+            g["decay"] = decays[g["name"][5:]] if g["name"].startswith("task:") else min(decays.values())
+        self.optimizer = build_optimizer(cfg.optimizer, groups, self.schedule.current_lr)
         self.register_state("optimizer", self.optimizer)
 
     # ------------------------------------------------------------ resume state
