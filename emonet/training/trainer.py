@@ -146,7 +146,9 @@ class Trainer:
         d, cfg = self.tasks[task], self.config
         weights = balanced_class_weights(d.train_labels, len(d.classes)) if cfg.balanced_weights else None
         ranks = label_ranks(d.classes, cfg.label_order.get(task))  # 0..K-1 unless --label-order
-        return TaskLoss(cfg.loss, len(d.classes), weights, cfg.focal_gamma, cfg.focal_alpha, ranks)
+        return TaskLoss(
+            cfg.loss, len(d.classes), weights, cfg.focal_gamma, cfg.focal_alpha, ranks, cfg.class_weighted_mean
+        )
 
     def _penalties(self) -> dict[str, list]:
         """task -> [(params, L2 factor)], the original's: 1e-6 (``shared_l2``) on the shared 3x3
