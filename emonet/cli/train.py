@@ -86,6 +86,19 @@ Loss = Annotated[
 Iwd = Annotated[
     bool, typer.Option("--individual-weight-decay", "-iwd", help="L2 on adapter kernels by train-set size.")
 ]
+WeightedMean = Annotated[
+    bool,
+    typer.Option(
+        "--class-weighted-mean",
+        help="With -bw, divide a batch's loss by the sum of its weights, not by the batch size as the original.",
+    ),
+]
+IdentityAdapters = Annotated[
+    bool,
+    typer.Option(
+        "--identity-adapters", help="New adapters start as zero kernels (identity), not the original's he_normal."
+    ),
+]
 Spe = Annotated[
     int | None,
     typer.Option(
@@ -138,10 +151,12 @@ OPTIONS: dict[str, Any] = {
     "model": mo.ModelType, "blocks": mo.Blocks, "filters": mo.Filters, "widen": mo.Widen, "dropout": mo.Dropout,
     "classifier": mo.Classifier, "share_feature_layer": mo.ShareFeatureLayer, "adapter_type": mo.AdapterType,
     "batch_size": BatchSize, "epochs": Epochs, "patience": Patience, "balanced_weights": Balanced,
+    "class_weighted_mean": WeightedMean,
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "loss": Loss,
     "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
-    "individual_weight_decay": Iwd, "steps_per_epoch": Spe, "task_schedule": TaskScheduleOption,
-    "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed, "device": ro.Device,
+    "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "steps_per_epoch": Spe,
+    "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
+    "device": ro.Device,
     "precision": ro.Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
 }  # fmt: skip
 RUN_OPTIONS = {"resume": None, "quiet": False}

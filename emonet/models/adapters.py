@@ -10,15 +10,17 @@ from torch import nn
 
 from emonet.errors import ConfigError
 from emonet.models.dropout import Dropout
+from emonet.models.keras_init import he_normal_
 from emonet.models.norm import MaskedBatchNorm2d
-from emonet.models.task_parts import TaskDict, reset_to_identity
+from emonet.models.task_parts import TaskDict
 
 
 def _adapter(in_ch: int, out_ch: int) -> nn.Conv2d:
-    """A fresh 1x1 adapter: zero kernel, so a new task starts as the shared network. It has
-    stride 1: a strided unit subsamples its input before the adapter (``ConvUnit._parallel``)."""
+    """A fresh 1x1 adapter, he_normal as the original's (``reset_to_identity`` makes it a zero
+    kernel, the identity). It has stride 1: a strided unit subsamples its input before the
+    adapter (``ConvUnit._parallel``)."""
     conv = nn.Conv2d(in_ch, out_ch, 1, bias=False)
-    reset_to_identity(conv)
+    he_normal_(conv.weight)
     return conv
 
 
@@ -44,7 +46,7 @@ class ConvUnit(nn.Module):
         self.stride = stride
         self.adapter_type = adapter_type
         self.conv = nn.Conv2d(in_ch, out_ch, 3, stride=stride, padding=1, bias=False)
-        nn.init.kaiming_normal_(self.conv.weight, mode="fan_out", nonlinearity="relu")
+        he_normal_(self.conv.weight)
         self.drop = Dropout(dropout)
         if adapter_type == "parallel":
             self.adapter = TaskDict("adapters", partial(_adapter, in_ch, out_ch))

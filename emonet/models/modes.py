@@ -9,7 +9,8 @@ training modes") and how a model is set up for them.
 | adapters   | loaded, frozen     | per task, trained           | per task, trained  | trained   | new        |
 
 A new task's adapters, BNs and attention start as copies of a source task's (``setup_model``;
-adapters of a model that had none start as zero, identity, 1x1 kernels: README, "New tasks").
+adapters of a model that had none start he_normal as the original's, or as zero, identity, 1x1
+kernels with ``identity_adapters``: README, "New tasks").
 ``adapters`` without an initial model is multi-task training: the shared convs train jointly
 with every task's parts (``apply_mode(..., pretrained=False)``). A shared attention layer
 (``share_feature_layer``) counts as shared. Parts of tasks not being trained are frozen.
@@ -25,6 +26,7 @@ from emonet.errors import ConfigError, ModelError, UnknownTaskError
 from emonet.models.config import MODES, ModelConfig
 from emonet.models.initial import config_from_initial
 from emonet.models.network import EmoNet, build_model
+from emonet.models.task_parts import reset_to_identity
 
 
 def trainable_parameter_names(model: nn.Module) -> list[str]:
@@ -88,13 +90,14 @@ def setup_model(
     initial: EmoNet | None = None,
     source_task: str | None = None,
     given: Collection[str] | None = None,
+    identity_adapters: bool = False,
 ) -> EmoNet:
     """A model ready to train ``tasks`` in ``mode`` (``apply_mode`` already applied).
 
     * scratch: a new adapter-free model (``adapter_type`` forced to none); no initial model.
     * finetune / last-layer: ``initial`` required; its architecture, weights and tasks are kept.
     * adapters: without ``initial`` a new multi-task model (shared convs train); with it, the
-      initial model's weights (an adapter-free one gains identity adapters of
+      initial model's weights (an adapter-free one gains he_normal adapters of
       ``config.adapter_type``, default parallel) and only the tasks' own parts train.
 
     Tasks new to the model start from ``source_task``'s adapters, BNs and attention (default:
@@ -113,6 +116,8 @@ def setup_model(
             initial model (ConfigError naming both values otherwise), except the dropout rates,
             which override. None (default): none; the initial model's architecture and
             dropout are kept.
+        identity_adapters: new adapters start as zero kernels (the identity: a new task starts
+            as the shared network) instead of the original's he_normal.
 
     Returns:
         The model, in train mode, with ``requires_grad`` set for ``mode``.
@@ -126,13 +131,18 @@ def setup_model(
     if not tasks:
         raise ConfigError("setup_model needs at least one task")
     if initial is None:
-        return _new_model(mode, tasks, config or ModelConfig())
+        model = _new_model(mode, tasks, config or ModelConfig())
+        if identity_adapters:
+            _reset_adapters(model, model.tasks)
+        return model
     if mode == "scratch":
         raise ConfigError("mode 'scratch' takes no initial model (drop -im/--initial-model)")
     if config is None:
         config = initial.config
     model = build_model(config_from_initial(initial.config, config, given, mode), initial.tasks)
     _load_from(model, initial)
+    if identity_adapters and not initial.config.has_adapters:  # the adapters it gained
+        _reset_adapters(model, model.tasks)
     source = source_task or next(iter(initial.tasks), None)
     for name, classes in tasks.items():
         if name in model.tasks:
@@ -158,9 +168,17 @@ def _new_model(mode: str, tasks: Mapping[str, Sequence[str]], config: ModelConfi
     return model
 
 
+def _reset_adapters(model: EmoNet, tasks: Iterable[str]) -> None:
+    """Make the adapters of ``tasks`` zero kernels (identity)."""
+    for _, td in model.task_dicts():
+        if td.category == "adapters":
+            for task in tasks:
+                reset_to_identity(td[task])
+
+
 def _load_from(model: EmoNet, initial: EmoNet) -> None:
     """Copy ``initial``'s weights (by name), feature config and normalisation statistics;
-    only adapter parts may be missing (they stay identity)."""
+    only adapter parts may be missing (they stay as built)."""
     missing, unexpected = model.load_state_dict(initial.state_dict(), strict=False)
     roles = model.tensor_roles()
     bad = [k for k in missing if roles[k][1] not in ("adapters",) and ".adapter_bn." not in k]

@@ -9,6 +9,7 @@ from torch import nn
 
 from emonet.errors import ConfigError
 from emonet.models.dtypes import at_least_float32
+from emonet.models.keras_init import attention_normal_
 from emonet.models.task_parts import TaskDict
 
 
@@ -25,8 +26,8 @@ class AttentionPool(nn.Module):
     def __init__(self, dim: int, lam: float) -> None:
         super().__init__()
         self.lam = lam
-        self.proj = nn.Linear(dim, dim)  # W, b
-        self.score = nn.Linear(dim, 1, bias=False)  # u
+        self.proj = attention_normal_(nn.Linear(dim, dim))  # W, b
+        self.score = attention_normal_(nn.Linear(dim, 1, bias=False))  # u
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         e = self.lam * self.score(torch.tanh(self.proj(x))).squeeze(-1)

@@ -56,8 +56,10 @@ class TrainConfig:
     focal_alpha: float = 0.25
     label_order: dict[str, list[str]] = field(default_factory=dict)
     balanced_weights: bool = False
+    class_weighted_mean: bool = False  # improvement: a weighted batch's loss / sum of weights, not / batch size
     individual_weight_decay: bool = False
-    shared_l2: float = 1e-6  # the original's L2 on the shared 3x3 kernels
+    shared_l2: float = 1e-6  # the original's L2 on the shared 3x3 kernels (and the adapter kernels without -iwd)
+    identity_adapters: bool = False  # improvement: new adapters start as zero kernels, not he_normal
     steps_per_epoch: int | None = None  # None: 20 multi-task (the original's), one pass single-task
     seed: int = 0
     device: str = "auto"

@@ -1,5 +1,6 @@
-"""Optimisers by name, with one parameter group per task (plus one for the shared network), and
-the original's individual weight decay, an L2 penalty on a task's adapter kernels.
+"""Optimisers by name, with one parameter group per task (plus one for the shared network), the
+original's time-based learning-rate decay, and its individual weight decay, an L2 penalty on a
+task's adapter kernels.
 
 ``OPTIMIZERS`` maps a name to its :class:`OptimizerSpec` (its factory, the parameters it is
 built with besides the learning rate, and one line of help); ``register_optimizer`` adds one.
@@ -9,6 +10,7 @@ list the optimisers without loading it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -79,16 +81,36 @@ def optimizer_help(spec: OptimizerSpec) -> str:
     return f"{spec.name}: {spec.help}" + (f" ({params})" if params else "")
 
 
-def individual_weight_decay(n_train: int) -> float:
-    """The original's L2 factor on a task's adapter kernels by its training-set size:
+def _size_table(n_train: int, batch_size: int) -> float:
+    """The original's factor by training-set size, rounded up to whole batches:
     n >= 10000: 1e-6; 1000..9999: 5e-4; 500..999: 2e-3; < 500: 5e-3."""
-    if n_train >= 10000:
+    n = math.ceil(n_train / batch_size) * batch_size
+    if n >= 10000:
         return 1e-6
-    if n_train >= 1000:
+    if n >= 1000:
         return 5e-4
-    if n_train >= 500:
+    if n >= 500:
         return 2e-3
     return 5e-3
+
+
+def individual_weight_decay(n_train: int, batch_size: int = 1) -> float:
+    """The L2 factor on a task's adapter kernels with ``-iwd``: the size table (``_size_table``)
+    of its training-set size rounded up to whole batches of ``batch_size``."""
+    return _size_table(n_train, batch_size)
+
+
+def sgd_decay(n_train: int, batch_size: int, iwd: bool) -> float:
+    """The original's time-based SGD decay d of a task (lr_t = lr / (1 + d t)): 1e-6 with
+    ``-iwd`` (the size table is then the adapters' L2 factor), else the size table of its
+    training-set size rounded up to whole batches."""
+    return 1e-6 if iwd else _size_table(n_train, batch_size)
+
+
+def task_decay(optimizer: str, n_train: int, batch_size: int, iwd: bool) -> float:
+    """The decay an optimiser serving this task gets: ``sgd_decay`` for SGD; 0 for the others
+    (the original decayed SGD only)."""
+    return sgd_decay(n_train, batch_size, iwd) if optimizer == "sgd" else 0.0
 
 
 def parameter_groups(model, tasks: Sequence[str]) -> list[dict]:
@@ -109,12 +131,33 @@ def parameter_groups(model, tasks: Sequence[str]) -> list[dict]:
     return [{"name": k, "params": v} for k, v in groups.items() if v]
 
 
-def build_optimizer(name: str, groups: list[dict], lr: float) -> torch.optim.Optimizer:
-    """The registered optimiser ``name`` over ``groups`` at learning rate ``lr``, with its defaults."""
+def build_optimizer(name: str, groups: list[dict], lr: float, decay: float = 0.0) -> torch.optim.Optimizer:
+    """The registered optimiser ``name`` over ``groups`` at learning rate ``lr``, with its defaults.
+
+    ``decay`` d > 0 adds Keras' time-based decay: the update number t (0 for the first, counted
+    by this optimiser) runs at lr / (1 + d t). A group may carry its own ``"decay"``. The count
+    and the base rate live in the param groups (``decay_updates``, ``decay_lr``), so
+    ``state_dict``/``load_state_dict`` carry them: a resumed optimiser continues the same decay.
+    """
     spec = OPTIMIZERS.get(name)
     if spec is None:
         raise ConfigError(f"unknown --optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-    return spec.factory(groups, lr=lr, **spec.defaults)
+    optimizer = spec.factory(groups, lr=lr, **spec.defaults)
+    for group in optimizer.param_groups:
+        group.setdefault("decay", float(decay))
+        group.setdefault("decay_lr", group["lr"])
+        group.setdefault("decay_updates", 0)
+    optimizer.register_step_pre_hook(_time_decay)
+    return optimizer
+
+
+def _time_decay(optimizer, args, kwargs) -> None:
+    """Before each update: lr = decay_lr / (1 + decay * decay_updates), then count the update."""
+    for group in optimizer.param_groups:
+        t = group.get("decay_updates", 0)  # absent in the state of a run saved before the decay existed
+        if group.get("decay", 0.0) > 0:
+            group["lr"] = group["decay_lr"] / (1.0 + group["decay"] * t)
+        group["decay_updates"] = t + 1
 
 
 def l2_penalty(params: Sequence[torch.Tensor], factor: float) -> torch.Tensor | None:

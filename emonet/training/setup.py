@@ -110,7 +110,15 @@ def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_con
     kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks}
     classes = {t: d.classes for t, d in tasks.items()}
     try:
-        return setup_model(config.mode, classes, config=model_cfg, initial=initial, given=config.model_given), kept
+        model = setup_model(
+            config.mode,
+            classes,
+            config=model_cfg,
+            initial=initial,
+            given=config.model_given,
+            identity_adapters=config.identity_adapters,
+        )
+        return model, kept
     except UnknownTaskError:
         raise
     except ValueError as exc:

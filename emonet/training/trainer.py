@@ -21,7 +21,13 @@ from emonet.training.data import normalizer, window_frames
 from emonet.training.evaluate import evaluate_partition
 from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
-from emonet.training.optim import build_optimizer, individual_weight_decay, l2_penalty, parameter_groups
+from emonet.training.optim import (
+    build_optimizer,
+    individual_weight_decay,
+    l2_penalty,
+    parameter_groups,
+    task_decay,
+)
 from emonet.training.progress import EpochSummary, Progress
 from emonet.training.report import write_reports
 from emonet.training.schedule import Schedule
@@ -145,11 +151,13 @@ class Trainer:
         d, cfg = self.tasks[task], self.config
         weights = balanced_class_weights(d.train_labels, len(d.classes)) if cfg.balanced_weights else None
         ranks = label_ranks(d.classes, cfg.label_order.get(task))  # 0..K-1 unless --label-order
-        return TaskLoss(cfg.loss, len(d.classes), weights, cfg.focal_gamma, cfg.focal_alpha, ranks)
+        return TaskLoss(
+            cfg.loss, len(d.classes), weights, cfg.focal_gamma, cfg.focal_alpha, ranks, cfg.class_weighted_mean
+        )
 
     def _penalties(self) -> dict[str, list]:
-        """task -> [(params, L2 factor)]: -iwd on the task's adapter kernels, and the
-        original's small L2 on the shared 3x3 kernels."""
+        """task -> [(params, L2 factor)], the original's: 1e-6 (``shared_l2``) on the shared 3x3
+        kernels and on the task's adapter kernels; with -iwd the adapters' factor is the size table."""
         roles = self.model.tensor_roles()
         shared = [
             p
@@ -160,19 +168,33 @@ class Trainer:
         for t, d in self.tasks.items():
             terms = [(shared, self.config.shared_l2)]
             if self.config.individual_weight_decay:
-                terms.append((adapter_parameters(self.model, t), individual_weight_decay(d.n_train)))
+                adapter_l2 = individual_weight_decay(d.n_train, self.config.batch_size)
+            else:
+                adapter_l2 = self.config.shared_l2  # the original's 1e-6 on every adapter kernel too
+            terms.append((adapter_parameters(self.model, t), adapter_l2))
             out[t] = [(ps, f) for ps, f in terms if f > 0 and any(p.requires_grad for p in ps)]
         return out
 
     def _new_optimizers(self) -> None:
         """Fresh optimisers at the schedule's learning rate (a run's start and each new stage):
         in multi-task one per task over the shared weights and the task's parts, each with its
-        own state (the original's); one over everything for a single task or ``shared_optimizer``.
-        ``self.optimizers`` maps each task to the one its batches step."""
-        owners = [self.names] if self.config.shared_optimizer or len(self.names) == 1 else [[t] for t in self.names]
+        own state and its task's SGD decay (the original's); one over everything for a single
+        task or ``shared_optimizer`` (there a task's group decays as its task, the shared group
+        as the largest task: the smallest decay). ``self.optimizers`` maps each task to the one
+        its batches step."""
+        cfg = self.config
+        decays = {
+            t: task_decay(cfg.optimizer, d.n_train, cfg.batch_size, cfg.individual_weight_decay)
+            for t, d in self.tasks.items()
+        }
+        owners = [self.names] if cfg.shared_optimizer or len(self.names) == 1 else [[t] for t in self.names]
         self.optimizers = {}
         for tasks in owners:
-            opt = build_optimizer(self.config.optimizer, parameter_groups(self.model, tasks), self.schedule.current_lr)
+            groups = parameter_groups(self.model, tasks)
+            for g in groups:
+                name = g["name"]
+                g["decay"] = decays[name[5:]] if name.startswith("task:") else min(decays[t] for t in tasks)
+            opt = build_optimizer(cfg.optimizer, groups, self.schedule.current_lr)
             self.optimizers.update(dict.fromkeys(tasks, opt))
             self.register_state("optimizer" if len(owners) == 1 else f"optimizer:{tasks[0]}", opt)
 

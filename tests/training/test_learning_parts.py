@@ -27,7 +27,12 @@ def test_cross_entropy_and_class_weights_by_hand():
     assert TaskLoss("crossentropy", 2)(logits, labels) == pytest.approx(float(nll.mean()))
     w = balanced_class_weights(np.array([0, 0, 0, 1]), 2)
     assert w.tolist() == pytest.approx([4 / (2 * 3), 4 / (2 * 1)])
+    # the original's: sum(w l) / batch size
     weighted = TaskLoss("crossentropy", 2, w)(logits, labels)
+    expect = (w[0] * nll[0] + w[1] * nll[1] + w[0] * nll[2]) / 3
+    assert float(weighted) == pytest.approx(float(expect), rel=1e-5)
+    # --class-weighted-mean: divided by the sum of the weights, as F.cross_entropy does
+    weighted = TaskLoss("crossentropy", 2, w, weighted_mean=True)(logits, labels)
     expect = (w[0] * nll[0] + w[1] * nll[1] + w[0] * nll[2]) / (w[0] + w[1] + w[0])
     assert float(weighted) == pytest.approx(float(expect), rel=1e-5)
     assert float(weighted) == pytest.approx(

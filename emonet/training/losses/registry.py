@@ -21,6 +21,8 @@ from emonet.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
+_LOG_EPS, _LOG_1M_EPS = math.log(1e-7), math.log1p(-1e-7)  # Keras' probability clip, as log p
+
 PerItem = Callable[["torch.Tensor", "torch.Tensor", object], "torch.Tensor"]
 
 
@@ -97,18 +99,26 @@ def _target_log_prob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
 
 
 def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, loss) -> torch.Tensor:
-    """-log p_y."""
+    """-log p_y (two classes: the binary cross entropy of the sigmoid output)."""
     return -_target_log_prob(logits, labels)
 
 
 def focal(logits: torch.Tensor, labels: torch.Tensor, loss) -> torch.Tensor:
-    """-alpha (1 - p_y)^gamma log p_y."""
-    logp_t = _target_log_prob(logits, labels)
-    return -loss.alpha * (1.0 - logp_t.exp()).pow(loss.gamma) * logp_t
+    """-alpha (1 - p_y)^gamma log p_y, p_y clipped to [1e-7, 1 - 1e-7] as the original's.
+    Two classes: the binary focal loss, alpha on the second (positive) class, 1 - alpha on the
+    first."""
+    logp_t = _target_log_prob(logits, labels).clamp(_LOG_EPS, _LOG_1M_EPS)
+    alpha = loss.alpha
+    if logits.shape[1] == 2:
+        alpha = (labels == 1).to(logits.dtype) * (2 * alpha - 1) + (1 - alpha)
+    return -alpha * (1.0 - logp_t.exp()).pow(loss.gamma) * logp_t
 
 
 def ordinal(logits: torch.Tensor, labels: torch.Tensor, loss) -> torch.Tensor:
-    """Cross entropy against the SORD soft targets of the class ranks."""
+    """Cross entropy against the SORD soft targets of the class ranks; two classes: plain
+    (binary) cross entropy, as the original's."""
+    if logits.shape[1] == 2:
+        return cross_entropy(logits, labels, loss)
     return -(ordinal_targets(labels, loss.ranks) * logits.log_softmax(dim=1)).sum(dim=1)
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from emonet.models.dtypes import at_least_float32
 from emonet.training.losses.registry import loss_spec
 
 
@@ -22,8 +23,8 @@ def balanced_class_weights(label_ids: np.ndarray, n_classes: int) -> np.ndarray:
 
 class TaskLoss(torch.nn.Module):
     """One task's loss: the registered loss ``kind``, computed in float32 whatever the autocast
-    precision. With class weights the mean is weighted (as ``F.cross_entropy`` does):
-    sum(w_y * l) / sum(w_y).
+    precision (float64 stays float64). With class weights the batch loss is the original's sum(w_y * l) / batch size,
+    or with ``weighted_mean`` the weighted mean sum(w_y * l) / sum(w_y) (as ``F.cross_entropy``).
 
     Args:
         kind: a name in ``LOSSES`` (crossentropy | focal | ordinal, or one registered since).
@@ -31,6 +32,7 @@ class TaskLoss(torch.nn.Module):
         class_weights: float [K] or None.
         gamma, alpha: focal loss parameters.
         ranks: class ranks for the ordinal loss (default 0..K-1).
+        weighted_mean: divide a weighted batch's loss by the sum of its weights.
     """
 
     def __init__(
@@ -41,19 +43,22 @@ class TaskLoss(torch.nn.Module):
         gamma: float = 2.0,
         alpha: float = 0.25,
         ranks: Sequence[float] | None = None,
+        weighted_mean: bool = False,
     ):
         super().__init__()
         self.spec = loss_spec(kind)
         self.kind, self.n_classes, self.gamma, self.alpha = kind, n_classes, float(gamma), float(alpha)
         w = torch.as_tensor(class_weights, dtype=torch.float32) if class_weights is not None else None
         self.register_buffer("weight", w if w is not None else torch.ones(n_classes), persistent=False)
-        self.weighted = w is not None
+        self.weighted, self.weighted_mean = w is not None, weighted_mean
         r = torch.as_tensor(ranks if ranks is not None else range(n_classes), dtype=torch.float32)
         self.register_buffer("ranks", r, persistent=False)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        per_item = self.spec.per_item(logits.float(), labels, self)
+        per_item = self.spec.per_item(at_least_float32(logits), labels, self)
         if not self.weighted:
             return per_item.mean()
         w = self.weight[labels]
-        return (w * per_item).sum() / w.sum().clamp_min(1e-12)
+        if self.weighted_mean:
+            return (w * per_item).sum() / w.sum().clamp_min(1e-12)
+        return (w * per_item).sum() / len(labels)
