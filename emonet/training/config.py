@@ -161,11 +161,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from :meth:`to_dict`'s output (config.yaml); unknown keys are refused."""
+        """Build from :meth:`to_dict`'s output (config.yaml); unknown keys are refused. A
+        config.yaml without ``score_whole`` was written before it existed, when a run scored
+        whole clips whatever its window and its avgpool was the global mean (now meanpool): it
+        keeps doing so on --resume."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in data if k not in known)
         if unknown:
             raise ConfigError(f"unknown training config key(s): {', '.join(unknown)}")
+        if "score_whole" not in data:
+            data = {**data, "score_whole": data.get("window") is not None}
+            model = data.get("model")
+            if isinstance(model, dict) and model.get("classifier") == "avgpool":
+                data["model"] = {**model, "classifier": "meanpool"}
         return cls(**data)
 
     def replace(self, **changes: Any) -> TrainConfig:

@@ -8,6 +8,7 @@ import torch
 
 from emonet.errors import ConfigError, ModelError
 from emonet.models import ModelConfig, build_model
+from emonet.models.checkpoint import checkpoint_config
 from tests.helpers import F64
 
 pytestmark = pytest.mark.usefixtures("float64")  # see tests/models/conftest.py
@@ -65,3 +66,13 @@ def test_meanpool_is_the_global_masked_mean(tiny, randomize):
         feat, _ = net.cnn(x.transpose(1, 2).unsqueeze(1), torch.tensor([40]), "a")
         net(x, None, "a")
     torch.testing.assert_close(seen[0], feat.mean(dim=(2, 3)), **F64)
+
+
+def test_a_checkpoint_from_before_the_8x8_top_loads_its_global_mean(tmp_path):
+    """A file written before input_frames existed: its avgpool was the global masked mean."""
+    old = ModelConfig(classifier="meanpool").to_dict()
+    del old["input_frames"]
+    old["classifier"] = "avgpool"
+    assert checkpoint_config(tmp_path / "m.safetensors", {"config": old}).classifier == "meanpool"
+    new = ModelConfig(classifier="avgpool", input_frames=126).to_dict()
+    assert checkpoint_config(tmp_path / "m.safetensors", {"config": new}) == ModelConfig.from_dict(new)

@@ -120,3 +120,15 @@ def test_a_run_without_a_window_trains_on_whole_utterances(small_store, tmp_path
     for frames, batch in inputs.seen:
         assert frames == max(batch) and set(batch) <= lengths  # whole clips, padded to the longest
     assert results["acted"]["test"]["n"] > 0
+
+
+def test_a_config_yaml_from_before_one_window_scoring_resumes_as_it_ran():
+    """config.yaml of an earlier run (no score_whole): it scored whole clips, and its avgpool
+    was the global mean, which is meanpool now."""
+    old = TrainConfig(stores=["s"], tasks=["a"], experiments="e", window=4.0).to_dict()
+    del old["score_whole"]
+    old["model"]["classifier"] = "avgpool"
+    again = TrainConfig.from_dict(old)
+    assert again.score_whole is True and again.model.classifier == "meanpool"
+    new = TrainConfig(stores=["s"], tasks=["a"], experiments="e", window=4.0).to_dict()
+    assert TrainConfig.from_dict(new).score_whole is False
