@@ -12,7 +12,7 @@ from torch import nn
 from emonet.errors import ConfigError
 from emonet.models.config import AVGPOOL_CELL
 from emonet.models.dtypes import at_least_float32
-from emonet.models.masking import strided_lengths, time_mask
+from emonet.models.masking import time_mask
 from emonet.models.task_parts import TaskDict
 
 
@@ -42,7 +42,7 @@ class AttentionPool(nn.Module):
 def map_size(size: int, strides: int = 3) -> int:
     """Positions left of ``size`` after ``strides`` stride-2 'same' stages (the cnn's map)."""
     for _ in range(strides):
-        size = int(strided_lengths(torch.tensor(size), 2))
+        size = (size + 1) // 2  # ceil(size / 2), as masking.strided_lengths
     return size
 
 
