@@ -118,14 +118,16 @@ def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_con
         raise
     except ValueError as exc:
         raise ModelError(str(exc).splitlines()[0]) from None
-    check_fixed_input(model.config, frames, config.window)
+    check_fixed_input(model.config, frames, config)
     return model, kept
 
 
-def check_fixed_input(model_cfg, frames: int | None, seconds: float | None) -> None:
-    """An avgpool model (one from -im too) takes exactly its window: refuse a run without -w or
-    with another window."""
-    fixed = model_cfg.input_frames
+def check_fixed_input(model_cfg, frames: int | None, config: TrainConfig) -> None:
+    """An avgpool model (one from -im too) takes exactly its window: refuse a run without -w,
+    with another window or with --score-whole."""
+    fixed, seconds = model_cfg.input_frames, config.window
+    if fixed is not None and config.score_whole:
+        raise ConfigError("--score-whole: the avgpool top scores one fixed-size window per clip; drop --score-whole")
     if fixed is None or fixed == frames:
         return
     if frames is None:

@@ -4,6 +4,8 @@ clip is longer than the window); --score-whole and avgpool's need of a window.""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,20 @@ def test_a_config_yaml_from_before_one_window_scoring_resumes_as_it_ran():
     assert again.score_whole is True and again.model.classifier == "meanpool"
     new = TrainConfig(stores=["s"], tasks=["a"], experiments="e", window=4.0).to_dict()
     assert TrainConfig.from_dict(new).score_whole is False
+
+
+@pytest.mark.slow  # extracts the demo store (128 mels: the 8x8 top needs at least 57)
+def test_an_avgpool_initial_model_needs_its_own_window(demo_store, tmp_path, capsys):
+    base = tmp_path / "base.safetensors"
+    args = ["init-model", str(base), "-s", str(demo_store), "-t", "acted", "-m", "scratch", "-N", "1", "-nf", "4"]
+    assert main([*args, "-c", "avgpool", "-w", "2"]) == 0
+    capsys.readouterr()
+    common = dict(stores=[str(demo_store)], tasks=["arousal"], experiments=str(tmp_path / "e"), mode="finetune")
+    for options, needle in (
+        ({}, "the initial model has the avgpool top, which takes 63-frame windows: add its -w"),
+        ({"window": 4.0}, "-w 4 s (126 frames): the initial model's avgpool top takes 63 frames; use its -w"),
+        ({"window": 2.0, "score_whole": True}, "--score-whole: the avgpool top scores one fixed-size window"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            train(TrainConfig(**common, initial_model=str(base), device="cpu", **options))
+    assert not (tmp_path / "e").exists()
