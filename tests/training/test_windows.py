@@ -15,9 +15,11 @@ from emonet.cli.app import main
 from emonet.cli.train import config_default
 from emonet.data.batching import padded_batch, utterance_batches
 from emonet.data.crops import normalize, scoring_windows
+from emonet.data.features import FeatureConfig
 from emonet.data.store_access import partition_index
 from emonet.errors import ConfigError
-from emonet.models import ModelConfig
+from emonet.evaluation.evaluator import run_window
+from emonet.models import ModelConfig, build_model
 from emonet.training import TrainConfig, train
 from emonet.training.callbacks import Callback
 from emonet.training.data import normalizer
@@ -151,3 +153,19 @@ def test_an_avgpool_initial_model_needs_its_own_window(demo_store, tmp_path, cap
         with pytest.raises(ConfigError, match=re.escape(needle)):
             train(TrainConfig(**common, initial_model=str(base), device="cpu", **options))
     assert not (tmp_path / "e").exists()
+
+
+def test_evaluate_reads_the_runs_window_from_the_checkpoint():
+    """emonet evaluate scores as the run did: one window with -w, whole clips without it, with
+    --score-whole, or for a run from before one-window scoring (no score_whole in its config)."""
+    net = build_model(ModelConfig(n_blocks=1, n_filters=4), {"a": ["x", "y"]})
+    features = FeatureConfig().to_dict()
+
+    def meta(**run):
+        return {"feature_config": features, "extra": {"train_config": run}}
+
+    assert run_window(net, meta(window=4.0, score_whole=False)) == W4
+    assert run_window(net, meta(window=None, score_whole=False)) is None
+    assert run_window(net, meta(window=4.0, score_whole=True)) is None
+    assert run_window(net, meta(window=4.0)) is None
+    assert run_window(net, {"feature_config": features}) is None
