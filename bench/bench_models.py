@@ -130,7 +130,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per variant")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per variant (median)")
-    parser.add_argument("--classifiers", nargs="+", default=["attention", "avgpool"])
+    parser.add_argument("--classifiers", nargs="+", default=["attention", "meanpool"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
     parser.add_argument(

@@ -37,6 +37,7 @@ def init_model(
     widen: mo.Widen = 1,
     dropout: mo.Dropout = "0,0.5",
     classifier: mo.Classifier = "attention",
+    window: mo.InputWindow = None,
     share_feature_layer: mo.ShareFeatureLayer = False,
     adapter_type: mo.AdapterType = "parallel",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
@@ -52,7 +53,10 @@ def init_model(
     if out_path.exists() and not overwrite:
         raise EmoNetError(f"{out_path}: exists; choose another path or pass --overwrite")
     cfg = mo.model_config(model, blocks, filters, widen, dropout, classifier, share_feature_layer, adapter_type)
-    built = model_for_store(open_store(store), tasks, mode, cfg, initial_model, given=mo.given_fields(ctx))
+    opened = open_store(store)
+    cfg = mo.with_window(cfg, opened.feature_config, window)
+    given = mo.given_fields(ctx) | ({"input_frames"} if window is not None else set())
+    built = model_for_store(opened, tasks, mode, cfg, initial_model, given=given)
     net = built.model
     save_checkpoint(out_path, net, extra=built.extra)
     out.print(render_model_summary(describe_model(net)))

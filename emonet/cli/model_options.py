@@ -38,8 +38,17 @@ Classifier = Annotated[
         "--classifier",
         "-c",
         case_sensitive=False,
-        metavar="avgpool|attention|FCNAttention",
-        help="Classifier top (FCNAttention, the original EmoNet's name, is attention).",
+        metavar="avgpool|attention|FCNAttention|meanpool",
+        help="Classifier top: attention (FCNAttention, the original EmoNet's name), avgpool (the original's "
+        "8x8 pool over the final map, flattened: needs -w) or meanpool (a global masked mean).",
+    ),
+]
+InputWindow = Annotated[
+    float | None,
+    typer.Option(
+        "--window",
+        "-w",
+        help="Seconds of input an avgpool model takes (the -w it will be trained with); -c avgpool needs it.",
     ),
 ]
 ShareFeatureLayer = Annotated[
@@ -62,6 +71,20 @@ CONFIG_FIELDS = {
     "share_feature_layer": "share_feature_layer",
     "adapter_type": "adapter_type",
 }
+
+
+def with_window(config: ModelConfig, feature_config: Mapping[str, Any], seconds: float | None) -> ModelConfig:
+    """``config`` with the fixed input length of ``seconds`` (avgpool only) at the features' rate."""
+    if seconds is None:
+        return config
+    if config.classifier != "avgpool" or not config.uses_cnn:
+        raise EmoNetError(
+            f"-w/--window sizes the input of -c avgpool; -c {config.classifier} takes any length: drop -w"
+        )
+    if not 0 < seconds <= 86400:
+        raise EmoNetError(f"-w/--window must be a number of seconds > 0 and at most 86400, got {seconds:g}")
+    frames = 1 + int(round(seconds * int(feature_config["sample_rate"]))) // int(feature_config["hop_length"])
+    return config.replace(input_frames=frames)
 
 
 def given_fields(ctx: typer.Context) -> set[str]:

@@ -73,7 +73,19 @@ Optimizer = Annotated[
         help="; ".join(optimizer_help(spec) for spec in OPTIMIZERS.values()) + ".",
     ),
 ]
-Window = Annotated[float, typer.Option("--window", "-w", help="Training crop in seconds (evaluation: whole clips).")]
+Window = Annotated[
+    float | None,
+    typer.Option(
+        "--window",
+        "-w",
+        help="Window in seconds: a random crop of each training clip, and devel/test scored on one window per clip "
+        "(from the midpoint when half the clip is longer). Default: whole utterances.",
+    ),
+]
+ScoreWhole = Annotated[
+    bool,
+    typer.Option("--score-whole", help="With -w: score devel/test on whole clips, not one window (an improvement)."),
+]
 Loss = Annotated[
     str,
     typer.Option(
@@ -152,8 +164,8 @@ OPTIONS: dict[str, Any] = {
     "classifier": mo.Classifier, "share_feature_layer": mo.ShareFeatureLayer, "adapter_type": mo.AdapterType,
     "batch_size": BatchSize, "epochs": Epochs, "patience": Patience, "balanced_weights": Balanced,
     "class_weighted_mean": WeightedMean,
-    "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "loss": Loss,
-    "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
+    "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "score_whole": ScoreWhole,
+    "loss": Loss, "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
     "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "steps_per_epoch": Spe,
     "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
     "device": ro.Device,

@@ -1,7 +1,10 @@
-"""Whole-utterance batches for scoring (devel and test during training, ``emonet evaluate``,
-``emonet predict``): utterances zero-padded per batch, with their lengths for masking.
+"""Batches for scoring (devel and test during training, ``emonet evaluate``, ``emonet
+predict``): whole utterances, or with a window the original EmoNet's one window per clip
+(:func:`emonet.data.crops.scoring_windows`), zero-padded per batch, with their lengths for
+masking.
 
-Every scorer batches through here, so padding and normalisation are the same for all of them.
+Every scorer batches through here, so the window, padding and normalisation are the same for
+all of them.
 """
 
 from __future__ import annotations
@@ -11,16 +14,24 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from emonet.data.crops import Normalized, Normalizer, gather_windows, with_pad_row
+from emonet.data.crops import Normalized, Normalizer, gather_windows, scoring_windows, with_pad_row
 from emonet.data.store_access import PartitionIndex, read_frames_cached
 
 Batch = tuple[np.ndarray, torch.Tensor, torch.Tensor]  # (indices int64 [b], x float32 [b, T, mels], lengths [b])
 
 
 def utterance_batches(
-    part, index: PartitionIndex, norm: Normalizer, batch_size: int, rank: int = 0, world: int = 1, group: int = 1024
+    part,
+    index: PartitionIndex,
+    norm: Normalizer,
+    batch_size: int,
+    rank: int = 0,
+    world: int = 1,
+    group: int = 1024,
+    window: int | None = None,
 ) -> Iterator[Batch]:
-    """Whole utterances of ``part`` (utterance i goes to rank i % world), zero-padded per batch.
+    """The utterances of ``part`` (utterance i goes to rank i % world) as scored: whole, or
+    one ``window``-frame window each, zero-padded per batch.
 
     Utterances of similar length are batched together (sorted within groups of ``group``) to
     pad less; with a padding-exact model the scores do not depend on the batching. Frames go
@@ -34,6 +45,8 @@ def utterance_batches(
         batch_size: utterances per batch.
         rank, world: this process's share of the utterances.
         group: utterances read at once; sorted by length within it.
+        window: None: whole utterances; frames: one window per utterance
+            (:func:`~emonet.data.crops.scoring_windows`).
 
     Yields:
         (utterance indices int64 [b], x float32 [b, frames, mels], lengths int64 [b]).
@@ -46,16 +59,17 @@ def utterance_batches(
         ids = ids[np.argsort(index.lengths[ids], kind="stable")]
         for i in range(0, len(ids), batch_size):
             sel = ids[i : i + batch_size]
-            valid = np.maximum(index.lengths[sel], 1)
-            x, lengths = gather_windows(frames, index.offsets[sel] - lo, valid, int(valid.max()))
+            offsets, valid = scoring_windows(index.lengths[sel], window)
+            x, lengths = gather_windows(frames, index.offsets[sel] - lo + offsets, valid, int(valid.max()))
             yield sel, x, lengths
 
 
-def padded_batch(pieces: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised utterances (float32 [frames, mels] each) zero-padded into one batch, as
-    :func:`utterance_batches` pads: (x float32 [n, longest, mels], lengths int64 [n])."""
+def padded_batch(pieces: list[torch.Tensor], window: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalised utterances (float32 [frames, mels] each), whole or one ``window`` each as
+    :func:`utterance_batches` takes them, zero-padded into one batch: (x float32 [n, longest,
+    mels], lengths int64 [n])."""
     lengths = np.asarray([len(p) for p in pieces], np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
-    starts = np.where(lengths > 0, starts, int(lengths.sum()))  # an empty utterance: one row of padding
-    valid = np.maximum(lengths, 1)
+    offsets, valid = scoring_windows(lengths, window)
+    starts = np.where(lengths > 0, starts + offsets, int(lengths.sum()))  # an empty utterance: one row of padding
     return gather_windows(with_pad_row(pieces), starts, valid, int(valid.max()))

@@ -71,6 +71,21 @@ def gather_windows(
     return x, torch.from_numpy(valid.astype(np.int64))
 
 
+def scoring_windows(lengths: np.ndarray, window: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """The frames a clip is scored on (devel, test, ``emonet evaluate``): (offset of the first
+    frame in the clip int64 [n], valid frames int64 [n]).
+
+    ``window`` None: the whole clip. Otherwise the original EmoNet's one window per clip: it
+    starts at the clip's midpoint (``length // 2``) when half the clip is longer than the
+    window, else at 0, and ends after ``window`` frames or at the clip's end.
+    """
+    lengths = np.maximum(np.asarray(lengths, np.int64), 1)
+    if window is None:
+        return np.zeros(len(lengths), np.int64), lengths
+    offsets = np.where(lengths / 2 > window, lengths // 2, 0).astype(np.int64)
+    return offsets, np.minimum(lengths - offsets, window).astype(np.int64)
+
+
 def crop_offsets(lengths: np.ndarray, window: int, rng: np.random.Generator) -> np.ndarray:
     """A random start of a ``window``-frame crop inside each utterance (0 when shorter)."""
     slack = np.maximum(lengths - window, 0)

@@ -1,6 +1,6 @@
 """``evaluate``: a checkpoint scored on a partition of feature stores, task by task, exactly as
-the trainer scores its devel and test partitions (whole utterances, masked, normalised with the
-checkpoint's own per-task statistics)."""
+the trainer scored its devel and test partitions (whole utterances, or one window per clip when
+its run had -w, masked, normalised with the checkpoint's own per-task statistics)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 
 from emonet.data.batching import utterance_batches
 from emonet.data.crops import Normalizer
+from emonet.data.features import FeatureConfig
 from emonet.data.partitions import PARTITIONS
 from emonet.data.store_access import as_store, open_partition, partition_index, resolve_tasks
 from emonet.errors import CheckpointError, ConfigError, ModelError, UnknownTaskError
@@ -100,15 +101,37 @@ def _normalizer(model, name: str, task: str) -> Normalizer:
     return Normalizer(np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32))
 
 
+def run_window(model, meta: dict) -> int | None:
+    """The window (frames) the checkpoint's run scored devel and test on, from its metadata:
+    one window per clip with -w, None (whole utterances) without -w, with --score-whole, or for
+    a checkpoint of no run (or of a run from before one-window scoring); an avgpool model's
+    fixed input length whatever the run."""
+    fixed = model.config.input_frames if model.config.classifier == "avgpool" else None
+    run = (meta.get("extra") or {}).get("train_config") or {}
+    if run.get("window") is None or run.get("score_whole", True) or not meta.get("feature_config"):
+        return fixed
+    return FeatureConfig.from_dict(meta["feature_config"]).seconds_to_frames(float(run["window"]))
+
+
 def evaluate_task(
-    model, name: str, store, task: str, partition: str, batch_size: int, device, precision: str, epoch=None
+    model,
+    name: str,
+    store,
+    task: str,
+    partition: str,
+    batch_size: int,
+    device,
+    precision: str,
+    epoch=None,
+    window: int | None = None,
 ) -> TaskEvaluation:
-    """One task of ``model`` scored on ``store``'s ``partition`` (see :func:`evaluate`)."""
+    """One task of ``model`` scored on ``store``'s ``partition`` (see :func:`evaluate`), each
+    clip whole (``window`` None) or on one ``window``-frame window."""
     norm = _normalizer(model, name, task)
     mapping = _class_map(model, name, store, task)
     part = open_partition(store, task, partition)
     index = partition_index(part)
-    batches = utterance_batches(part, index, norm, batch_size)
+    batches = utterance_batches(part, index, norm, batch_size, window=window)
     scores = score(model, batches, task, device, precision, n=len(index))
     probs, pred = scores.probabilities, scores.predictions
     labels = mapping[index.label_ids]  # -1 indexes the last entry: stays -1
@@ -135,7 +158,7 @@ def evaluate(
     write: bool = True,
 ) -> Evaluation:
     """Score a checkpoint on a partition of feature stores: every task of the model that the
-    stores hold (or ``tasks``).
+    stores hold (or ``tasks``), each clip as the checkpoint's run scored it (:func:`run_window`).
 
     Args:
         model: the model checkpoint (``.safetensors``; a task pack is refused).
@@ -175,9 +198,10 @@ def evaluate(
         _normalizer(net, name, t)
         _class_map(net, name, s, t)
         open_partition(s, t, partition)
-    epoch = (meta.get("extra") or {}).get("epoch")
+    epoch, window = (meta.get("extra") or {}).get("epoch"), run_window(net, meta)
     scored = {
-        t: evaluate_task(net, name, s, t, partition, batch_size, dev, precision, epoch) for t, s in holders.items()
+        t: evaluate_task(net, name, s, t, partition, batch_size, dev, precision, epoch, window)
+        for t, s in holders.items()
     }
     result = Evaluation(name, partition, scored)
     if write:

@@ -52,7 +52,8 @@ class PredictReport:
 
 
 class Predictor:
-    """A loaded checkpoint ready to predict from audio.
+    """A loaded checkpoint ready to predict from audio: each file whole, or with an avgpool
+    model (a fixed input length) on one window, as its run scored devel and test.
 
     Args:
         checkpoint: an EmoNet model checkpoint (``.safetensors``).
@@ -72,6 +73,7 @@ class Predictor:
         # the trainer's own normalisation, so features match training bit for bit
         self.norm = {task: Normalizer(s["mean"], s["std"]) for task, s in (meta.get("norm_stats") or {}).items()}
         self.batch_size = batch_size
+        self.window = self.model.config.input_frames  # avgpool: one window per file (else whole files)
         self._logmel = LogMel(self.features)
         self.path = path
 
@@ -103,7 +105,7 @@ class Predictor:
         """Each task's scores of one batch of files (padded as a store's utterances are)."""
         out = {}
         for task in tasks:
-            x, lengths = padded_batch([normalize(f, self.norm[task]) for f in feats])
+            x, lengths = padded_batch([normalize(f, self.norm[task]) for f in feats], self.window)
             batch = (np.arange(len(feats)), x, lengths)
             out[task] = score(self.model, [batch], task, self.device, self.precision, n=len(feats))
             if not out[task].finite:  # a NaN's argmax is a label that means nothing

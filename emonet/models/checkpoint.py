@@ -75,9 +75,15 @@ def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def checkpoint_config(path: Path, meta: dict[str, Any]) -> ModelConfig:
-    """The model config of checkpoint metadata; every architecture key must be present."""
+    """The model config of checkpoint metadata; every architecture key must be present, except
+    ``input_frames`` in a file written before it existed: its avgpool top was the global masked
+    mean, which is ``meanpool`` now."""
+    config = meta.get("config")
+    if isinstance(config, dict) and "input_frames" not in config:
+        old = config.get("classifier")
+        config = {**config, "input_frames": None, "classifier": "meanpool" if old == "avgpool" else old}
     try:
-        return ModelConfig.from_dict(meta.get("config"), complete=True)
+        return ModelConfig.from_dict(config, complete=True)
     except ConfigError as exc:
         raise CheckpointError(f"{path}: invalid model config in the metadata ({exc})") from None
 

@@ -12,7 +12,7 @@ from emonet.errors import ConfigError
 MODES = ("scratch", "finetune", "last-layer", "adapters")  # the training modes (emonet.models.modes)
 MODEL_TYPES = ("cnn", "rnn", "fusion")
 ADAPTER_TYPES = ("parallel", "series", "none")
-CLASSIFIERS = ("avgpool", "attention")
+CLASSIFIERS = ("avgpool", "attention", "meanpool")
 MEMORY_FORMATS = ("contiguous", "channels_last")
 # Aliases accepted for `classifier` (the original CLI spelled the attention top "FCNAttention").
 CLASSIFIER_ALIASES = {"fcnattention": "attention", "fcn_attention": "attention", "avg": "avgpool"}
@@ -34,7 +34,9 @@ OPTION_NAMES = {
     "classifier": "-c/--classifier",
     "share_feature_layer": "-sfl/--share-feature-layer",
     "n_mels": "-nm/--num-mels",
+    "input_frames": "-w/--window (frames)",
 }
+AVGPOOL_CELL = 8  # the avgpool top's pool over the final map (8x8 positions, no overlap)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,12 @@ class ModelConfig:
     adapters after every recurrent layer (``series`` is refused for ``rnn``: it has no
     series form). ``share_feature_layer`` needs the attention classifier (avgpool has no
     feature layer to share).
+
+    ``avgpool`` is the original EmoNet's top: an 8x8 average pool over the cnn's final map,
+    flattened, so its size depends on the input: ``input_frames`` is that fixed input length
+    (the run's -w window; None until it is known, and for the other tops). ``meanpool`` is
+    our global masked mean over all positions (any input length). The rnn branch pools
+    by a masked mean over time with either.
     """
 
     model: str = "cnn"  # --model cnn|rnn|fusion
@@ -55,7 +63,8 @@ class ModelConfig:
     widen_factor: int = 1  # -wf/--widen-factor
     dropout: tuple[float, float] = (0.0, 0.5)  # -do/--dropout: on the input of unit 1 and unit 2 of a block
     adapter_type: str = "parallel"  # --adapter-type parallel|series (none: adapter-free)
-    classifier: str = "attention"  # -c/--classifier avgpool|attention (FCNAttention)
+    classifier: str = "attention"  # -c/--classifier avgpool|attention (FCNAttention)|meanpool
+    input_frames: int | None = None  # avgpool: the fixed input length in frames (the -w window)
     share_feature_layer: bool = False  # -sfl/--share-feature-layer: one attention for all tasks
     n_mels: int = 128  # -nm/--num-mels
     attention_lambda: float = 0.3  # lambda in e_i = lambda * u^T tanh(W x_i + b)
@@ -100,6 +109,13 @@ class ModelConfig:
         if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not lam > 0:
             raise ConfigError(f"model config 'attention_lambda' must be a number > 0, got {lam!r}")
         set_("attention_lambda", float(lam))
+        if self.input_frames is not None:
+            _positive_int("input_frames", self.input_frames)
+            if self.classifier != "avgpool":
+                raise ConfigError(
+                    f"model config 'input_frames' fixes the input of the avgpool top; classifier {self.classifier} "
+                    "takes any length: leave it out"
+                )
         if self.share_feature_layer and self.classifier != "attention":
             raise ConfigError(
                 "share_feature_layer (-sfl) shares the attention layer; classifier avgpool has none: "

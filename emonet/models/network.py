@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from emonet.errors import ConfigError, ModelError, UnknownTaskError
@@ -12,7 +13,7 @@ from emonet.models.config import ModelConfig
 from emonet.models.heads import Head
 from emonet.models.masking import time_mask
 from emonet.models.norm import BATCH_NORMS
-from emonet.models.pooling import Pooling
+from emonet.models.pooling import GridAvgPool, Pooling
 from emonet.models.resnet import WideResNet
 from emonet.models.rnn import RecurrentEncoder
 from emonet.models.task_parts import TaskDict, validate_task_name
@@ -45,10 +46,11 @@ class EmoNet(nn.Module):
         self.training_record: dict | None = None
         lam, shared = config.attention_lambda, config.share_feature_layer
         self.cnn = WideResNet(config) if config.uses_cnn else None
-        self.cnn_pool = Pooling(self.cnn.out_channels, config.classifier, shared, lam) if self.cnn else None
+        self.cnn_pool = _cnn_pooling(config, self.cnn.out_channels) if self.cnn else None
         self.rnn = RecurrentEncoder(config) if config.uses_rnn else None
         self.rnn_pool = Pooling(self.rnn.out_dim, config.classifier, shared, lam) if self.rnn else None
-        self.feature_dim = (self.cnn.out_channels if self.cnn else 0) + (self.rnn.out_dim if self.rnn else 0)
+        cnn_dim = getattr(self.cnn_pool, "out_dim", self.cnn.out_channels) if self.cnn else 0
+        self.feature_dim = cnn_dim + (self.rnn.out_dim if self.rnn else 0)
         self.heads = TaskDict("head", None)
         self._apply_memory_format()
         for name, classes in (tasks or {}).items():
@@ -110,21 +112,28 @@ class EmoNet(nn.Module):
         task name -> logits [batch, n_classes(task)]."""
         self._check_task(task)
         lengths = self._check_inputs(x, lengths)
+        if self.config.input_frames is not None and x.shape[1] < self.config.input_frames:  # avgpool: a fixed size
+            x = F.pad(x, (0, 0, 0, self.config.input_frames - x.shape[1]))
         pooled = []
         if self.cnn is not None:
             img = x.transpose(1, 2).unsqueeze(1)  # (batch, 1, mels, frames)
             if self.config.memory_format == "channels_last":
                 img = img.contiguous(memory_format=torch.channels_last)
-            feat, lens = self.cnn(img, lengths, task)
-            b, c, f, t = feat.shape
-            seq = feat.permute(0, 2, 3, 1).reshape(b, f * t, c)  # positions (freq, time)
-            mask = time_mask(lens, t)[:, None, :].expand(b, f, t).reshape(b, f * t)
-            pooled.append(self.cnn_pool(seq, mask, task))
+            pooled.append(self._pool_cnn(*self.cnn(img, lengths, task), task))
         if self.rnn is not None:
             seq, lens = self.rnn(x, lengths, task)
             pooled.append(self.rnn_pool(seq, time_mask(lens, seq.shape[1]), task))
         z = pooled[0] if len(pooled) == 1 else torch.cat(pooled, dim=1)
         return self.heads[task](z)
+
+    def _pool_cnn(self, feat: torch.Tensor, lens: torch.Tensor, task: str) -> torch.Tensor:
+        """The cnn's map [batch, C, F, T] with its valid lengths -> the pooled vector."""
+        if isinstance(self.cnn_pool, GridAvgPool):
+            return self.cnn_pool(feat, lens)
+        b, c, f, t = feat.shape
+        seq = feat.permute(0, 2, 3, 1).reshape(b, f * t, c)  # positions (freq, time)
+        mask = time_mask(lens, t)[:, None, :].expand(b, f, t).reshape(b, f * t)
+        return self.cnn_pool(seq, mask, task)
 
     def train(self, mode: bool = True) -> EmoNet:
         super().train(mode)
@@ -143,6 +152,12 @@ class EmoNet(nn.Module):
     def _check_inputs(self, x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
         if x.dim() != 3 or x.shape[2] != self.config.n_mels:
             raise ModelError(f"expected x of shape [batch, frames, {self.config.n_mels}], got {list(x.shape)}")
+        fixed = self.config.input_frames
+        if fixed is not None and x.shape[1] > fixed:
+            raise ModelError(
+                f"this avgpool model takes at most {fixed} frames (its -w window), got {x.shape[1]}: "
+                "score one window per clip"
+            )
         if lengths is None:
             return torch.full((x.shape[0],), x.shape[1], dtype=torch.long, device=x.device)
         if lengths.shape != (x.shape[0],) or lengths.is_floating_point():
@@ -159,6 +174,13 @@ class EmoNet(nn.Module):
     def _apply_memory_format(self) -> None:
         if self.config.memory_format == "channels_last" and self.cnn is not None:
             self.cnn.to(memory_format=torch.channels_last)
+
+
+def _cnn_pooling(config: ModelConfig, channels: int) -> nn.Module:
+    """The cnn's top: the original's 8x8 avgpool over the map, or a pooling over positions."""
+    if config.classifier == "avgpool":
+        return GridAvgPool(channels, config.n_mels, config.input_frames)
+    return Pooling(channels, config.classifier, config.share_feature_layer, config.attention_lambda)
 
 
 def _shared_kind(key: str) -> str:

@@ -35,6 +35,9 @@ class TrainConfig:
     run's kind (1000 epochs single-task; 50 epochs of 20 iterations multi-task), resolved here
     and so recorded in config.yaml.
     ``label_order`` maps a task to its classes in ordinal order (ordinal loss only).
+    ``window`` None (the original's default) trains and scores whole utterances; with a window
+    training takes random crops and devel/test score one window per clip, or whole clips with
+    ``score_whole``.
     """
 
     stores: list[str]
@@ -50,7 +53,10 @@ class TrainConfig:
     stages: int = 3
     learning_rate: float = 0.1
     optimizer: str = "sgd"
-    window: float = 4.0  # seconds
+    window: float | None = (
+        None  # -w seconds: random training crops, one window scored per clip (None: whole utterances)
+    )
+    score_whole: bool = False  # improvement: with -w, score devel/test on whole utterances (the original: one window)
     loss: str = "crossentropy"
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
@@ -135,10 +141,7 @@ class TrainConfig:
             raise ConfigError(f"--steps-per-epoch must be an integer >= 1, got {self.steps_per_epoch!r}")
         if not (_number(self.learning_rate) and self.learning_rate > 0):
             raise ConfigError(f"--learning-rate must be a finite number > 0, got {self.learning_rate!r}")
-        if not (_number(self.window) and 0 < self.window <= MAX_WINDOW):
-            raise ConfigError(
-                f"--window/-w must be a number of seconds > 0 and at most {MAX_WINDOW:g}, got {self.window!r}"
-            )
+        self._check_window()
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
             raise ConfigError(f"--seed must be an integer from 0 to {MAX_SEED} (2^64 - 1), got {self.seed!r}")
         from emonet.training.run_dir import check_run_name  # here: run_dir loads torch, the CLI reads this module
@@ -164,6 +167,24 @@ class TrainConfig:
         if self.mode == "scratch" and self.initial_model:
             raise ConfigError("--mode scratch trains a new model; drop -im/--initial-model or choose another mode")
 
+    def _check_window(self) -> None:
+        if self.window is not None and not (_number(self.window) and 0 < self.window <= MAX_WINDOW):
+            raise ConfigError(
+                f"--window/-w must be a number of seconds > 0 and at most {MAX_WINDOW:g}, got {self.window!r}"
+            )
+        if not isinstance(self.score_whole, bool):
+            raise ConfigError(f"--score-whole must be true or false, got {self.score_whole!r}")
+        fixed = self.model.classifier == "avgpool" and self.model.uses_cnn
+        if fixed and self.window is None:
+            raise ConfigError(
+                "-c avgpool flattens the 8x8-pooled map of a fixed-size input: add -w SECONDS (e.g. -w 4) "
+                "or use -c attention"
+            )
+        if self.score_whole and self.window is None:
+            raise ConfigError("--score-whole only applies with -w (without it clips are scored whole); drop it")
+        if self.score_whole and fixed:
+            raise ConfigError("--score-whole: -c avgpool scores one fixed-size window per clip; drop --score-whole")
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data (YAML/JSON-safe) that :meth:`from_dict` reads back."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -173,11 +194,19 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        """Build from :meth:`to_dict`'s output (config.yaml); unknown keys are refused."""
+        """Build from :meth:`to_dict`'s output (config.yaml); unknown keys are refused. A
+        config.yaml without ``score_whole`` was written before it existed, when a run scored
+        whole clips whatever its window and its avgpool was the global mean (now meanpool): it
+        keeps doing so on --resume."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(k for k in data if k not in known)
         if unknown:
             raise ConfigError(f"unknown training config key(s): {', '.join(unknown)}")
+        if "score_whole" not in data:
+            data = {**data, "score_whole": data.get("window") is not None}
+            model = data.get("model")
+            if isinstance(model, dict) and model.get("classifier") == "avgpool":
+                data["model"] = {**model, "classifier": "meanpool"}
         return cls(**data)
 
     @classmethod

@@ -14,12 +14,20 @@ from emonet.errors import ConfigError, StoreError
 from emonet.training.streams import StreamSpec, epoch_stream
 
 
-def window_frames(store, seconds: float) -> int:
-    """Frames of a ``seconds`` window at the store's hop."""
+def window_frames(store, seconds: float | None) -> int | None:
+    """Frames of a ``seconds`` window at the store's hop (None: no window, whole utterances)."""
+    if seconds is None:
+        return None
     if not seconds > 0:
         raise ConfigError(f"--window must be > 0 seconds, got {seconds}")
     fc = store.feature_config
     return 1 + int(round(seconds * fc["sample_rate"])) // int(fc["hop_length"])
+
+
+def score_window(config, store) -> int | None:
+    """The window devel and test are scored on, in frames: one window per clip with -w (the
+    original EmoNet's), None (whole utterances) without -w or with ``--score-whole``."""
+    return None if config.score_whole else window_frames(store, config.window)
 
 
 def normalizer(store, task: str) -> Normalizer:

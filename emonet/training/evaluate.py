@@ -1,6 +1,7 @@
-"""Scoring a partition during training with whole utterances: a confusion matrix (all-reduced
-over DDP ranks, which makes the metrics exact) and the mean loss. The forward loop is the
-one of :func:`emonet.evaluation.scoring.score_batches`, as ``emonet evaluate`` uses it."""
+"""Scoring a partition during training (whole utterances, or one window per clip with -w): a
+confusion matrix (all-reduced over DDP ranks, which makes the metrics exact) and the mean
+loss. The forward loop is the one of :func:`emonet.evaluation.scoring.score_batches`, as
+``emonet evaluate`` uses it."""
 
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ def evaluate_partition(
     precision: str = "fp32",
     rank: int = 0,
     world: int = 1,
+    window: int | None = None,
 ) -> tuple[np.ndarray, float]:
-    """(confusion matrix int64 [K, K] of the whole partition, mean loss over its labelled items).
+    """(confusion matrix int64 [K, K] of the whole partition, mean loss over its labelled items),
+    each clip scored whole (``window`` None) or on one ``window``-frame window
+    (:func:`emonet.data.crops.scoring_windows`).
 
     Each rank scores utterances i % world == rank; the matrices and loss sums are summed over
     ranks, so every rank returns the whole partition's figures."""
@@ -36,7 +40,7 @@ def evaluate_partition(
     k = len(model.tasks[task])
     cm = np.zeros((k, k), np.int64)
     loss_sum, n = 0.0, 0
-    batches = utterance_batches(part, index, norm, batch_size, rank, world)
+    batches = utterance_batches(part, index, norm, batch_size, rank, world, window=window)
     for indices, logits in score_batches(model, batches, task, device, precision):
         labels = torch.from_numpy(index.label_ids[indices])
         cm += confusion_matrix(labels.numpy(), logits.argmax(dim=1).cpu().numpy(), k)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emonet.data.features import FeatureConfig
 from emonet.data.store_access import resolve_tasks
 from emonet.errors import ConfigError, ModelError, StoreError, UnknownTaskError
 from emonet.models import setup_model
@@ -105,7 +106,9 @@ def load_initial(path: str, feature_config) -> tuple[object, dict]:
 def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_config) -> tuple[object, dict]:
     """(the model for ``config.mode`` with every task of the run, ``apply_mode`` applied;
     the normalisation statistics of the initial model's other tasks, kept in checkpoints)."""
-    model_cfg = config.model.replace(n_mels=int(feature_config["n_mels"]))
+    frames = FeatureConfig.from_dict(dict(feature_config)).seconds_to_frames(config.window) if config.window else None
+    fixed = frames if config.model.classifier == "avgpool" and config.model.uses_cnn else None
+    model_cfg = config.model.replace(n_mels=int(feature_config["n_mels"]), input_frames=fixed)
     initial, meta = load_initial(config.initial_model, feature_config) if config.initial_model else (None, {})
     kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks}
     classes = {t: d.classes for t, d in tasks.items()}
@@ -118,11 +121,27 @@ def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_con
             given=config.model_given,
             identity_adapters=config.identity_adapters,
         )
-        return model, kept
     except UnknownTaskError:
         raise
     except ValueError as exc:
         raise ModelError(str(exc).splitlines()[0]) from None
+    check_fixed_input(model.config, frames, config)
+    return model, kept
+
+
+def check_fixed_input(model_cfg, frames: int | None, config: TrainConfig) -> None:
+    """An avgpool model (one from -im too) takes exactly its window: refuse a run without -w,
+    with another window or with --score-whole."""
+    fixed, seconds = model_cfg.input_frames, config.window
+    if fixed is not None and config.score_whole:
+        raise ConfigError("--score-whole: the avgpool top scores one fixed-size window per clip; drop --score-whole")
+    if fixed is None or fixed == frames:
+        return
+    if frames is None:
+        raise ConfigError(f"the initial model has the avgpool top, which takes {fixed}-frame windows: add its -w")
+    raise ConfigError(
+        f"-w {seconds:g} s ({frames} frames): the initial model's avgpool top takes {fixed} frames; use its -w"
+    )
 
 
 def norm_stats(tasks: dict[str, TaskData]) -> dict[str, dict[str, list[float]]]:
@@ -134,13 +153,14 @@ def norm_stats(tasks: dict[str, TaskData]) -> dict[str, dict[str, list[float]]]:
     return out
 
 
-def check_window(config: TrainConfig, window: int, tasks: dict[str, TaskData]) -> tuple[int, str | None]:
+def check_window(config: TrainConfig, window: int | None, tasks: dict[str, TaskData]) -> tuple[int | None, str | None]:
     """The training window in frames, cut to the longest train clip when every clip is
-    shorter (said in the returned note) so no batch is mostly padding."""
+    shorter (said in the returned note) so no batch is mostly padding; None (whole utterances)
+    stays None."""
     longest = max(int(np.max(d.store.partition(t, "train").lengths, initial=0)) for t, d in tasks.items())
     if longest < 1:
         raise ConfigError("the train partitions hold no frames; check the stores")
-    if window > longest:
+    if window is not None and window > longest:
         return longest, (
             f"note: -w {config.window} s ({window} frames) is longer than every train clip "
             f"(longest {longest} frames); training on whole clips padded to {longest} frames"

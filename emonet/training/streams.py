@@ -4,8 +4,9 @@ An epoch of a slice: the partition's storage units (utterances grouped by the bl
 start in) in an order shuffled from (seed, epoch), the slice's share of them (whole units
 when there are at least as many units as slices, else every slice-th utterance), read a
 run of units at a time into a shuffle buffer, shuffled and cut into batches of random
-crops. The last batch of an epoch may be smaller (a single left-over utterance is dropped:
-training BatchNorms need two items). Everything is a function of (seed, epoch, slice), so
+crops (without a window: whole utterances, each batch zero-padded to its longest). The last
+batch of an epoch may be smaller (a single left-over utterance is dropped: training
+BatchNorms need two items). Everything is a function of (seed, epoch, slice), so
 a stream can be rebuilt at any position without saving data: see :func:`epoch_batch_count`.
 """
 
@@ -31,7 +32,7 @@ class StreamSpec:
 
     task: str
     batch_size: int = 64
-    window: int = 126  # crop length in frames
+    window: int | None = 126  # crop length in frames (None: whole utterances)
     seed: int = 0
     shuffle: bool = True
     buffer: int = 1024  # utterances in the shuffle buffer
@@ -104,19 +105,24 @@ def epoch_stream(
         n_full = n // bs * bs
         for i in range(0, n_full, bs):
             sel = perm[i : i + bs]
-            x, lengths = gather_windows(pool.frames, pool.starts[sel], pool.valid[sel], spec.window)
+            x, lengths = gather_windows(pool.frames, pool.starts[sel], pool.valid[sel], _width(spec, pool.valid[sel]))
             yield x, lengths, torch.from_numpy(pool.labels[sel])
         carry = pool.take(perm[n_full:]) if n > n_full else None
     if carry is not None and len(carry.labels) >= 2:
-        x, lengths = gather_windows(carry.frames, carry.starts, carry.valid, spec.window)
+        x, lengths = gather_windows(carry.frames, carry.starts, carry.valid, _width(spec, carry.valid))
         yield x, lengths, torch.from_numpy(carry.labels)
 
 
+def _width(spec: StreamSpec, valid: np.ndarray) -> int:
+    """Frames of a batch: the window, or without one the batch's longest utterance."""
+    return spec.window if spec.window is not None else int(valid.max())
+
+
 def _read_group(
-    part, index: PartitionIndex, group: list[np.ndarray], window: int, rng, carry: _Pool | None, norm: Normalizer
+    part, index: PartitionIndex, group: list[np.ndarray], window: int | None, rng, carry: _Pool | None, norm: Normalizer
 ) -> _Pool:
     """The group's utterances (one read per storage unit, normalised and cached) with their
-    random crops, after the carried-over utterances of the previous group."""
+    random crops (whole without a window), after the carried-over utterances of the previous group."""
     pieces = [carry.frames[:-1]] if carry is not None else []
     starts = [carry.starts] if carry is not None else []
     valid = [carry.valid] if carry is not None else []
@@ -129,8 +135,12 @@ def _read_group(
         lo, hi = int(index.offsets[g[0]]), int(index.offsets[g[-1] + 1])
         pieces.append(read_frames_cached(part, lo, hi, prepare))
         lengths = np.maximum(index.lengths[g], 1)
-        starts.append(index.offsets[g] - lo + base + crop_offsets(lengths, window, rng))
-        valid.append(np.minimum(lengths, window))
+        if window is None:
+            starts.append(index.offsets[g] - lo + base)
+            valid.append(lengths)
+        else:
+            starts.append(index.offsets[g] - lo + base + crop_offsets(lengths, window, rng))
+            valid.append(np.minimum(lengths, window))
         labels.append(index.label_ids[g])
         base += hi - lo
     return _Pool(with_pad_row(pieces), np.concatenate(starts), np.concatenate(valid), np.concatenate(labels))

@@ -17,7 +17,7 @@ from emonet.training import pin
 from emonet.training import run_dir as rd
 from emonet.training.callbacks import Callback, StepEnd, arrange, state_name
 from emonet.training.config import TrainConfig
-from emonet.training.data import normalizer, window_frames
+from emonet.training.data import normalizer, score_window, window_frames
 from emonet.training.evaluate import evaluate_partition
 from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
@@ -97,6 +97,7 @@ class Trainer:
         self.window, note = check_window(config, window_frames(self.stores[0], config.window), self.tasks)
         if note:
             self.progress.note(note)
+        self.score_window = score_window(config, self.stores[0])  # devel/test: one window per clip with -w
         torch.manual_seed(config.seed)
         self.model, self.initial_norms = build_run_model(config, self.tasks, self.feature_config)
         self.model.to(self.device)
@@ -351,7 +352,7 @@ class Trainer:
         for t, d in self.tasks.items():
             cm, loss = evaluate_partition(
                 self.model, d.store, t, "devel", self.norms[t], self.losses[t], self.config.batch_size,
-                self.device, self.config.precision, self.rank, self.world,
+                self.device, self.config.precision, self.rank, self.world, self.score_window,
             )  # fmt: skip
             out[t] = {"uar": uar(cm), "accuracy": accuracy(cm), "macro_f1": macro_f1(cm), "loss": loss}
         return out
@@ -396,7 +397,7 @@ class Trainer:
             for p in parts:
                 cm, loss = evaluate_partition(
                     self.model, d.store, t, p, self.norms[t], self.losses[t], self.config.batch_size,
-                    self.device, self.config.precision, self.rank, self.world,
+                    self.device, self.config.precision, self.rank, self.world, self.score_window,
                 )  # fmt: skip
                 results[t][p] = {
                     **classification_report(cm, d.classes),

@@ -187,3 +187,19 @@ def test_initial_model_that_is_a_folder_is_one_line(demo_store, tmp_path, capsys
     assert _init(demo_store, out, "--mode", "adapters", "-im", str(demo_store)) == 2
     err = capsys.readouterr().err.strip()
     assert f"-im/--initial-model {demo_store}: is a folder, not a checkpoint file" in err and len(err.splitlines()) == 1
+
+
+def test_avgpool_takes_its_input_length_from_w(demo_store, tmp_path, capsys):
+    """-c avgpool is the original's 8x8 pool over the final map, flattened: -w fixes its size."""
+    out = tmp_path / "m.safetensors"
+    for extra, needle in (
+        (["-c", "avgpool"], "-c avgpool flattens the 8x8-pooled map of a fixed-size input: give a window (-w"),
+        (["-w", "4"], "-w/--window sizes the input of -c avgpool; -c attention takes any length: drop -w"),
+    ):
+        assert _init(demo_store, out, *extra) != 0, extra
+        err = capsys.readouterr().err.strip()
+        assert needle in err and len(err.splitlines()) == 1, (extra, err)
+    assert not out.exists()
+    assert _init(demo_store, out, "-c", "avgpool", "-w", "4", "-t", "acted") == 0
+    model, _ = load_checkpoint(out)
+    assert model.config.input_frames == 126 and model.feature_dim == 1024  # 4 s at 128 mels

@@ -18,10 +18,17 @@ pytestmark = pytest.mark.slow  # trains a run to evaluate
 REPORT_KEYS = ("uar", "accuracy", "macro_f1", "macro_precision", "n", "per_class", "confusion_matrix", "epoch")
 
 
-def test_evaluate_reproduces_the_runs_test_metrics(trained_run, demo_store, capsys):
+@pytest.fixture(params=["trained_run", "windowed_run"])
+def any_run(request):
+    """A run without -w (whole utterances) and one with -w and avgpool (one window per clip)."""
+    return request.getfixturevalue(request.param)
+
+
+def test_evaluate_reproduces_the_runs_test_metrics(any_run, demo_store, capsys):
     """The trainer scores test with the weights it saves as best.safetensors: evaluating that
-    file on test gives the run's results.json test metrics exactly."""
-    run, _ = trained_run
+    file on test gives the run's results.json test metrics exactly (with -w: on the same one
+    window per clip, read from the checkpoint's run config)."""
+    run, _ = any_run
     rc = main(["evaluate", "--model", str(run / "best.safetensors"), "--store", str(demo_store), "-bs", "5"])
     assert rc == 0
     out = run / "evaluate-test"  # the default: beside the checkpoint
@@ -58,10 +65,11 @@ def test_results_do_not_depend_on_the_batch_size(trained_run, demo_store):
     assert a.metrics["n"] == len(open_store(demo_store).partition("acted", "devel"))
 
 
-def test_predict_and_evaluate_agree_on_the_same_files(trained_run, demo_store, demo_corpus):
+def test_predict_and_evaluate_agree_on_the_same_files(any_run, demo_store, demo_corpus):
     """predict from the 16 kHz wavs and evaluate on the store extracted from them: the same
-    labels; probabilities within the float16 rounding of stored features (predict rounds too)."""
-    run, _ = trained_run
+    labels; probabilities within the float16 rounding of stored features (predict rounds too).
+    An avgpool model is scored on one window per file by both."""
+    run, _ = any_run
     ckpt = run / "best.safetensors"
     scored = evaluate(ckpt, [demo_store], partition="test", write=False)
     predictor = Predictor(ckpt, batch_size=4)

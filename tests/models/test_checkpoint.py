@@ -37,7 +37,7 @@ def trained(tiny, tasks, randomize):
     "kind, adapter_type, classifier",
     [
         ("cnn", "parallel", "attention"),
-        ("cnn", "series", "avgpool"),
+        ("cnn", "series", "meanpool"),
         ("cnn", "none", "attention"),
         ("rnn", "parallel", "attention"),
         ("fusion", "series", "attention"),

@@ -48,7 +48,7 @@ def test_dict_round_trip_through_json():
     [
         ({"model": "transformer"}, r"'model' must be one of cnn, rnn, fusion; got 'transformer'"),
         ({"adapter_type": "lora"}, r"'adapter_type' must be one of parallel, series, none"),
-        ({"classifier": "max"}, r"'classifier' must be one of avgpool, attention"),
+        ({"classifier": "max"}, r"'classifier' must be one of avgpool, attention, meanpool"),
         ({"n_blocks": 0}, r"'n_blocks' must be an integer >= 1, got 0"),
         ({"n_filters": 8.5}, r"'n_filters' must be an integer >= 1"),
         ({"n_mels": True}, r"'n_mels' must be an integer >= 1"),

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.usefixtures("float64")  # see tests/models/conftest.py
 # rnn has bottleneck adapters only: "series" is refused for it (test_config).
 VARIANTS = [
     v
-    for v in itertools.product(["cnn", "rnn", "fusion"], ["avgpool", "attention"], ["parallel", "series"])
+    for v in itertools.product(["cnn", "rnn", "fusion"], ["meanpool", "attention"], ["parallel", "series"])
     if v[::2] != ("rnn", "series")
 ]
 IDS = ["-".join(v) for v in VARIANTS]
@@ -64,7 +64,7 @@ def test_tasks_are_routed_to_their_own_parts(model, make_batch):
         for name, p in model.named_parameters():
             if ".c." in name:
                 kinds.setdefault(re.sub(r"\d+", "#", name.split(".c.")[0]), []).append(p)
-        assert len(kinds) >= 3, sorted(kinds)  # the rnn with avgpool: adapters, layer norms, head
+        assert len(kinds) >= 3, sorted(kinds)  # the rnn with meanpool: adapters, layer norms, head
         for kind, group in kinds.items():
             previous = model(x, lengths, "c")
             for p in group:
