@@ -11,7 +11,6 @@ import torch
 
 from emonet.errors import ConfigError, TrainingError
 from emonet.evaluation.metrics import accuracy, classification_report, macro_f1, uar
-from emonet.models import adapter_parameters
 from emonet.training import distributed as dd
 from emonet.training import pin
 from emonet.training import run_dir as rd
@@ -22,11 +21,7 @@ from emonet.training.evaluate import evaluate_partition
 from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
 from emonet.training.optim import (
-    build_optimizer,
-    individual_weight_decay,
     l2_penalty,
-    parameter_groups,
-    task_decay,
 )
 from emonet.training.progress import EpochSummary, Progress
 from emonet.training.report import write_reports
@@ -34,6 +29,7 @@ from emonet.training.schedule import Schedule
 from emonet.training.setup import build_run_model, check_window, open_stores, task_data
 from emonet.training.state import AttributeState, RngState, StateRegistry
 from emonet.training.streams import StreamSpec
+from emonet.training.task_optim import l2_penalties, task_optimizers
 from emonet.training.task_schedule import SCHEDULES, RoundRobin, TaskSchedule
 from emonet.utils.allocator import keep_large_buffers
 from emonet.utils.devices import autocast, resolve_device
@@ -157,47 +153,15 @@ class Trainer:
         )
 
     def _penalties(self) -> dict[str, list]:
-        """task -> [(params, L2 factor)], the original's: 1e-6 (``shared_l2``) on the shared 3x3
-        kernels and on the task's adapter kernels; with -iwd the adapters' factor is the size table."""
-        roles = self.model.tensor_roles()
-        shared = [
-            p
-            for n, p in self.model.named_parameters()
-            if roles[n][0] is None and p.dim() == 4 and p.shape[-1] == 3 and p.requires_grad
-        ]
-        out = {}
-        for t, d in self.tasks.items():
-            terms = [(shared, self.config.shared_l2)]
-            if self.config.individual_weight_decay:
-                adapter_l2 = individual_weight_decay(d.n_train, self.config.batch_size)
-            else:
-                adapter_l2 = self.config.shared_l2  # the original's 1e-6 on every adapter kernel too
-            terms.append((adapter_parameters(self.model, t), adapter_l2))
-            out[t] = [(ps, f) for ps, f in terms if f > 0 and any(p.requires_grad for p in ps)]
-        return out
+        return l2_penalties(self.model, self.tasks, self.config)
 
     def _new_optimizers(self) -> None:
-        """Fresh optimisers at the schedule's learning rate (a run's start and each new stage):
-        in multi-task one per task over the shared weights and the task's parts, each with its
-        own state and its task's SGD decay (the original's); one over everything for a single
-        task or ``shared_optimizer`` (there a task's group decays as its task, the shared group
-        as the largest task: the smallest decay). ``self.optimizers`` maps each task to the one
-        its batches step."""
-        cfg = self.config
-        decays = {
-            t: task_decay(cfg.optimizer, d.n_train, cfg.batch_size, cfg.individual_weight_decay)
-            for t, d in self.tasks.items()
-        }
-        owners = [self.names] if cfg.shared_optimizer or len(self.names) == 1 else [[t] for t in self.names]
+        """Fresh optimisers at the schedule's learning rate (a run's start and each new stage);
+        ``self.optimizers`` maps each task to the one its batches step (see ``task_optimizers``)."""
         self.optimizers = {}
-        for tasks in owners:
-            groups = parameter_groups(self.model, tasks)
-            for g in groups:
-                name = g["name"]
-                g["decay"] = decays[name[5:]] if name.startswith("task:") else min(decays[t] for t in tasks)
-            opt = build_optimizer(cfg.optimizer, groups, self.schedule.current_lr)
+        for key, tasks, opt in task_optimizers(self.model, self.tasks, self.config, self.schedule.current_lr):
             self.optimizers.update(dict.fromkeys(tasks, opt))
-            self.register_state("optimizer" if len(owners) == 1 else f"optimizer:{tasks[0]}", opt)
+            self.register_state(key, opt)
 
     # ------------------------------------------------------------ resume state
     def _register_states(self) -> None:

@@ -100,16 +100,21 @@ def test_the_trainer_decays_each_task_by_its_size_and_penalises_adapter_kernels(
     trainer = _trainer(small_store, tmp_path, ["acted", "arousal"])
     try:
         sizes = {t: d.n_train for t, d in trainer.tasks.items()}
-        decay = {g["name"]: g["decay"] for g in trainer.optimizer.param_groups}
-        assert decay["task:acted"] == sgd_decay(sizes["acted"], 8, False) == 5e-3
-        assert decay["shared"] == min(sgd_decay(n, 8, False) for n in sizes.values())
+        # each task's own optimiser (the original's) decays with its own task's size, shared weights included
+        for task in sizes:
+            decay = {g["name"]: g["decay"] for g in trainer.optimizers[task].param_groups}
+            assert decay == {
+                "shared": sgd_decay(sizes[task], 8, False),
+                f"task:{task}": sgd_decay(sizes[task], 8, False),
+            }
+        assert sgd_decay(sizes["acted"], 8, False) == 5e-3
         # without -iwd: the original's 1e-6 on the shared 3x3 kernels and on the task's adapter kernels
         assert _factors(trainer, "acted") == {"shared": 1e-6, "adapters": 1e-6}
     finally:
         trainer._lock.close()
     iwd = _trainer(small_store, tmp_path, ["acted", "arousal"], individual_weight_decay=True)
     try:
-        assert {g["decay"] for g in iwd.optimizer.param_groups} == {1e-6}
+        assert {g["decay"] for opt in iwd.optimizers.values() for g in opt.param_groups} == {1e-6}
         assert _factors(iwd, "acted") == {"shared": 1e-6, "adapters": individual_weight_decay(sizes["acted"], 8)}
     finally:
         iwd._lock.close()
@@ -119,7 +124,20 @@ def test_the_trainer_decays_each_task_by_its_size_and_penalises_adapter_kernels(
 def test_a_short_run_trains_at_the_decayed_lr(small_store, tmp_path):
     trainer = _trainer(small_store, tmp_path, ["acted"], mode="scratch", epochs=1)
     trainer.run_training()
-    group = trainer.optimizer.param_groups[0]
+    group = trainer.optimizers["acted"].param_groups[0]
     d = sgd_decay(trainer.tasks["acted"].n_train, 8, False)
     assert group["decay"] == d and group["decay_updates"] == 3
     assert group["lr"] == pytest.approx(0.05 / (1 + 2 * d), rel=1e-12)  # the third update's lr
+
+
+def test_a_shared_optimizer_decays_each_task_group_by_its_task_and_the_shared_by_the_largest(small_store, tmp_path):
+    trainer = _trainer(small_store, tmp_path, ["acted", "arousal"], shared_optimizer=True)
+    try:
+        sizes = {t: d.n_train for t, d in trainer.tasks.items()}
+        opt = trainer.optimizers["acted"]
+        assert opt is trainer.optimizers["arousal"]
+        decay = {g["name"]: g["decay"] for g in opt.param_groups}
+        assert decay["shared"] == min(sgd_decay(n, 8, False) for n in sizes.values())
+        assert all(decay[f"task:{t}"] == sgd_decay(n, 8, False) for t, n in sizes.items())
+    finally:
+        trainer._lock.close()
