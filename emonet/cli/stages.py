@@ -20,10 +20,9 @@ from emonet.cli import evaluate as evaluate_cli
 from emonet.cli import extract as extract_cli
 from emonet.cli import train as train_cli
 from emonet.cli.app import app
-from emonet.cli.argv import given_options
-from emonet.cli.console import err, out
+from emonet.cli.console import err
 from emonet.cli.progress import RichProgress
-from emonet.cli.train_progress import RichTrainProgress, results_table
+from emonet.cli.train_progress import RichTrainProgress
 from emonet.pipeline.registry import OptionSpec, StageCall, StageCommand, register_stage
 
 # Options that name what a stage writes, not what it reads (its positional arguments: WRITES_ARGS).
@@ -95,32 +94,16 @@ class _ReportingProgress(RichTrainProgress):
         super().begin(run_dir, steps_per_epoch, start_epoch)
 
 
-def _given_config(ctx):
-    given = {k: v for k, v in given_options(ctx).items() if k not in train_cli.RUN_OPTIONS}
-    return train_cli.train_config(given)
-
-
 def _check_train(command, call: StageCall) -> None:
     """The whole TrainConfig of a train stage, built and validated as the run will (nothing on
     disk is read), so a bad combination stops the pipeline before its first stage runs."""
     ctx = command_context(command, "train", call)
     if ctx.params.get("resume") is None:
-        _given_config(ctx)
+        train_cli.given_config(ctx)
 
 
 def _train(ctx, call: StageCall) -> dict[str, str]:
-    from emonet.training import resume, train  # lazy: keeps torch and zarr off 'emonet --help'
-    from emonet.training.distributed import shutdown, world_info  # lazy: keeps torch and zarr off 'emonet --help'
-
-    p = ctx.params
-    progress = _ReportingProgress(call.started, enabled=not p["quiet"])
-    if p["resume"] is not None:
-        run, results = resume(p["resume"], progress=progress)
-    else:
-        run, results = train(_given_config(ctx), progress=progress)
-    if world_info()[0] == 0:
-        out.print(results_table(results, run))
-    shutdown()
+    run = train_cli.run_train(ctx, _ReportingProgress(call.started, enabled=not ctx.params["quiet"]))
     return {"run": str(run), "best": str(run / "best.safetensors"), "last": str(run / "last.safetensors")}
 
 

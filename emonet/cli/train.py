@@ -228,30 +228,43 @@ def train_config(options: Mapping[str, Any]) -> TrainConfig:
     return TrainConfig(**fields, model=mo.model_config_from(model), model_given=model_given)
 
 
-def train(ctx: typer.Context, **options: Any) -> None:
-    """Train a model on one task (single-task) or several (multi-task: one batch of every task per iteration).
+def given_config(ctx) -> TrainConfig:
+    """The TrainConfig of a parsed ``emonet train`` context: the options the user gave, the
+    rest the config's defaults."""
+    return train_config({k: v for k, v in given_options(ctx).items() if k not in RUN_OPTIONS})
 
-    Example: emonet train --store features/ --tasks acted arousal valence -ebp runs/
-    """
+
+def run_train(ctx, progress) -> Path:
+    """What ``emonet train`` does once parsed (the command and the pipeline's train stages):
+    train, or continue the ``--resume`` run (no other option may be given then), print the
+    results table on rank 0, leave the process group; returns the run folder."""
     from emonet.training.api import resume as resume_run  # lazy: keeps torch and zarr off 'emonet --help'
     from emonet.training.api import train as train_run  # lazy: keeps torch and zarr off 'emonet --help'
+    from emonet.training.distributed import shutdown, world_info  # lazy: keeps torch and zarr off 'emonet --help'
 
-    progress = RichTrainProgress(err, enabled=not options["quiet"])
-    given = {k: v for k, v in given_options(ctx).items() if k not in RUN_OPTIONS}
-    if options["resume"] is not None:
+    resume = ctx.params["resume"]
+    if resume is not None:
+        given = [k for k in given_options(ctx) if k not in RUN_OPTIONS]
         if given:
             raise ConfigError(
                 f"--resume continues the run with its own config.yaml (only -q/--quiet may be added); "
                 f"drop {', '.join(long_name(ctx, k) for k in given)}"
             )
-        run_dir, results = resume_run(options["resume"], progress=progress)
+        run_dir, results = resume_run(resume, progress=progress)
     else:
-        run_dir, results = train_run(train_config(given), progress=progress)
-    from emonet.training.distributed import shutdown, world_info  # lazy: keeps torch and zarr off 'emonet --help'
-
+        run_dir, results = train_run(given_config(ctx), progress=progress)
     if world_info()[0] == 0:
         out.print(results_table(results, run_dir))
     shutdown()
+    return run_dir
+
+
+def train(ctx: typer.Context, **options: Any) -> None:
+    """Train a model on one task (single-task) or several (multi-task: one batch of every task per iteration).
+
+    Example: emonet train --store features/ --tasks acted arousal valence -ebp runs/
+    """
+    run_train(ctx, RichTrainProgress(err, enabled=not options["quiet"]))
 
 
 train.__signature__ = inspect.Signature(  # what typer reads the options from
