@@ -16,9 +16,8 @@ import pytest
 import typer
 
 from emonet.cli.app import app, main
-from emonet.cli.argv import given_options
 from emonet.cli.stages import command_context
-from emonet.cli.train import RUN_OPTIONS, train_config
+from emonet.cli.train import given_config
 from emonet.errors import StoreCorruptError
 from emonet.pipeline import load_pipeline, run_pipeline
 from emonet.pipeline.commands import stage_argv, stage_call, with_defaults
@@ -111,10 +110,6 @@ def test_outputs_are_what_the_stage_returned_not_the_newest_folder(tmp_path, dem
     assert f"--model {run / 'best.safetensors'}" in " ".join(lines)
 
 
-def _given(ctx) -> dict:
-    return {k: v for k, v in given_options(ctx).items() if k not in RUN_OPTIONS}
-
-
 def test_a_train_stage_s_config_is_the_command_line_s(tmp_path):
     """The same options as a stage and as a command line give the same TrainConfig, down to
     which model options count as given (they decide what an initial model may override)."""
@@ -140,9 +135,9 @@ def test_a_train_stage_s_config_is_the_command_line_s(tmp_path):
     with_defaults(stage)
     call = stage_call(pipeline, stage, stage.options, stage.args, lambda ref: ref)
     command = typer.main.get_command(app).commands["train"]
-    from_stage = train_config(_given(command_context(command, "train", call)))
+    from_stage = given_config(command_context(command, "train", call))
     argv = stage_argv(stage, pipeline.workdir, lambda ref: ref)
-    from_cli = train_config(_given(command.make_context("emonet train", argv[1:])))
+    from_cli = given_config(command.make_context("emonet train", argv[1:]))
     assert from_stage == from_cli
     assert from_stage.model_given == ["classifier", "dropout", "n_filters"]
     assert stage_command("train").options["window"].convert("2") == from_stage.window == 2.0
