@@ -111,6 +111,13 @@ IdentityAdapters = Annotated[
         "--identity-adapters", help="New adapters start as zero kernels (identity), not the original's he_normal."
     ),
 ]
+BandNorm = Annotated[
+    bool,
+    typer.Option(
+        "--band-norm",
+        help="Standardise each mel band with the task's train mean and std (the original: raw log-mels).",
+    ),
+]
 Spe = Annotated[
     int | None,
     typer.Option(
@@ -166,7 +173,8 @@ OPTIONS: dict[str, Any] = {
     "class_weighted_mean": WeightedMean,
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "score_whole": ScoreWhole,
     "loss": Loss, "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
-    "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "steps_per_epoch": Spe,
+    "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "band_norm": BandNorm,
+    "steps_per_epoch": Spe,
     "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
     "device": ro.Device,
     "precision": ro.Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,

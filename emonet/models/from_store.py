@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from emonet.data.normalization import norm_stats
 from emonet.errors import ConfigError, UnknownTaskError
 from emonet.models.checkpoint import load_model
 from emonet.models.config import ModelConfig, check_options_for_model
@@ -27,15 +28,6 @@ class StoreModel:
     notes: list[str] = field(default_factory=list)
 
 
-def store_norm_stats(store, tasks: list[str]) -> dict[str, dict[str, list[float]]]:
-    """task -> {"mean", "std"} (lists, one per mel band) of the store's statistics."""
-    out = {}
-    for t in tasks:
-        mean, std = store.normalization(t)
-        out[t] = {"mean": mean.tolist(), "std": std.tolist()}
-    return out
-
-
 def model_for_store(
     store,
     tasks: list[str] | None,
@@ -43,6 +35,7 @@ def model_for_store(
     config: ModelConfig,
     initial_model: str | Path | None = None,
     given: Collection[str] | None = None,
+    band_norm: bool = False,
 ) -> StoreModel:
     """A model for ``tasks`` of ``store`` (default: all) set up for ``mode``.
 
@@ -55,10 +48,12 @@ def model_for_store(
         given: the ``config`` fields the user set (None: none). With an initial model they
             must match it (the dropout rates may differ: they override, with a note); with
             ``model rnn`` the cnn's options are refused.
+        band_norm: the store's tasks are standardised per mel band with their train statistics
+            (``--band-norm``); False (the original's): raw log-mels, identity statistics.
 
     Returns:
         A ``StoreModel``. Inherited tasks keep their normalisation statistics; the store's
-        tasks get the store's.
+        tasks get identity ones, or the store's with ``band_norm``.
 
     Raises:
         UnknownTaskError: a task the store lacks. ConfigError, ModelError, CheckpointError:
@@ -89,8 +84,13 @@ def model_for_store(
         where = f"{initial_model}: " if initial_model is not None else ""
         raise ConfigError(f"{where}{exc}") from None
     model.feature_config = features
-    model.norm_stats.update(store_norm_stats(store, tasks))
-    extra = {"mode": mode, "store": str(store.path), "initial_model": str(initial_model) if initial_model else None}
+    model.norm_stats.update(norm_stats({t: store for t in tasks}, band_norm))
+    extra = {
+        "mode": mode,
+        "band_norm": band_norm,
+        "store": str(store.path),
+        "initial_model": str(initial_model) if initial_model else None,
+    }
     return StoreModel(model, extra, notes)
 
 

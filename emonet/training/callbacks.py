@@ -12,11 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from emonet.data.normalization import norm_stats
 from emonet.models import save_checkpoint
 from emonet.training import run_dir as rd
 from emonet.training.progress import EpochSummary, Progress
 from emonet.training.report import close, log_scalars
-from emonet.training.setup import norm_stats
 
 if TYPE_CHECKING:
     import torch
@@ -107,7 +107,8 @@ class Checkpoints(Callback):
             "kind": which, "epoch": sched.epoch, "best_epoch": sched.best_epoch, "score": sched.best,
             "mode": trainer.config.mode, "run": str(trainer.run_dir), "train_config": trainer.config.to_dict(),
         }  # fmt: skip
-        stats = {**trainer.initial_norms, **norm_stats(trainer.tasks)}
+        run = norm_stats({t: d.store for t, d in trainer.tasks.items()}, trainer.config.band_norm)
+        stats = {**trainer.initial_norms, **run}
         return {"feature_config": trainer.feature_config, "norm_stats": stats, "extra": extra}
 
 

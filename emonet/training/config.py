@@ -66,6 +66,7 @@ class TrainConfig:
     individual_weight_decay: bool = False
     shared_l2: float = 1e-6  # the original's L2 on the shared 3x3 kernels (and the adapter kernels without -iwd)
     identity_adapters: bool = False  # improvement: new adapters start as zero kernels, not he_normal
+    band_norm: bool = False  # improvement: standardise each mel band with the task's train mean and std
     steps_per_epoch: int | None = None  # None: 20 multi-task (the original's), one pass single-task
     seed: int = 0
     device: str = "auto"
@@ -212,9 +213,12 @@ class TrainConfig:
     @classmethod
     def from_run(cls, data: dict[str, Any]) -> TrainConfig:
         """A run's config.yaml: one written before the multi-task options existed trained with
-        today's options' former behaviour (round robin, one optimiser, best weights)."""
+        today's options' former behaviour (round robin, one optimiser, best weights); one
+        written before ``band_norm`` existed standardised every mel band."""
         if "task_schedule" not in data:
             data = {**FORMER_MULTI_TASK, **data}
+        if "band_norm" not in data:
+            data = {**data, "band_norm": True}
         return cls.from_dict(data)
 
     def replace(self, **changes: Any) -> TrainConfig:

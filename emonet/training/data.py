@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 
 from emonet.data.batching import utterance_batches
-from emonet.data.crops import Normalizer
+from emonet.data.normalization import task_normalizer
 from emonet.data.store_access import as_store, open_partition, partition_index
-from emonet.errors import ConfigError, StoreError
+from emonet.errors import ConfigError
 from emonet.training.streams import StreamSpec, epoch_stream
 
 
@@ -30,18 +30,6 @@ def score_window(config, store) -> int | None:
     return None if config.score_whole else window_frames(store, config.window)
 
 
-def normalizer(store, task: str) -> Normalizer:
-    """The task's normaliser from its train partition's statistics."""
-    try:
-        mean, std = store.normalization(task)
-    except KeyError:
-        raise StoreError(
-            f"task {task!r} in {store.path} has no train partition, so no normalisation statistics; "
-            "extract its train csv"
-        ) from None
-    return Normalizer(mean, std)
-
-
 def batches(
     store,
     task: str,
@@ -51,6 +39,7 @@ def batches(
     shuffle: bool = True,
     seed: int = 0,
     epoch: int = 0,
+    band_norm: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One epoch of batches of ``task``'s ``partition``, as the trainer draws them.
 
@@ -63,27 +52,29 @@ def batches(
             zero-padded), or None for whole utterances in storage order (evaluation).
         shuffle: shuffle the shard order and, through a buffer, the utterances.
         seed, epoch: the same (seed, epoch) gives the same batches.
+        band_norm: standardise each mel band with the task's train statistics (``--band-norm``);
+            False (the original's): raw log-mels.
 
     Yields:
-        (x float32 [batch, frames, mels] normalised with the task's train statistics,
+        (x float32 [batch, frames, mels] (with ``band_norm`` standardised per band),
         lengths int64 [batch] (valid frames), labels int64 [batch] (-1: unlabelled)).
     """
     store = as_store(store)
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
-    part, index, norm = _opened(store, task, partition)
+    part, index, norm = _opened(store, task, partition, band_norm)
     if window is None:
         for indices, x, lengths in utterance_batches(part, index, norm, batch_size):
             yield x, lengths, torch.from_numpy(index.label_ids[indices])
         return
-    spec = StreamSpec(task, batch_size, window_frames(store, window), seed, shuffle)
+    spec = StreamSpec(task, batch_size, window_frames(store, window), seed, shuffle, band_norm=band_norm)
     yield from epoch_stream(part, index, spec, norm, epoch, 0, 1)
 
 
 _OPENED: dict[tuple, tuple] = {}
 
 
-def _opened(store, task: str, partition: str):
+def _opened(store, task: str, partition: str, band_norm: bool):
     """(partition, index, normaliser), opened once per process while the partition on disk
     stays the same (its folder's change time is part of the key): opening costs ~10 ms."""
     path = Path(store.path) / task / partition
@@ -91,10 +82,10 @@ def _opened(store, task: str, partition: str):
         stamp = path.stat().st_mtime_ns
     except OSError:
         stamp = None
-    key = (str(path), stamp)
+    key = (str(path), stamp, band_norm)
     if key not in _OPENED:
         if len(_OPENED) > 32:
             _OPENED.clear()
         part = open_partition(store, task, partition)
-        _OPENED[key] = (part, partition_index(part), normalizer(store, task))
+        _OPENED[key] = (part, partition_index(part), task_normalizer(store, task, band_norm))
     return _OPENED[key]

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from emonet.data.normalization import task_normalizer
 from emonet.data.store_access import open_partition, partition_index
 from emonet.store.reader import open_store
-from emonet.training.data import normalizer
 from emonet.training.streams import StreamSpec, stream
 from emonet.training.task_schedule import RoundRobin, TaskSchedule
 
@@ -78,7 +78,17 @@ class ScheduledBatches(IterableDataset):
             part = open_partition(store, src.spec.task, "train")
             index = partition_index(part)
             skip = self.schedule.steps_before(src.spec.task, first, residue, n_workers)
-            streams.append(stream(part, index, src.spec, normalizer(store, src.spec.task), slice_id, n_slices, skip))
+            streams.append(
+                stream(
+                    part,
+                    index,
+                    src.spec,
+                    task_normalizer(store, src.spec.task, src.spec.band_norm),
+                    slice_id,
+                    n_slices,
+                    skip,
+                )
+            )
         position = {s.spec.task: k for k, s in enumerate(self.sources)}
         t = first
         while True:

@@ -144,15 +144,6 @@ def check_fixed_input(model_cfg, frames: int | None, config: TrainConfig) -> Non
     )
 
 
-def norm_stats(tasks: dict[str, TaskData]) -> dict[str, dict[str, list[float]]]:
-    """Each task's train mean and std per mel band, for the checkpoint."""
-    out = {}
-    for t, d in tasks.items():
-        mean, std = d.store.normalization(t)
-        out[t] = {"mean": mean.tolist(), "std": std.tolist()}
-    return out
-
-
 def check_window(config: TrainConfig, window: int | None, tasks: dict[str, TaskData]) -> tuple[int | None, str | None]:
     """The training window in frames, cut to the longest train clip when every clip is
     shorter (said in the returned note) so no batch is mostly padding; None (whole utterances)

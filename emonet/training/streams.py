@@ -36,6 +36,7 @@ class StreamSpec:
     seed: int = 0
     shuffle: bool = True
     buffer: int = 1024  # utterances in the shuffle buffer
+    band_norm: bool = False  # standardise each mel band with the train statistics (the original: raw log-mels)
 
 
 @dataclass

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from emonet.data.normalization import task_normalizer
 from emonet.errors import ConfigError, TrainingError
 from emonet.evaluation.metrics import accuracy, classification_report, macro_f1, uar
 from emonet.training import distributed as dd
@@ -16,7 +17,7 @@ from emonet.training import pin
 from emonet.training import run_dir as rd
 from emonet.training.callbacks import Callback, StepEnd, arrange, state_name
 from emonet.training.config import TrainConfig
-from emonet.training.data import normalizer, score_window, window_frames
+from emonet.training.data import score_window, window_frames
 from emonet.training.evaluate import evaluate_partition
 from emonet.training.loader import ScheduledBatches, TaskSource, make_loader
 from emonet.training.losses import TaskLoss, balanced_class_weights, label_ranks
@@ -97,7 +98,7 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.model, self.initial_norms = build_run_model(config, self.tasks, self.feature_config)
         self.model.to(self.device)
-        self.norms = {t: normalizer(d.store, t) for t, d in self.tasks.items()}
+        self.norms = {t: task_normalizer(d.store, t, config.band_norm) for t, d in self.tasks.items()}
         self.losses = {t: self._loss(t).to(self.device) for t in self.names}
         self.penalties = self._penalties()
         self.task_schedule = task_schedule if task_schedule is not None else SCHEDULES[config.task_schedule](self.names)
@@ -208,7 +209,8 @@ class Trainer:
         cfg = self.config
         sources = [
             TaskSource(
-                str(d.store.path), StreamSpec(t, cfg.batch_size, self.window, cfg.seed, True, cfg.shuffle_buffer)
+                str(d.store.path),
+                StreamSpec(t, cfg.batch_size, self.window, cfg.seed, True, cfg.shuffle_buffer, cfg.band_norm),
             )
             for t, d in self.tasks.items()
         ]

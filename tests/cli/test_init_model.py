@@ -22,9 +22,9 @@ def test_init_model_from_store_is_self_describing(demo_store, tmp_path, capsys):
     assert list(model.tasks) == store.tasks
     assert all(model.tasks[t] == store.classes(t) for t in store.tasks)
     assert meta["feature_config"] == dict(store.feature_config)
-    mean, std = store.normalization("acted")
-    assert torch.allclose(torch.tensor(meta["norm_stats"]["acted"]["mean"]), torch.from_numpy(mean))
-    assert meta["extra"]["mode"] == "adapters"
+    n_mels = store.feature_config["n_mels"]  # the original's raw log-mels: identity statistics
+    assert meta["norm_stats"]["acted"] == {"mean": [0.0] * n_mels, "std": [1.0] * n_mels}
+    assert meta["extra"]["mode"] == "adapters" and meta["extra"]["band_norm"] is False
     assert model.config.n_mels == store.feature_config["n_mels"] and model.config.n_blocks == 1
 
     assert main(["info", str(out), "--json"]) == 0
@@ -34,6 +34,17 @@ def test_init_model_from_store_is_self_describing(demo_store, tmp_path, capsys):
     assert main(["info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "acted" in text and "shared" in text.lower()
+
+
+def test_init_model_band_norm_records_the_store_statistics(demo_store, tmp_path):
+    out = tmp_path / "m.safetensors"
+    argv = ["init-model", str(out), "--store", str(demo_store), "-N", "1", "-nf", "8", "--band-norm"]
+    assert main(argv) == 0
+    meta = load_checkpoint(out)[1]
+    mean, std = open_store(demo_store).normalization("acted")
+    assert torch.allclose(torch.tensor(meta["norm_stats"]["acted"]["mean"]), torch.from_numpy(mean))
+    assert torch.allclose(torch.tensor(meta["norm_stats"]["acted"]["std"]), torch.from_numpy(std))
+    assert meta["extra"]["band_norm"] is True
 
 
 def test_seed_model_options_reach_the_config(demo_store, tmp_path):

@@ -15,10 +15,14 @@ def test_inherited_tasks_keep_their_own_normalisation_statistics(demo_store, tmp
     base = model_for_store(store, ["acted"], "adapters", TINY).model
     own = {"mean": [0.25] * store.feature_config["n_mels"], "std": [3.0] * store.feature_config["n_mels"]}
     path = save_checkpoint(tmp_path / "base.safetensors", base, norm_stats={"acted": own})
-    built = model_for_store(store, ["arousal"], "adapters", TINY, path, given=())
+    built = model_for_store(store, ["arousal"], "adapters", TINY, path, given=(), band_norm=True)
     mean, _ = store.normalization("arousal")
     assert built.model.norm_stats["acted"] == own  # inherited: its own, not the store's
     assert built.model.norm_stats["arousal"]["mean"] == pytest.approx(mean.tolist())  # trained now: the store's
+    raw = model_for_store(store, ["arousal"], "adapters", TINY, path, given=()).model  # the original's raw log-mels
+    n_mels = store.feature_config["n_mels"]
+    assert raw.norm_stats["arousal"] == {"mean": [0.0] * n_mels, "std": [1.0] * n_mels}
+    assert raw.norm_stats["acted"] == own
     out = save_checkpoint(tmp_path / "m.safetensors", built.model, extra=built.extra)
     assert load_checkpoint(out)[1]["norm_stats"]["acted"] == own
 

@@ -9,24 +9,26 @@ import torch
 import emonet
 from emonet.data.batching import padded_batch, utterance_batches
 from emonet.data.crops import normalize
+from emonet.data.normalization import task_normalizer
 from emonet.data.store_access import partition_index
 from emonet.training import batches
-from emonet.training.data import normalizer
 from emonet.training.loader import RoundRobinBatches, TaskSource, make_loader
 from emonet.training.streams import StreamSpec, slice_plan, stream
 
 
-def _normalised(store, task, part="train"):
-    mean, std = store.normalization(task)
-    return [(x - mean) / std for _, _, x in store.partition(task, part)]
+def _normalised(store, task, part="train", band_norm=True):
+    """The stored frames as float32; with ``band_norm`` standardised with the train statistics."""
+    mean, std = store.normalization(task) if band_norm else (0.0, 1.0)
+    return [(x.astype(np.float32) - mean) / std for _, _, x in store.partition(task, part)]
 
 
-def test_batches_yield_normalised_whole_clips_in_storage_order_without_shuffle(small_store):
+@pytest.mark.parametrize("band_norm", [False, True], ids=["raw-log-mels", "band-norm"])
+def test_batches_yield_whole_clips_in_storage_order_without_shuffle(small_store, band_norm):
     store = emonet.open_store(small_store)
-    expect = _normalised(store, "acted")
+    expect = _normalised(store, "acted", band_norm=band_norm)
     labels = store.partition("acted", "train").label_ids
     got_x, got_y = [], []
-    for x, lengths, y in batches(store, "acted", batch_size=6, window=100.0, shuffle=False):
+    for x, lengths, y in batches(store, "acted", batch_size=6, window=100.0, shuffle=False, band_norm=band_norm):
         assert x.dtype == torch.float32 and lengths.dtype == torch.int64 and y.dtype == torch.int64
         assert x.shape[1] == 1 + int(100.0 * 16000) // 512  # the window's frames, padded
         for i in range(len(y)):
@@ -36,12 +38,15 @@ def test_batches_yield_normalised_whole_clips_in_storage_order_without_shuffle(s
         got_y.extend(y.tolist())
     assert got_y == labels.tolist()
     for a, b in zip(got_x, expect, strict=True):
-        np.testing.assert_allclose(a, b, atol=1e-4)
+        if band_norm:
+            np.testing.assert_allclose(a, b, atol=1e-4)
+        else:  # the original's raw log-mels: the stored values exactly
+            np.testing.assert_array_equal(a, b)
 
 
 def test_random_crops_are_windows_of_their_utterance(small_store):
     store = emonet.open_store(small_store)
-    expect = _normalised(store, "arousal")
+    expect = _normalised(store, "arousal", band_norm=False)
     window = 1 + int(0.5 * 16000) // 512  # 16 frames
     seen = 0
     for x, lengths, _ in batches(store, "arousal", batch_size=4, window=0.5, shuffle=False, seed=3):
@@ -86,7 +91,7 @@ def test_slices_split_the_partition_disjointly(small_store):
 def test_stream_resumes_exactly_after_skipped_batches(small_store):
     store = emonet.open_store(small_store)
     part = store.partition("acted", "train")
-    index, norm = partition_index(part), normalizer(store, "acted")
+    index, norm = partition_index(part), task_normalizer(store, "acted", True)
     spec = StreamSpec("acted", batch_size=3, window=10, seed=7, buffer=4)
     full = stream(part, index, spec, norm, 1, 2)
     ref = [next(full) for _ in range(15)]  # crosses several epochs of this slice
@@ -101,7 +106,7 @@ def test_stream_resumes_exactly_after_skipped_batches(small_store):
 def test_utterance_batches_are_whole_utterances_split_over_ranks(small_store):
     store = emonet.open_store(small_store)
     part = store.partition("acted", "devel")
-    index, norm = partition_index(part), normalizer(store, "acted")
+    index, norm = partition_index(part), task_normalizer(store, "acted", True)
     whole = list(utterance_batches(part, index, norm, 2))
     ids = np.concatenate([i for i, _, _ in whole])
     assert sorted(ids.tolist()) == list(range(len(part)))

@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import emonet
+from emonet.data.normalization import task_normalizer
 from emonet.data.store_access import partition_index
 from emonet.models import load_checkpoint
-from emonet.training.data import normalizer
 from emonet.training.evaluate import evaluate_partition
 from emonet.training.losses import TaskLoss
 from emonet.training.streams import StreamSpec, epoch_batch_count, slice_plan
@@ -44,7 +44,8 @@ def test_two_ranks_train_on_disjoint_uneven_shards_and_reduce_metrics_exactly(sm
     for task in ("valence", "arousal"):
         # the all-reduced confusion matrix is the whole partition's, as one process scores it
         cm, _ = evaluate_partition(
-            model, store, task, "devel", normalizer(store, task), TaskLoss("crossentropy", len(model.tasks[task])), 2,
+            model, store, task, "devel", task_normalizer(store, task, False),  # the run's raw log-mels
+            TaskLoss("crossentropy", len(model.tasks[task])), 2,
             torch.device("cpu"),
         )  # fmt: skip
         assert results[task]["devel"]["confusion_matrix"] == cm.tolist()

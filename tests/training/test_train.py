@@ -88,14 +88,14 @@ def test_test_partition_selects_nothing(small_store, tmp_path):
 
 def test_evaluation_does_not_depend_on_batch_size(small_store, tmp_path):
     import emonet
-    from emonet.training.data import normalizer
+    from emonet.data.normalization import task_normalizer
     from emonet.training.evaluate import evaluate_partition
     from emonet.training.losses import TaskLoss
 
     run, _ = train(_config(small_store, tmp_path, ["acted"], epochs=1, steps_per_epoch=2))
     model, _ = load_checkpoint(run / "best.safetensors")
     store = emonet.open_store(small_store)
-    norm, loss = normalizer(store, "acted"), TaskLoss("crossentropy", 4)
+    norm, loss = task_normalizer(store, "acted", False), TaskLoss("crossentropy", 4)
     dev = torch.device("cpu")
     cms = [evaluate_partition(model, store, "acted", "train", norm, loss, bs, dev)[0] for bs in (1, 3, 16)]
     assert all(np.array_equal(cms[0], c) for c in cms[1:])
@@ -171,3 +171,27 @@ def test_multi_task_keeps_class_weights_iwd_and_the_originals_epoch_length(small
     shared = Trainer(cfg.replace(shared_optimizer=True, task_schedule="round-robin"))
     assert shared.spe == 20 and shared.optimizers["valence"] is shared.optimizers["acted"]
     assert [g["name"] for g in shared.optimizers["acted"].param_groups] == ["shared", "task:valence", "task:acted"]
+
+
+@pytest.mark.parametrize("band_norm", [False, True], ids=["raw-log-mels", "band-norm"])
+def test_the_runs_normalisation_travels_with_its_checkpoint_and_scores_as_trained(small_store, tmp_path, band_norm):
+    from emonet.evaluation import evaluate
+    from emonet.store import open_store
+
+    run, results = train(_config(small_store, tmp_path, ["arousal"], epochs=1, steps_per_epoch=2, band_norm=band_norm))
+    _, meta = load_checkpoint(run / "best.safetensors")
+    stats = meta["norm_stats"]["arousal"]
+    if band_norm:  # each band standardised with the train partition's statistics
+        mean, std = open_store(small_store).normalization("arousal")
+        assert np.allclose(stats["mean"], mean) and np.allclose(stats["std"], std)
+    else:  # the original's raw log-mels: identity statistics
+        assert stats == {"mean": [0.0] * 32, "std": [1.0] * 32}
+    scored = evaluate(run / "best.safetensors", [small_store], ["arousal"], "test", write=False).tasks["arousal"]
+    assert scored.metrics["confusion_matrix"] == results["arousal"]["test"]["confusion_matrix"]  # as the run scored it
+
+
+def test_a_run_configured_before_band_norm_resumes_with_it():
+    old = TrainConfig(stores=["s"], tasks=["acted"], experiments="e").to_dict()
+    del old["band_norm"]  # config.yaml of a run from before the option: it standardised every band
+    assert TrainConfig.from_run(old).band_norm is True
+    assert TrainConfig.from_run({**old, "band_norm": False}).band_norm is False

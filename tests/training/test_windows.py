@@ -16,13 +16,13 @@ from emonet.cli.train import config_default
 from emonet.data.batching import padded_batch, utterance_batches
 from emonet.data.crops import normalize, scoring_windows
 from emonet.data.features import FeatureConfig
+from emonet.data.normalization import task_normalizer
 from emonet.data.store_access import partition_index
 from emonet.errors import ConfigError
 from emonet.evaluation.evaluator import run_window
 from emonet.models import ModelConfig, build_model
 from emonet.training import TrainConfig, train
 from emonet.training.callbacks import Callback
-from emonet.training.data import normalizer
 from emonet.training.streams import StreamSpec, epoch_stream
 
 W4 = 1 + 4 * 16000 // 512  # -w 4 at 16 kHz and hop 512: 126 frames
@@ -43,7 +43,7 @@ def test_scored_batches_hold_each_clips_one_window(small_store):
     window of each clip of a real store: some clips from their midpoint, some from 0."""
     store = emonet.open_store(small_store)
     part = store.partition("acted", "devel")
-    index, norm = partition_index(part), normalizer(store, "acted")
+    index, norm = partition_index(part), task_normalizer(store, "acted", True)
     window = int(np.median(part.lengths)) // 2  # half the clips are longer than twice the window
     starts = set()
     for ids, x, lengths in utterance_batches(part, index, norm, 3, window=window):
@@ -62,7 +62,7 @@ def test_scored_batches_hold_each_clips_one_window(small_store):
 def test_without_a_window_training_batches_are_whole_utterances(small_store):
     store = emonet.open_store(small_store)
     part = store.partition("acted", "train")
-    index, norm = partition_index(part), normalizer(store, "acted")
+    index, norm = partition_index(part), task_normalizer(store, "acted", True)
     seen = []
     for x, lengths, _ in epoch_stream(part, index, StreamSpec("acted", 4, None, seed=1), norm, 0, 0, 1):
         assert x.shape[1] == int(lengths.max())  # padded to the batch's longest clip
