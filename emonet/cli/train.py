@@ -111,6 +111,14 @@ IdentityAdapters = Annotated[
         "--identity-adapters", help="New adapters start as zero kernels (identity), not the original's he_normal."
     ),
 ]
+CopyTaskParts = Annotated[
+    bool,
+    typer.Option(
+        "--copy-task-parts",
+        help="With -im: a new task starts from the initial model's first task's adapters, BNs and attention "
+        "(finetune: BNs and attention), not new ones as the original's.",
+    ),
+]
 Spe = Annotated[
     int | None,
     typer.Option(
@@ -166,7 +174,8 @@ OPTIONS: dict[str, Any] = {
     "class_weighted_mean": WeightedMean,
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "score_whole": ScoreWhole,
     "loss": Loss, "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
-    "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "steps_per_epoch": Spe,
+    "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "copy_task_parts": CopyTaskParts,
+    "steps_per_epoch": Spe,
     "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
     "device": ro.Device,
     "precision": ro.Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
