@@ -153,6 +153,25 @@ def setup_model(
         return model
     if mode == "scratch":
         raise ConfigError("mode 'scratch' takes no initial model (drop -im/--initial-model)")
+    model = _from_initial(
+        mode, tasks, config_from_initial(initial.config, config or initial.config, given, mode), initial, source_task,
+        identity_adapters=identity_adapters, copy_task_parts=copy_task_parts,
+    )  # fmt: skip
+    apply_mode(model, mode, list(tasks), pretrained=True)
+    return model
+
+
+def _from_initial(
+    mode: str,
+    tasks: Mapping[str, Sequence[str]],
+    config: ModelConfig,
+    initial: EmoNet,
+    source_task: str | None,
+    *,
+    identity_adapters: bool,
+    copy_task_parts: bool,
+) -> EmoNet:
+    """``setup_model``'s model of ``config`` on ``initial`` (``apply_mode`` not yet applied)."""
     for name, classes in tasks.items():
         if name in initial.tasks and initial.tasks[name] != list(classes):
             raise ModelError(
@@ -160,24 +179,20 @@ def setup_model(
             )
     source = source_task or next(iter(initial.tasks), None)
     if source is not None and source not in initial.tasks:
-        raise UnknownTaskError(
-            f"unknown source task {source!r}; the initial model has tasks: {', '.join(initial.tasks)}"
-        )
-    model_config = config_from_initial(initial.config, config or initial.config, given, mode)
+        known = ", ".join(initial.tasks)
+        raise UnknownTaskError(f"unknown source task {source!r}; the initial model has tasks: {known}")
     if mode == "finetune":
-        model = finetune_model(model_config, tasks, initial, source if copy_task_parts else None)
-    else:
-        model = build_model(model_config, initial.tasks)
-        _load_from(model, initial)
-        if identity_adapters and not initial.config.has_adapters:  # the adapters it gained
-            _reset_adapters(model, model.tasks)
-        copy = mode == "last-layer" or copy_task_parts
-        for name, classes in tasks.items():
-            if name not in model.tasks:
-                model.add_task(name, classes, init_from=source if copy else None)
-                if identity_adapters and not copy:
-                    _reset_adapters(model, [name])
-    apply_mode(model, mode, list(tasks), pretrained=True)
+        return finetune_model(config, tasks, initial, source if copy_task_parts else None)
+    model = build_model(config, initial.tasks)
+    _load_from(model, initial)
+    if identity_adapters and not initial.config.has_adapters:  # the adapters it gained
+        _reset_adapters(model, model.tasks)
+    copy = mode == "last-layer" or copy_task_parts  # last-layer: the fix of the original's bug 6
+    for name, classes in tasks.items():
+        if name not in model.tasks:
+            model.add_task(name, classes, init_from=source if copy else None)
+            if identity_adapters and not copy:
+                _reset_adapters(model, [name])
     return model
 
 
