@@ -118,6 +118,14 @@ BandNorm = Annotated[
         help="Standardise each mel band with the task's train mean and std (the original: raw log-mels).",
     ),
 ]
+CopyTaskParts = Annotated[
+    bool,
+    typer.Option(
+        "--copy-task-parts",
+        help="With -im: a new task starts from the initial model's first task's adapters, BNs and attention "
+        "(finetune: BNs and attention), not new ones as the original's.",
+    ),
+]
 Spe = Annotated[
     int | None,
     typer.Option(
@@ -174,6 +182,7 @@ OPTIONS: dict[str, Any] = {
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "score_whole": ScoreWhole,
     "loss": Loss, "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
     "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "band_norm": BandNorm,
+    "copy_task_parts": CopyTaskParts,
     "steps_per_epoch": Spe,
     "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
     "device": ro.Device,

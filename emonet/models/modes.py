@@ -4,16 +4,20 @@ training modes") and how a model is set up for them.
 | mode       | shared convs / rnn | adapters (1x1 / bottleneck) | BN (per task)      | attention | head       |
 | ---------- | ------------------ | --------------------------- | ------------------ | --------- | ---------- |
 | scratch    | trained            | none (adapter_type none)    | trained            | trained   | new        |
-| finetune   | loaded, trained    | none (trained if loaded)    | trained            | trained   | new        |
+| finetune   | loaded, trained    | none (adapter_type none)    | new, trained       | new, trained | new *   |
 | last-layer | loaded, frozen     | frozen if loaded            | frozen (eval mode) | frozen    | new, alone |
 | adapters   | loaded, frozen     | per task, trained           | per task, trained  | trained   | new        |
 
-A new task's adapters, BNs and attention start as copies of a source task's (``setup_model``;
-adapters of a model that had none start he_normal as the original's, or as zero, identity, 1x1
-kernels with ``identity_adapters``: README, "New tasks").
-``adapters`` without an initial model is multi-task training: the shared convs train jointly
-with every task's parts (``apply_mode(..., pretrained=False)``). A shared attention layer
-(``share_feature_layer``) counts as shared. Parts of tasks not being trained are frozen.
+(*: loaded when the initial model has the task.)
+What a task new to the initial model starts from (``setup_model``), as the original: in
+finetune fresh BNs and a new attention; in adapters mode new he_normal adapters (zero, identity,
+1x1 kernels with ``identity_adapters``), fresh BNs and a new attention. last-layer is the
+exception (the original's bug 6, fixed): its frozen adapters, BNs and attention are copies of a
+source task's trained ones, not fresh and random. ``copy_task_parts`` (an improvement) makes
+finetune and adapters copy them too. ``adapters`` without an initial model is multi-task
+training: the shared convs train jointly with every task's parts (``apply_mode(...,
+pretrained=False)``). A shared attention layer (``share_feature_layer``) counts as shared.
+Parts of tasks not being trained are frozen.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from torch import nn
 
 from emonet.errors import ConfigError, ModelError, UnknownTaskError
 from emonet.models.config import MODES, ModelConfig
-from emonet.models.initial import config_from_initial
+from emonet.models.initial import config_from_initial, finetune_model
 from emonet.models.network import EmoNet, build_model
 from emonet.models.task_parts import reset_to_identity
 
@@ -91,18 +95,25 @@ def setup_model(
     source_task: str | None = None,
     given: Collection[str] | None = None,
     identity_adapters: bool = False,
+    copy_task_parts: bool = False,
 ) -> EmoNet:
     """A model ready to train ``tasks`` in ``mode`` (``apply_mode`` already applied).
 
     * scratch: a new adapter-free model (``adapter_type`` forced to none); no initial model.
-    * finetune / last-layer: ``initial`` required; its architecture, weights and tasks are kept.
+    * finetune: ``initial`` required; the original's adapter-free network of the trained tasks
+      only (the initial model's other tasks and any adapters are dropped): its shared convs
+      (rnn) loaded, each task's BNs fresh and its attention new, its head loaded when the
+      initial model has the task, else new.
+    * last-layer: ``initial`` required; its architecture, weights and tasks are kept; a new
+      task's frozen adapters, BNs and attention are copies of ``source_task``'s (the fix of
+      the original's fresh BNs and random attention).
     * adapters: without ``initial`` a new multi-task model (shared convs train); with it, the
-      initial model's weights (an adapter-free one gains he_normal adapters of
-      ``config.adapter_type``, default parallel) and only the tasks' own parts train.
+      initial model's weights and tasks (an adapter-free one gains adapters of
+      ``config.adapter_type``, default parallel); a new task gets he_normal adapters, fresh
+      BNs, a new attention and a new head.
 
-    Tasks new to the model start from ``source_task``'s adapters, BNs and attention (default:
-    the initial model's first task) with a new head; tasks it already has keep their parts.
-    The initial model's feature config and normalisation statistics are carried over.
+    In last-layer and adapters mode tasks the initial model has keep all their parts. The
+    initial model's feature config and normalisation statistics are carried over.
 
     Args:
         mode: one of ``MODES``.
@@ -111,13 +122,17 @@ def setup_model(
             (see ``given``; its adapter type also picks the adapters an adapter-free initial
             model gains in ``adapters`` mode). Default ``ModelConfig()``.
         initial: the model to start from (``load_checkpoint``), or None.
-        source_task: the initial model's task whose parts new tasks copy.
+        source_task: the initial model's task whose parts new tasks copy (last-layer, or
+            ``copy_task_parts``); default its first task.
         given: with ``initial``, the ``config`` fields the user set; each must match the
             initial model (ConfigError naming both values otherwise), except the dropout rates,
             which override. None (default): none; the initial model's architecture and
             dropout are kept.
         identity_adapters: new adapters start as zero kernels (the identity: a new task starts
             as the shared network) instead of the original's he_normal.
+        copy_task_parts: an improvement: a new task starts from ``source_task``'s adapters
+            (adapters mode), BNs and attention instead of new ones; in finetune a task the
+            initial model has keeps its BNs and attention too.
 
     Returns:
         The model, in train mode, with ``requires_grad`` set for ``mode``.
@@ -125,6 +140,7 @@ def setup_model(
     Raises:
         ConfigError: an unknown mode, no task, an option the mode or initial model conflicts with.
         ModelError: the initial model's weights do not fit its config; a task exists with other classes.
+        UnknownTaskError: ``source_task`` is not a task of the initial model.
     """
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
@@ -137,22 +153,46 @@ def setup_model(
         return model
     if mode == "scratch":
         raise ConfigError("mode 'scratch' takes no initial model (drop -im/--initial-model)")
-    if config is None:
-        config = initial.config
-    model = build_model(config_from_initial(initial.config, config, given, mode), initial.tasks)
+    model = _from_initial(
+        mode, tasks, config_from_initial(initial.config, config or initial.config, given, mode), initial, source_task,
+        identity_adapters=identity_adapters, copy_task_parts=copy_task_parts,
+    )  # fmt: skip
+    apply_mode(model, mode, list(tasks), pretrained=True)
+    return model
+
+
+def _from_initial(
+    mode: str,
+    tasks: Mapping[str, Sequence[str]],
+    config: ModelConfig,
+    initial: EmoNet,
+    source_task: str | None,
+    *,
+    identity_adapters: bool,
+    copy_task_parts: bool,
+) -> EmoNet:
+    """``setup_model``'s model of ``config`` on ``initial`` (``apply_mode`` not yet applied)."""
+    for name, classes in tasks.items():
+        if name in initial.tasks and initial.tasks[name] != list(classes):
+            raise ModelError(
+                f"task {name!r} exists in the initial model with classes {initial.tasks[name]}, not {list(classes)}"
+            )
+    source = source_task or next(iter(initial.tasks), None)
+    if source is not None and source not in initial.tasks:
+        known = ", ".join(initial.tasks)
+        raise UnknownTaskError(f"unknown source task {source!r}; the initial model has tasks: {known}")
+    if mode == "finetune":
+        return finetune_model(config, tasks, initial, source if copy_task_parts else None)
+    model = build_model(config, initial.tasks)
     _load_from(model, initial)
     if identity_adapters and not initial.config.has_adapters:  # the adapters it gained
         _reset_adapters(model, model.tasks)
-    source = source_task or next(iter(initial.tasks), None)
+    copy = mode == "last-layer" or copy_task_parts  # last-layer: the fix of the original's bug 6
     for name, classes in tasks.items():
-        if name in model.tasks:
-            if model.tasks[name] != list(classes):
-                raise ModelError(
-                    f"task {name!r} exists in the initial model with classes {model.tasks[name]}, not {list(classes)}"
-                )
-            continue
-        model.add_task(name, classes, init_from=source)
-    apply_mode(model, mode, list(tasks), pretrained=True)
+        if name not in model.tasks:
+            model.add_task(name, classes, init_from=source if copy else None)
+            if identity_adapters and not copy:
+                _reset_adapters(model, [name])
     return model
 
 

@@ -64,8 +64,8 @@ class EmoNet(nn.Module):
                 yield name, module
 
     def add_task(self, name: str, classes: Sequence[str], *, init_from: str | None = None) -> None:
-        """Add a task: fresh parts (identity adapters, default BNs, new attention and head),
-        or with ``init_from`` a copy of that task's adapters, BNs and attention (new head)."""
+        """Add a task: new parts as a new model's (he_normal adapters, fresh BNs, new attention
+        and head), or with ``init_from`` a copy of that task's adapters, BNs and attention (new head)."""
         validate_task_name(name)
         classes = _validate_classes(name, classes)
         if name in self.tasks:

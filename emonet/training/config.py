@@ -67,6 +67,8 @@ class TrainConfig:
     shared_l2: float = 1e-6  # the original's L2 on the shared 3x3 kernels (and the adapter kernels without -iwd)
     identity_adapters: bool = False  # improvement: new adapters start as zero kernels, not he_normal
     band_norm: bool = False  # improvement: standardise each mel band with the task's train mean and std
+    # improvement: with -im a new task copies the initial model's first task's adapters, BNs and attention
+    copy_task_parts: bool = False
     steps_per_epoch: int | None = None  # None: 20 multi-task (the original's), one pass single-task
     seed: int = 0
     device: str = "auto"
@@ -213,10 +215,21 @@ class TrainConfig:
     @classmethod
     def from_run(cls, data: dict[str, Any]) -> TrainConfig:
         """A run's config.yaml: one written before the multi-task options existed trained with
-        today's options' former behaviour (round robin, one optimiser, best weights); one
-        written before ``band_norm`` existed standardised every mel band."""
+        today's options' former behaviour (round robin, one optimiser, best weights); one written
+        before ``copy_task_parts`` existed started new tasks as copies of a source task's parts
+        (a finetune run of then, which kept the initial model's adapters and tasks, is refused:
+        its weights no longer fit the finetune network); one written before ``band_norm``
+        existed standardised every mel band."""
         if "task_schedule" not in data:
             data = {**FORMER_MULTI_TASK, **data}
+        if "copy_task_parts" not in data:
+            if data.get("mode") == "finetune":
+                raise ConfigError(
+                    "this run was started by an older emonet whose finetune kept the initial model's adapters and "
+                    "other tasks; finetune now builds the original's adapter-free network of the trained tasks: "
+                    "start a new run"
+                )
+            data = {**data, "copy_task_parts": True}
         if "band_norm" not in data:
             data = {**data, "band_norm": True}
         return cls.from_dict(data)

@@ -110,7 +110,6 @@ def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_con
     fixed = frames if config.model.classifier == "avgpool" and config.model.uses_cnn else None
     model_cfg = config.model.replace(n_mels=int(feature_config["n_mels"]), input_frames=fixed)
     initial, meta = load_initial(config.initial_model, feature_config) if config.initial_model else (None, {})
-    kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks}
     classes = {t: d.classes for t, d in tasks.items()}
     try:
         model = setup_model(
@@ -120,12 +119,15 @@ def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_con
             initial=initial,
             given=config.model_given,
             identity_adapters=config.identity_adapters,
+            copy_task_parts=config.copy_task_parts,
         )
     except UnknownTaskError:
         raise
     except ValueError as exc:
         raise ModelError(str(exc).splitlines()[0]) from None
     check_fixed_input(model.config, frames, config)
+    # the initial model's other tasks the model holds (finetune holds none)
+    kept = {t: v for t, v in (meta.get("norm_stats") or {}).items() if t not in tasks and t in model.tasks}
     return model, kept
 
 

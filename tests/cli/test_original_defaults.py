@@ -56,6 +56,7 @@ IMPROVEMENTS_OFF = {
     "shared_optimizer": False,
     "identity_adapters": False,
     "class_weighted_mean": False,
+    "copy_task_parts": False,
 }
 
 

@@ -94,7 +94,11 @@ def test_mode_trains_exactly_the_table_and_freezes_the_rest(mode, initial_adapte
         assert not any("adapter" in n for n in model.state_dict())
     else:
         model = setup_model(mode, NEW, initial=initial(kind, adapter_type=initial_adapters))
-        assert set(model.tasks) == {"a", "b", "new"}
+        # finetune: the original's adapter-free network of the trained tasks (test_initial_modes)
+        assert set(model.tasks) == ({"new"} if mode == "finetune" else {"a", "b", "new"})
+        assert model.config.has_adapters == (
+            mode == "adapters" or (mode == "last-layer" and initial_adapters != "none")
+        )
     names = [n for n, _ in model.named_parameters()]
     expected = _expected_trainable(mode, names)
     assert set(trainable_parameter_names(model)) == expected
@@ -245,7 +249,9 @@ def test_initial_model_options_must_match_or_are_refused(tiny, tasks, randomize)
         match=r"another architecture: -N/--number-of-resnet-blocks 2 \(initial model: 1\); -nf/--number-of-filters 8 "
         r"\(initial model: 4\); --adapter-type parallel \(initial model: none\); -c/--classifier avgpool",
     ):
-        setup_model("finetune", NEW, config=wanted, initial=initial, given=set(wanted.to_dict()))
+        setup_model("last-layer", NEW, config=wanted, initial=initial, given=set(wanted.to_dict()))
+    with pytest.raises(ConfigError, match=r"another architecture: -N/--number-of-resnet-blocks 2 \(initial model: 1\)"):
+        setup_model("finetune", NEW, config=wanted.replace(adapter_type="none"), initial=initial, given={"n_blocks"})
     # nothing given (the default): the initial model's architecture and dropout are kept
     assert setup_model("finetune", NEW, config=wanted, initial=initial).config == initial.config
     # only what the user gave counts: defaults of the other options are no conflict

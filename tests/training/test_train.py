@@ -114,10 +114,11 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_the_last_checkpoint(small
         load_checkpoint(run / "last.safetensors")  # still readable
 
 
-def test_adapters_on_a_trained_model_train_only_the_new_task(small_store, tmp_path):
+@pytest.mark.parametrize("copy", [False, True], ids=["new-parts", "copy-task-parts"])
+def test_adapters_on_a_trained_model_train_only_the_new_task(small_store, tmp_path, copy):
     base, _ = train(_config(small_store, tmp_path / "a", ["acted", "arousal"], epochs=1, steps_per_epoch=2))
     cfg = _config(small_store, tmp_path / "b", ["valence"], epochs=1, steps_per_epoch=3, mode="adapters",
-                  initial_model=str(base / "best.safetensors"))  # fmt: skip
+                  initial_model=str(base / "best.safetensors"), copy_task_parts=copy)  # fmt: skip
     run, results = train(cfg)
     before, _ = load_checkpoint(base / "best.safetensors")
     after, meta = load_checkpoint(run / "best.safetensors")
@@ -128,11 +129,17 @@ def test_adapters_on_a_trained_model_train_only_the_new_task(small_store, tmp_pa
     for key, (task, _) in roles.items():
         if task != "valence":
             assert torch.equal(old[key], new[key]), f"{key} must stay frozen"
-    # the new task's parts start as copies of the first task's and then train
+    # the new task's parts start new (the original's: he_normal adapters, BNs weight 1) or, with
+    # copy_task_parts, as copies of the first task's; then they train
     fresh = load_checkpoint(run / "last.safetensors")[0].state_dict()
-    copied = [k for k, (t, c) in roles.items() if t == "valence" and c in ("adapters", "bn") and "running" not in k]
-    moved = [k for k in copied if not torch.equal(fresh[k], old[k.replace(".valence.", ".acted.")])]
-    assert copied and len(moved) > len(copied) // 2, (len(moved), len(copied))
+    parts = [k for k, (t, c) in roles.items() if t == "valence" and c in ("adapters", "bn") and "running" not in k]
+    start = {k: old[k.replace(".valence.", ".acted.")] for k in parts}
+    if not copy:
+        bns = {k: v for k, v in start.items() if roles[k][1] == "bn"}
+        start.update({k: torch.ones_like(v) if k.endswith("weight") else torch.zeros_like(v) for k, v in bns.items()})
+        assert not any(torch.equal(fresh[k], start[k]) for k in parts if roles[k][1] == "adapters")
+    moved = [k for k in parts if not torch.equal(fresh[k], start[k])]
+    assert parts and len(moved) > len(parts) // 2, (len(moved), len(parts))
 
 
 def test_last_layer_trains_only_the_head(small_store, tmp_path):
