@@ -55,11 +55,17 @@ if [[ ${GPU_CHECK_INSTALL:-0} == 1 ]] || ! deps_ok "$root/emonet"; then
     wheels="$root/bench/wheels"
     compgen -G "$wheels/*.whl" > /dev/null || die "no wheels in bench/wheels (run bash bench/gpu_wheels.sh on a machine with PyPI, carry bench/wheels)"
     site="$tmp/site"
-    "$py" -m pip install --quiet --no-index --no-deps --disable-pip-version-check --target "$site" "$wheels"/*.whl \
-        > "$tmp/pip.log" 2>&1 || die "installing bench/wheels failed: $(tail -n 1 "$tmp/pip.log")"
     mkdir "$tmp/src" && cp -r "$root/pyproject.toml" "$root/README.md" "$root/emonet" "$tmp/src/"
-    PYTHONPATH="$site" "$py" -m pip install --quiet --no-index --no-deps --no-build-isolation --disable-pip-version-check \
-        --target "$site" "$tmp/src" > "$tmp/pip.log" 2>&1 || die "installing emonet failed: $(tail -n 1 "$tmp/pip.log")"
+    if "$py" -m pip --version > /dev/null 2>&1; then
+        "$py" -m pip install --quiet --no-index --no-deps --disable-pip-version-check --target "$site" "$wheels"/*.whl \
+            > "$tmp/pip.log" 2>&1 || die "installing bench/wheels failed: $(tail -n 1 "$tmp/pip.log")"
+        PYTHONPATH="$site" "$py" -m pip install --quiet --no-index --no-deps --no-build-isolation \
+            --disable-pip-version-check --target "$site" "$tmp/src" > "$tmp/pip.log" 2>&1 \
+            || die "installing emonet failed: $(tail -n 1 "$tmp/pip.log")"
+    else  # no pip in the image: a wheel is a zip to unpack, emonet a folder to copy
+        for w in "$wheels"/*.whl; do "$py" -m zipfile -e "$w" "$site" || die "cannot unpack $w"; done
+        cp -r "$tmp/src/emonet" "$site/"
+    fi
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
     deps_ok "$site/emonet" || die "emonet or its dependencies do not import from $site (an editable emonet in $py wins: use GPU_CHECK_PYTHON=a python without emonet)"
 fi
