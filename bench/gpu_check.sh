@@ -39,7 +39,7 @@ case $device in
     *) die "GPU_CHECK_DEVICE must be cuda or cpu, got '$device'" ;;
 esac
 out="${OUT:-${1:-$root/bench/out/gpu-check}}"
-mkdir -p "$out" || die "cannot make $out"
+mkdir -p "$out" 2> /dev/null || die "cannot make the output folder $out"
 out="$(cd "$out" && pwd)"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/gpu-check.XXXXXX")"

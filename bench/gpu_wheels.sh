@@ -29,5 +29,5 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 rm -rf "$dest" && mkdir -p "$dest" && mv "$tmp"/*.whl "$dest/"
 size=$(du -sm "$dest" | cut -f1)
 ls "$dest"
-echo "bench/wheels: $(ls "$dest" | wc -l) wheels, ${size} MiB (run() carries at most 64 MiB)"
+echo "bench/wheels: $(find "$dest" -name "*.whl" | wc -l) wheels, ${size} MiB (run() carries at most 64 MiB)"
 (( size < 32 )) || { echo "gpu_wheels: ${size} MiB is too close to the 64 MiB carry limit" >&2; exit 1; }
