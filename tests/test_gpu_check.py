@@ -80,3 +80,27 @@ def test_the_dry_run_runs_every_step_on_the_cpu(tmp_path):
     same = steps["evaluate_predict"]
     assert same["evaluate"]["labels_equal"] and same["predict"]["labels_equal"]
     assert "gpu_check on cpu" in (tmp_path / "summary.txt").read_text()
+
+
+@pytest.mark.parametrize(
+    ("device", "override", "expected"),
+    [("cuda", None, "nccl"), ("cpu", None, "gloo"), ("cuda", "gloo", "gloo")],
+)
+def test_the_process_group_backend_follows_the_device_unless_overridden(monkeypatch, device, override, expected):
+    # the GPU check's two ranks on one GPU need gloo over CUDA tensors: nccl refuses them
+    import torch
+    import torch.distributed as dist
+
+    from emonet.training import distributed
+
+    chosen = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    if override:
+        monkeypatch.setenv("EMONET_DIST_BACKEND", override)
+    else:
+        monkeypatch.delenv("EMONET_DIST_BACKEND", raising=False)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda backend: chosen.append(backend))
+    assert distributed.init(torch.device(device)) == (0, 2)
+    assert chosen == [expected]
