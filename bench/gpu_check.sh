@@ -67,7 +67,10 @@ if [[ ${GPU_CHECK_INSTALL:-0} == 1 ]] || ! deps_ok "$root/emonet"; then
         cp -r "$tmp/src/emonet" "$site/"
     fi
     export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
-    deps_ok "$site/emonet" || die "emonet or its dependencies do not import from $site (an editable emonet in $py wins: use GPU_CHECK_PYTHON=a python without emonet)"
+    if ! deps_ok "$site/emonet"; then
+        why=$("$py" -c 'import emonet, zarr, numcodecs, webdataset, soundfile; print(emonet.__file__)' 2>&1 | tail -n 1)
+        die "emonet and its dependencies do not import from $site: $why (an editable emonet in $py wins: set GPU_CHECK_PYTHON)"
+    fi
 fi
 
 if [[ $device == cuda && $cuda != 1 ]]; then
