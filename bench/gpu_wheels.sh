@@ -3,7 +3,7 @@
 # that reaches no package registry: emonet's runtime dependencies that such a machine's image
 # lacks (its image has Python 3.12 with torch, torchaudio, numpy, typer, rich, pyyaml,
 # safetensors, matplotlib, tensorboard and pandas), at constraints.txt's versions, plus setuptools
-# to build emonet itself. A few MB; never torch. Carry the folder: run(carry=["bench/wheels"]).
+# to build emonet itself. A few MB; never torch. Take the folder along with the working tree.
 # Usage: bash bench/gpu_wheels.sh [PYTHON_VERSION]   (default 3.12, the GPU image's)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,5 +29,5 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 rm -rf "$dest" && mkdir -p "$dest" && mv "$tmp"/*.whl "$dest/"
 size=$(du -sm "$dest" | cut -f1)
 ls "$dest"
-echo "bench/wheels: $(find "$dest" -name "*.whl" | wc -l) wheels, ${size} MiB (run() carries at most 64 MiB)"
+echo "bench/wheels: $(find "$dest" -name "*.whl" | wc -l) wheels, ${size} MiB (at most 64 MiB travel with the tree)"
 (( size < 32 )) || { echo "gpu_wheels: ${size} MiB is too close to the 64 MiB carry limit" >&2; exit 1; }
