@@ -37,11 +37,44 @@ def project() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def test_base_python_satisfies_requires_python(project):
+def _build_args() -> dict[str, str | None]:
+    """ARG name -> default (None: no default)."""
+    out = {}
+    for rest in _args("ARG"):
+        name, eq, default = rest.partition("=")
+        out[name] = default if eq else None
+    return out
+
+
+def test_base_is_a_build_arg_defaulting_to_a_slim_python(project):
+    # one file a user builds: FROM ${BASE}, BASE defaulting to the slim Python image a server pulls
+    # (docker/smoke.sh passes a local Debian base with --build-arg BASE=...)
     (base,) = _args("FROM")
-    match = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?-slim(?:-\w+)?", base)
-    assert match, f"expected an official python:X.Y-slim base, got {base!r}"
+    assert base in ("${BASE}", "$BASE"), f"FROM should take the BASE build argument, got {base!r}"
+    instructions = [word for word, _ in _instructions()]
+    assert instructions[0] == "ARG" and _instructions()[0][1].startswith("BASE="), "ARG BASE=... must precede FROM"
+    default = _build_args()["BASE"]
+    match = re.fullmatch(r"python:(\d+\.\d+)(?:\.\d+)?-slim(?:-\w+)?", default or "")
+    assert match, f"expected BASE to default to an official python:X.Y-slim image, got {default!r}"
     assert SpecifierSet(project["requires-python"]).contains(match.group(1) + ".0")
+
+
+def test_installs_into_a_venv_with_python3():
+    # a venv, so the base's own Python may be Debian's (externally managed) or the official image's
+    runs = " ".join(_args("RUN"))
+    assert re.search(r"python3 -m venv (\S+)", runs), "the image installs into a venv made by `python3 -m venv`"
+    venv = re.search(r"python3 -m venv (\S+)", runs).group(1)
+    env = " ".join(_args("ENV"))
+    assert f"PATH={venv}/bin:" in env, "the venv's bin comes first on PATH (emonet, torchrun)"
+    assert runs.index("python3 -m venv") < runs.index("pip install")
+
+
+def test_build_args_are_not_secrets_baked_in():
+    # PIP_CERT (a CA bundle for a proxy that re-signs TLS) is an ARG without a default, never an ENV
+    args = _build_args()
+    assert set(args) <= {"BASE", "PIP_CERT"}, args
+    assert args.get("PIP_CERT") is None
+    assert "PIP_CERT" not in " ".join(_args("ENV"))
 
 
 def test_installs_the_project_with_its_own_pins(project):

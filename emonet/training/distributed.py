@@ -24,12 +24,15 @@ def world_info() -> tuple[int, int]:
 
 
 def init(device: torch.device) -> tuple[int, int]:
-    """Join the process group when run by torchrun (gloo on CPU, nccl on GPUs)."""
+    """Join the process group when run by torchrun (gloo on CPU, nccl on GPUs; the environment
+    variable EMONET_DIST_BACKEND overrides it, e.g. gloo for several ranks on one GPU, which
+    nccl refuses: bench/gpu_check.sh)."""
     import torch.distributed as dist
 
     rank, world = world_info()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = os.environ.get("EMONET_DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend)
     return rank, world
 
 
