@@ -67,6 +67,10 @@ def test_results_and_predictions_are_compared_number_by_number(gpu_check, tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    os.environ.get("EMONET_GPU_DRY_RUN") != "1",
+    reason="the full CPU dry run of bench/gpu_check.sh takes minutes: opt in with EMONET_GPU_DRY_RUN=1",
+)
 def test_the_dry_run_runs_every_step_on_the_cpu(tmp_path):
     # the same steps as on a GPU, tiny, on the CPU: every figure lands in results.json and the table
     done = _run(tmp_path, GPU_CHECK_DEVICE="cpu")
