@@ -258,6 +258,7 @@ def run_train(ctx, progress) -> Path:
     from emonet.training.api import resume as resume_run  # lazy: keeps torch and zarr off 'emonet --help'
     from emonet.training.api import train as train_run  # lazy: keeps torch and zarr off 'emonet --help'
     from emonet.training.distributed import shutdown, world_info  # lazy: keeps torch and zarr off 'emonet --help'
+    from emonet.training.run_dir import read_config  # lazy: keeps torch and zarr off 'emonet --help'
 
     resume = ctx.params["resume"]
     if resume is not None:
@@ -271,7 +272,8 @@ def run_train(ctx, progress) -> Path:
     else:
         run_dir, results = train_run(given_config(ctx), progress=progress)
     if world_info()[0] == 0:
-        out.print(results_table(results, run_dir))
+        best = TrainConfig.from_run(read_config(run_dir)).early_stopping
+        out.print(results_table(results, run_dir, "the best devel weights" if best else "the final weights"))
     shutdown()
     return run_dir
 

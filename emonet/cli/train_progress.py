@@ -77,9 +77,10 @@ class RichTrainProgress(TrainProgress):
             self.bar = None
 
 
-def results_table(results: dict, run_dir) -> Table:
-    """task x partition: UAR, accuracy, macro F1, items."""
-    table = Table(title=f"results of the best weights ({run_dir})")
+def results_table(results: dict, run_dir, scored: str) -> Table:
+    """task x partition: UAR, accuracy, macro F1, items; the title says which weights were
+    ``scored`` (a single task's best devel weights; a multi-task run's final weights)."""
+    table = Table(title=f"results of {scored} ({run_dir})")
     for col in ("task", "partition", "UAR", "accuracy", "macro F1", "items"):
         table.add_column(col, justify="left" if col in ("task", "partition") else "right")
     for task, parts in results.items():

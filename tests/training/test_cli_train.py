@@ -38,9 +38,15 @@ def _one_line_error(rc, err, *needles):
 def test_cli_trains_and_prints_a_results_table(small_store, tmp_path, capsys):
     rc, out, _ = _run(capsys, "--store", small_store, "-t", "arousal", "-ebp", tmp_path / "e", "-e", "1", *TINY)
     assert rc == 0
-    assert "results of the best weights" in out and "arousal" in out and "UAR" in out
+    assert "results of the best devel weights" in out and "arousal" in out and "UAR" in out
     (run,) = (tmp_path / "e").iterdir()
     assert json.loads((run / "results.json").read_text())["arousal"]["test"]["n"] == 4
+
+
+def test_a_multi_task_runs_table_says_it_scored_the_final_weights(small_store, tmp_path, capsys):
+    argv = ["--store", small_store, "-t", "acted", "arousal", "-ebp", tmp_path / "e", "-e", "1", *TINY]
+    rc, out, _ = _run(capsys, *argv)
+    assert rc == 0 and "results of the final weights" in out  # the original's multi-task procedure
 
 
 @pytest.mark.parametrize(
