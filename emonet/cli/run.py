@@ -25,6 +25,16 @@ def _table(table: dict) -> Table:
     return view
 
 
+def _cv_table(frame) -> Table:
+    view = Table(title="Cross-validation: mean ± std over folds (%, test partition)")
+    for name in ("stage", "corpus", "folds", "UA", "WA", "macro F1"):
+        view.add_column(name, justify="left" if name in ("stage", "corpus") else "right")
+    for (stage, corpus), row in frame.iterrows():
+        cells = [f"{100 * row[f'{m}_mean']:.2f} ± {100 * row[f'{m}_std']:.2f}" for m in ("ua", "wa", "macro_f1")]
+        view.add_row(stage, corpus, str(int(row["folds"])), *(c.replace(" ± nan", "") for c in cells))
+    return view
+
+
 def run(
     ctx: typer.Context,
     pipeline_file: Annotated[Path, typer.Argument(metavar="PIPELINE.yaml", help="The pipeline to run.")],
@@ -48,14 +58,17 @@ def run(
     if dry_run:
         return
 
+    from emonet.pipeline.cv_results import collect_folds, cv_frame, write_cv_results  # lazy: pandas
     from emonet.pipeline.results import collect_results, write_results  # lazy: pandas only after a run
 
-    table = collect_results(pipeline, results)
+    table, folds = collect_results(pipeline, results), collect_folds(pipeline, results)
     kept = "the stages' outputs are kept; free space or fix the permissions and re-run"
     with filesystem_errors(pipeline.workdir, kept):
-        files = write_results(pipeline, table)
+        files = {**write_results(pipeline, table), **write_cv_results(pipeline, folds)}
     if table:
         out.print(_table(table))
+    if folds:
+        out.print(_cv_table(cv_frame(folds)))
     out.print(f"results: {', '.join(str(p) for p in files.values())}", highlight=False)
     for r in results:
         if "store" in r.outputs:

@@ -159,6 +159,8 @@ def _check_values(pipeline: Pipeline, stage: Stage, command: StageCommand) -> No
             raise ConfigError(f"{where}: '{key}' has no value; give one or remove the key")
         if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict | list) for v in value)):
             raise ConfigError(f"{where}: '{key}' must be a value or a list of values, not a mapping")
+        if isinstance(value, list) and len(value) > 1 and not spec.multiple:
+            raise ConfigError(f"{where}: '{key}' takes one value, not a list of {len(value)}; give one")
         if spec.path:
             for v in _values(value):
                 if leaves_workdir(v, pipeline.workdir):
@@ -209,7 +211,7 @@ def check_stage(pipeline: Pipeline, stage: Stage) -> None:
                 f"{pipeline.path}: stage '{stage.name}': '${{{other}.{output}}}': stage '{other}' offers "
                 f"{', '.join(offered) or 'no outputs'}"
             )
-    added = {k: v.format(stage=stage.name) for k, v in command.defaults.items() if k not in stage.options}
+    added = {k: v.format(stage=stage.folder) for k, v in command.defaults.items() if k not in stage.options}
     options = {**stage.options, **added}  # as the stage will run (with_defaults), without changing it
     call = stage_call(pipeline, stage, options, stage.args, lambda ref: f"{pipeline.workdir}/{ref[2:-1]}")
     if command.check is not None:
@@ -223,6 +225,6 @@ def with_defaults(stage: Stage) -> Stage:
     """The stage with the options a pipeline adds where the stage leaves them out (a train
     stage's experiment folder is ``runs/<stage>`` inside the workdir, so its runs are found again)."""
     command = stage_command(stage.command)
-    added = {k: v.format(stage=stage.name) for k, v in (command.defaults if command else {}).items()}
+    added = {k: v.format(stage=stage.folder) for k, v in (command.defaults if command else {}).items()}
     stage.options = {**stage.options, **{k: v for k, v in added.items() if k not in stage.options}}
     return stage

@@ -15,6 +15,12 @@ the CLI, checked before anything runs.
           store: ${features.store}      # another stage's output: that stage runs first
           tasks: [acted, arousal]
         label: multi-task               # the stage's column in the results table
+      folds:
+        command: train
+        foreach: [1, 2, 3]              # one stage per item: folds[1], folds[2], folds[3]
+        options:                        # (emonet.pipeline.foreach)
+          store: ${features.store}
+          tasks: [emodb-fold${item}]
 
 The outputs a stage offers to others are its command's (``emonet.pipeline.registry.StageCommand.outputs``).
 """
@@ -30,10 +36,11 @@ from typing import Any
 import yaml
 
 from emonet.errors import ConfigError
+from emonet.pipeline.foreach import REF, expand, foreach_items
 
-STAGE_KEYS = {"command", "options", "args", "label", "after"}
+STAGE_KEYS = {"command", "options", "args", "label", "after", "foreach", "group"}
 TOP_KEYS = {"workdir", "stages", "description"}
-REF = re.compile(r"\$\{([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]+)\}")
+DEFAULT_GROUP = r"[-_]fold[-_]?\d+$"  # what a task name loses to name its corpus in the CV table
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 
@@ -47,6 +54,16 @@ class Stage:
     args: list[str] = field(default_factory=list)
     label: str = ""
     after: list[str] = field(default_factory=list)
+    foreach: list[str] | None = None  # the items of a stage not yet expanded
+    variable: str = "item"  # the second name of ${item} (foreach: {fold: [...]})
+    group: str = DEFAULT_GROUP  # regex removed from a task name to name its corpus (CV table)
+    base: str = ""  # an expansion: the foreach stage it comes from ...
+    item: str = ""  # ... and its item
+
+    @property
+    def folder(self) -> str:
+        """The stage's name as a relative folder: ``train/2`` for the expansion ``train[2]``."""
+        return f"{self.base}/{self.item}" if self.base else self.name
 
     def references(self) -> set[str]:
         """Names of the stages whose outputs this stage's values refer to."""
@@ -112,7 +129,10 @@ def _read_yaml(path: Path) -> dict:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise _fail(path, f"not valid YAML at{where} ({getattr(exc, 'problem', exc)}); fix the file") from None
+        lines = path.read_text().splitlines()
+        quote = mark is not None and mark.line < len(lines) and "${" in lines[mark.line]
+        fix = 'quote a value with ${...} inside [...] or {...}: "fold${item}"' if quote else "fix the file"
+        raise _fail(path, f"not valid YAML at{where} ({getattr(exc, 'problem', exc)}); {fix}") from None
     if not isinstance(data, dict):
         raise _fail(path, "a pipeline is a mapping with 'stages' (and optionally 'workdir', 'description')")
     unknown = sorted(set(data) - TOP_KEYS)
@@ -138,6 +158,16 @@ def _stage(path: Path, name: Any, body: Any) -> Stage:
         args = [args]
     if isinstance(after, str):
         after = [after]
+    variable, items = "item", None
+    if "foreach" in body:
+        variable, items = foreach_items(f"{path}: stage '{name}'", body["foreach"])
+    group = body.get("group", DEFAULT_GROUP)
+    if "group" in body and items is None:
+        raise _fail(path, f"stage '{name}': 'group' names the corpora of a cross-validation; it needs 'foreach'")
+    try:
+        re.compile(str(group))
+    except re.error as exc:
+        raise _fail(path, f"stage '{name}': 'group' {group!r} is not a regular expression ({exc})") from None
     return Stage(
         name=name,
         command=str(body["command"]),
@@ -145,6 +175,9 @@ def _stage(path: Path, name: Any, body: Any) -> Stage:
         args=[str(a) for a in args],
         label=str(body.get("label") or name),
         after=[str(a) for a in after],
+        foreach=items,
+        variable=variable,
+        group=str(group),
     )
 
 
@@ -216,7 +249,7 @@ def load_pipeline(path: str | Path, workdir: str | Path | None = None) -> Pipeli
     raw = data.get("stages")
     if not isinstance(raw, dict) or not raw:
         raise _fail(path, "'stages' must map stage names to stages (command + options)")
-    stages = [_stage(path, name, body) for name, body in raw.items()]
+    stages = expand(path, [_stage(path, name, body) for name, body in raw.items()])
     _check_labels(path, stages)
     chosen = workdir if workdir is not None else data.get("workdir") or path.stem
     return Pipeline(path, _workdir(path, chosen), _order(path, stages), str(data.get("description") or ""))
