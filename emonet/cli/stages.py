@@ -35,6 +35,9 @@ WRITES = {
     "predict": {"output"},
 }
 WRITES_ARGS = {"demo-data", "init-model"}
+# Options that take a file or an inline value: a path (inside the workdir; an input of the
+# up-to-date check) when the value ends with one of these.
+PATH_SUFFIXES = {"label-map": (".json", ".csv")}
 RUNS = "runs"  # a train stage writes its runs under WORKDIR/runs/<stage> unless it names its own folder
 
 
@@ -63,6 +66,7 @@ def _converter(param, ctx) -> Callable[[Any], Any]:
 
 def _spec(param, ctx, writes: bool) -> OptionSpec:
     descriptor = param.type_descriptor
+    key = _long_name(param)
     return OptionSpec(
         convert=_converter(param, ctx),
         multiple=bool(param.multiple or param.nargs == -1),
@@ -74,6 +78,7 @@ def _spec(param, ctx, writes: bool) -> OptionSpec:
         writes=writes,
         off_flag=(param.secondary_opts or [None])[0],
         name=param.name if param.param_type_name == "argument" else "",
+        path_suffixes=PATH_SUFFIXES.get(key or "", ()),
     )
 
 

@@ -33,7 +33,7 @@ def _values(value: Any) -> list[str]:
 def _text(value: str, spec: OptionSpec, workdir: Path, resolve: Callable[[str], str]) -> str:
     """One value as the command gets it: references replaced, a path taken inside the workdir."""
     value = REF.sub(lambda m: resolve(m.group(0)), value)
-    return resolve_path(value, workdir) if spec.path else value
+    return resolve_path(value, workdir) if spec.takes_path(value) else value
 
 
 def _argument_specs(command: StageCommand, n: int) -> list[OptionSpec]:
@@ -159,10 +159,9 @@ def _check_values(pipeline: Pipeline, stage: Stage, command: StageCommand) -> No
             raise ConfigError(f"{where}: '{key}' has no value; give one or remove the key")
         if isinstance(value, dict) or (isinstance(value, list) and any(isinstance(v, dict | list) for v in value)):
             raise ConfigError(f"{where}: '{key}' must be a value or a list of values, not a mapping")
-        if spec.path:
-            for v in _values(value):
-                if leaves_workdir(v, pipeline.workdir):
-                    raise ConfigError(f"{where}: '{key}: {v}' leaves the workdir through '..'; {_OUTSIDE}")
+        for v in _values(value):
+            if spec.takes_path(v) and leaves_workdir(v, pipeline.workdir):
+                raise ConfigError(f"{where}: '{key}: {v}' leaves the workdir through '..'; {_OUTSIDE}")
     if command.resume_option is not None and command.resume_option in stage.options:
         raise ConfigError(
             f"{where}: '{command.resume_option}' is not a pipeline option; re-running the pipeline resumes the stage"

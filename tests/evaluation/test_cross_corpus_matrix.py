@@ -10,7 +10,9 @@ import textwrap
 import pytest
 
 from emonet.cli.app import main
+from emonet.cli.stages import register_stage_commands
 from emonet.evaluation import cross_corpus, evaluate
+from emonet.pipeline import load_pipeline, run_pipeline
 from tests.evaluation.test_bad_input import _model
 from tests.helpers import make_task
 
@@ -77,9 +79,15 @@ def test_the_cli_writes_the_table_and_refuses_bad_input_in_one_line(corpora, tmp
 
 
 def test_a_pipeline_stage_writes_the_table(corpora, tmp_path):
+    """A cross-corpus stage, its map a file inside the workdir: the table files and a row per
+    pair in emonet run's table; an edit of the map re-runs the stage, an inline map is no path."""
     stores, models = corpora
+    register_stage_commands()  # as emonet run does, for the run_pipeline calls
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "map.json").write_text('{"negative": "angry", "positive": "happy"}')
     text = f"""
-    workdir: {tmp_path / "work"}
+    workdir: {work}
     stages:
       matrix:
         command: cross-corpus
@@ -87,14 +95,19 @@ def test_a_pipeline_stage_writes_the_table(corpora, tmp_path):
           model: [{models[0]}, {models[1]}]
           store: [{stores[0]}, {stores[1]}]
           tasks: [acted, b, valence]
-          label-map: "{MAP}"
+          label-map: map.json
           output: matrix
     """
     path = tmp_path / "p.yaml"
     path.write_text(textwrap.dedent(text))
-    assert main(["run", str(path), "--dry-run"]) == 0 and not (tmp_path / "work" / "matrix").exists()
+    assert main(["run", str(path), "--dry-run"]) == 0 and not (work / "matrix").exists()
     assert main(["run", str(path)]) == 0
-    folder = tmp_path / "work" / "matrix"
-    assert all((folder / f).is_file() for f in ("cross_corpus.csv", "cross_corpus.md", "cross_corpus.png"))
-    table = (tmp_path / "work" / "results.csv").read_text()  # emonet run's own table has every pair
+    assert all((work / "matrix" / f).is_file() for f in ("cross_corpus.csv", "cross_corpus.md", "cross_corpus.png"))
+    table = (work / "results.csv").read_text()  # emonet run's own table has every pair
     assert "acted_on_valence" in table and "b_on_b" in table
+    assert run_pipeline(load_pipeline(path), echo=lambda _line: None)[0].status == "skipped"
+    (work / "map.json").write_text('{"negative": "sad", "positive": "happy"}')
+    again = run_pipeline(load_pipeline(path), echo=lambda _line: None)[0]
+    assert again.status == "ran" and "input" in again.reason, again.reason
+    path.write_text(path.read_text().replace("label-map: map.json", f'label-map: "{MAP}"'))
+    assert run_pipeline(load_pipeline(path), echo=lambda _line: None)[0].status == "ran"  # not a file in the workdir
