@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from emonet.cli import demo, evaluate, extract, info, model, predict, run, task, train, verify
+from emonet.cli import cross_corpus, demo, evaluate, extract, info, model, predict, run, task, train, verify
 from emonet.cli.argv import expand_list_options, list_option_names
 from emonet.cli.console import err
 from emonet.cli.signals import Terminated, signals_raise
@@ -45,6 +45,7 @@ app.command("info")(info.info)
 app.command("train")(train.train)
 app.command("predict")(predict.predict)
 app.command("evaluate")(evaluate.evaluate)
+app.command("cross-corpus")(cross_corpus.cross_corpus)
 app.command("run")(run.run)
 app.add_typer(task.app, name="task")
 app.command("verify")(verify.verify)

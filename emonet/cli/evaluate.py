@@ -15,14 +15,16 @@ from emonet.cli.console import out
 
 
 def summary_table(evaluation) -> Table:
-    """task x partition: UAR, accuracy, macro F1, items (unlabelled: predictions only)."""
+    """task x partition: UAR, accuracy, macro F1, items (unlabelled: predictions only); a
+    cross-corpus row is HEAD_on_TASK, its items say how many --drop-unmapped left out."""
     table = Table(title=f"{evaluation.checkpoint} on {evaluation.partition}", title_justify="left")
     for col in ("task", "partition", "UAR", "accuracy", "macro F1", "items", "store"):
         table.add_column(col, justify="left" if col in ("task", "partition", "store") else "right")
     for t, e in evaluation.tasks.items():
         m = e.metrics
         scores = [f"{m['uar']:.4f}", f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}"] if m else ["-", "-", "-"]
-        table.add_row(t, e.partition + ("" if m else " (unlabelled)"), *scores, str(len(e.files)), e.store)
+        items = str(len(e.files)) + (f" ({e.dropped} dropped)" if e.dropped else "")
+        table.add_row(t, e.partition + ("" if m else " (unlabelled)"), *scores, items, e.store)
     return table
 
 
@@ -58,11 +60,29 @@ def evaluate(
     ] = 64,
     device: ro.Device = "cpu",
     precision: ro.Precision = "fp32",
+    head: Annotated[
+        str | None,
+        typer.Option("--head", help="Cross-corpus: score --tasks (other corpora) with this task's head."),
+    ] = None,
+    label_map: Annotated[
+        str | None,
+        typer.Option(
+            "--label-map",
+            metavar="MAP",
+            help="With --head: the scored labels -> the head's classes, LABEL=CLASS[,LABEL=CLASS...] or a "
+            ".json/.csv file (equal names map to themselves).",
+        ),
+    ] = None,
+    drop_unmapped: Annotated[
+        bool, typer.Option("--drop-unmapped", help="With --head: leave out items whose label maps to no class.")
+    ] = False,
 ) -> None:
     """Score a model on a partition of feature stores: UAR, accuracy, macro F1, per-class recall
     and precision, confusion matrices; writes results.json, predictions.csv and PNGs.
 
     Example: emonet evaluate --model runs/demo/best.safetensors --store stores/demo --partition test
+
+    Cross-corpus: emonet evaluate --model M --store S --head emodb --tasks cremad --label-map ANG=angry,HAP=happy
     """
     print_evaluation(evaluation(ctx.params))
 
@@ -74,7 +94,7 @@ def evaluation(p: Mapping[str, Any]):
 
     return run_evaluation(
         p["model"], list(p["stores"]), p["tasks"], p["partition"], p["output"], p["batch_size"], p["device"],
-        p["precision"],
+        p["precision"], head=p.get("head"), label_map=p.get("label_map"), drop_unmapped=p.get("drop_unmapped", False),
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from emonet.cli import cross_corpus as cross_corpus_cli
 from emonet.cli import demo, info, model, predict, verify
 from emonet.cli import evaluate as evaluate_cli
 from emonet.cli import extract as extract_cli
@@ -26,8 +27,17 @@ from emonet.cli.train_progress import RichTrainProgress
 from emonet.pipeline.registry import OptionSpec, StageCall, StageCommand, register_stage
 
 # Options that name what a stage writes, not what it reads (its positional arguments: WRITES_ARGS).
-WRITES = {"extract": {"store"}, "train": {"experiment-base-path"}, "evaluate": {"output"}, "predict": {"output"}}
+WRITES = {
+    "extract": {"store"},
+    "train": {"experiment-base-path"},
+    "evaluate": {"output"},
+    "cross-corpus": {"output"},
+    "predict": {"output"},
+}
 WRITES_ARGS = {"demo-data", "init-model"}
+# Options that take a file or an inline value: a path (inside the workdir; an input of the
+# up-to-date check) when the value ends with one of these.
+PATH_SUFFIXES = {"label-map": (".json", ".csv")}
 RUNS = "runs"  # a train stage writes its runs under WORKDIR/runs/<stage> unless it names its own folder
 
 
@@ -56,6 +66,7 @@ def _converter(param, ctx) -> Callable[[Any], Any]:
 
 def _spec(param, ctx, writes: bool) -> OptionSpec:
     descriptor = param.type_descriptor
+    key = _long_name(param)
     return OptionSpec(
         convert=_converter(param, ctx),
         multiple=bool(param.multiple or param.nargs == -1),
@@ -67,6 +78,7 @@ def _spec(param, ctx, writes: bool) -> OptionSpec:
         writes=writes,
         off_flag=(param.secondary_opts or [None])[0],
         name=param.name if param.param_type_name == "argument" else "",
+        path_suffixes=PATH_SUFFIXES.get(key or "", ()),
     )
 
 
@@ -122,6 +134,12 @@ def _evaluate(ctx, call: StageCall) -> dict[str, str]:
     return {"dir": str(result.output)}
 
 
+def _cross_corpus(ctx, call: StageCall) -> dict[str, str]:
+    result = cross_corpus_cli.run_cross_corpus(ctx.params)
+    cross_corpus_cli.print_cross_corpus(result)
+    return {"dir": str(result.output)}
+
+
 def _demo_data(ctx, call: StageCall) -> dict[str, str]:
     demo.demo_data(**ctx.params)  # generate_demo_corpus, and the command's summary
     return {"dir": str(ctx.params["out_dir"])}
@@ -160,6 +178,7 @@ RUNNERS: dict[str, tuple[Callable, tuple[str, ...]]] = {
     "train": (_train, ("run", "best", "last")),
     "predict": (_predict, ("output",)),
     "evaluate": (_evaluate, ("dir",)),
+    "cross-corpus": (_cross_corpus, ("dir",)),
     "verify": (_report_only(verify.verify), ()),
 }
 

@@ -15,6 +15,7 @@ from emonet.data.features import FeatureConfig
 from emonet.data.partitions import PARTITIONS
 from emonet.data.store_access import as_store, open_partition, partition_index, resolve_tasks
 from emonet.errors import CheckpointError, ConfigError, ModelError, UnknownTaskError
+from emonet.evaluation.label_maps import class_ids, parse_label_map
 from emonet.evaluation.metrics import classification_report, confusion_matrix
 from emonet.evaluation.outputs import write_evaluation
 from emonet.evaluation.scoring import score
@@ -37,11 +38,20 @@ class TaskEvaluation:
     probabilities: np.ndarray  # float32 [n, classes]
     metrics: dict | None  # classification_report (+ "epoch" of the weights); None when unlabelled
     labelled: bool = True  # the partition's csv had labels
+    head: str | None = None  # cross-corpus: the model's task whose head scored ``task`` (None: its own)
+    label_map: dict[str, str] | None = None  # cross-corpus: the scored labels -> the head's classes
+    dropped: int = 0  # cross-corpus: items left out with --drop-unmapped
+
+    @property
+    def key(self) -> str:
+        """The name of this scoring in results.json and the files: the task, or ``HEAD_on_TASK``."""
+        return self.task if self.head is None else f"{self.head}_on_{self.task}"
 
 
 @dataclass
 class Evaluation:
-    """What ``evaluate`` did: each task's scores, and where they were written (or None)."""
+    """What ``evaluate`` did: each task's scores (by :attr:`TaskEvaluation.key`), and where
+    they were written (or None)."""
 
     checkpoint: str
     partition: str
@@ -54,7 +64,10 @@ class Evaluation:
         out = {}
         for t, e in self.tasks.items():
             bare = {"n": len(e.files), "labelled": e.labelled}
-            out[t] = {e.partition: e.metrics if e.metrics is not None else bare}
+            entry = e.metrics if e.metrics is not None else bare
+            if e.head is not None:
+                entry = {**entry, "head": e.head, "task": e.task, "label_map": e.label_map, "dropped": e.dropped}
+            out[t] = {e.partition: entry}
         return out
 
 
@@ -94,6 +107,28 @@ def _class_map(model, name: str, store, task: str) -> np.ndarray:
     return np.asarray([ours.index(c) for c in theirs] + [-1], np.int64)  # the last entry maps -1 to -1
 
 
+def _head_map(model, name, store, task, head, label_map, drop_unmapped) -> np.ndarray:
+    """The class map of ``task`` scored by its own head, or by ``head`` through ``label_map``."""
+    if head is None:
+        return _class_map(model, name, store, task)
+    return class_ids(label_map, store.classes(task), list(model.tasks[head]), head, task, drop_unmapped)
+
+
+def _check_head(model, name: str, head, tasks, label_map, drop_unmapped) -> dict[str, str] | None:
+    """The parsed label map of a cross-corpus evaluation (None without one); refuse a head the
+    model lacks, a head without the tasks it scores, and a map or --drop-unmapped without a head."""
+    if head is None:
+        if label_map is not None or drop_unmapped:
+            raise ConfigError(f"{'--label-map' if label_map is not None else '--drop-unmapped'} needs --head HEAD: "
+                              "the model's task whose head scores the other tasks")  # fmt: skip
+        return None
+    if head not in model.tasks:
+        raise UnknownTaskError(f"--head {head!r} is not a task of {name}; it has: {', '.join(model.tasks)}")
+    if not tasks:
+        raise ConfigError(f"--head {head}: name the tasks whose partition it scores with --tasks TASK...")
+    return parse_label_map(label_map) if label_map is not None else None
+
+
 def _normalizer(model, name: str, task: str) -> Normalizer:
     stats = (model.norm_stats or {}).get(task)
     if not stats:
@@ -124,25 +159,34 @@ def evaluate_task(
     precision: str,
     epoch=None,
     window: int | None = None,
+    head: str | None = None,
+    label_map: dict[str, str] | None = None,
+    drop_unmapped: bool = False,
 ) -> TaskEvaluation:
     """One task of ``model`` scored on ``store``'s ``partition`` (see :func:`evaluate`), each
-    clip whole (``window`` None) or on one ``window``-frame window."""
-    norm = _normalizer(model, name, task)
-    mapping = _class_map(model, name, store, task)
+    clip whole (``window`` None) or on one ``window``-frame window; with ``head``, by that task's
+    head (and statistics), its labels mapped by ``label_map`` (:mod:`.label_maps`)."""
+    by = head or task
+    norm = _normalizer(model, name, by)
+    mapping = _head_map(model, name, store, task, head, label_map, drop_unmapped)
     part = open_partition(store, task, partition)
     index = partition_index(part)
     batches = utterance_batches(part, index, norm, batch_size, window=window)
-    scores = score(model, batches, task, device, precision, n=len(index))
+    scores = score(model, batches, by, device, precision, n=len(index))
     probs, pred = scores.probabilities, scores.predictions
-    labels = mapping[index.label_ids]  # -1 indexes the last entry: stays -1
-    classes = list(model.tasks[task])
+    labels = mapping[index.label_ids]  # -1 indexes the last entry: stays -1; -2: dropped
+    keep = labels != -2
+    files = [f for f, k in zip(part.files, keep, strict=True) if k]
+    labels, pred, probs = labels[keep], pred[keep], probs[keep]
+    classes = list(model.tasks[by])
     metrics = None
     if part.labelled and (labels >= 0).any():
         metrics = classification_report(confusion_matrix(labels, pred, len(classes)), classes)
         if epoch is not None:
             metrics["epoch"] = epoch
+    cross = {"head": head, "label_map": label_map, "dropped": int((~keep).sum())} if head else {}
     return TaskEvaluation(
-        task, partition, str(store.path), classes, list(part.files), labels, pred, probs, metrics, part.labelled
+        task, partition, str(store.path), classes, files, labels, pred, probs, metrics, part.labelled, **cross
     )
 
 
@@ -156,6 +200,9 @@ def evaluate(
     device: str = "cpu",
     precision: str = "fp32",
     write: bool = True,
+    head: str | None = None,
+    label_map: str | Path | dict | None = None,
+    drop_unmapped: bool = False,
 ) -> Evaluation:
     """Score a checkpoint on a partition of feature stores: every task of the model that the
     stores hold (or ``tasks``), each clip as the checkpoint's run scored it (:func:`run_window`).
@@ -171,6 +218,13 @@ def evaluate(
         device: auto, cpu, cuda or cuda:N (see :mod:`emonet.utils.devices`).
         precision: fp32, bf16 or fp16 autocast (as the run's ``--precision``).
         write: False: return the scores and write nothing.
+        head: cross-corpus: score ``tasks`` (any tasks of the stores) with this task's head and
+            normalisation statistics; each is keyed ``HEAD_on_TASK``. UAR is over the head's
+            classes that occur among the mapped labels; a prediction of another class is an error.
+        label_map: with ``head``: the scored labels -> the head's classes (inline
+            ``LABEL=CLASS,...``, a .json/.csv file or a dict; see :mod:`.label_maps`).
+        drop_unmapped: with ``head``: leave out items whose label maps to nothing (counted
+            as ``dropped``) instead of refusing them.
 
     Returns:
         An :class:`Evaluation`; ``results()`` is task -> partition -> metrics as in a run's
@@ -193,17 +247,22 @@ def evaluate(
         raise ConfigError("name at least one feature store (--store STORE)")
     for s in opened:
         check_same_features(meta.get("feature_config"), s.feature_config, name, f"store {s.path}")
-    holders = model_tasks(net, name, opened, tasks)
+    mapping = _check_head(net, name, head, tasks, label_map, drop_unmapped)
+    holders = (
+        model_tasks(net, name, opened, tasks) if head is None else resolve_tasks(opened, list(dict.fromkeys(tasks)))
+    )
     for t, s in holders.items():  # every check before any scoring or writing
-        _normalizer(net, name, t)
-        _class_map(net, name, s, t)
+        _normalizer(net, name, head or t)
+        _head_map(net, name, s, t, head, mapping, drop_unmapped)
         open_partition(s, t, partition)
     epoch, window = (meta.get("extra") or {}).get("epoch"), run_window(net, meta)
-    scored = {
-        t: evaluate_task(net, name, s, t, partition, batch_size, dev, precision, epoch, window)
+    scored = [
+        evaluate_task(
+            net, name, s, t, partition, batch_size, dev, precision, epoch, window, head, mapping, drop_unmapped
+        )
         for t, s in holders.items()
-    }
-    result = Evaluation(name, partition, scored)
+    ]
+    result = Evaluation(name, partition, {e.key: e for e in scored})
     if write:
         result.output = write_evaluation(result, folder)
     return result

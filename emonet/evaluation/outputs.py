@@ -30,6 +30,7 @@ class PredictionRow:
     true_label: str | None  # None: unlabelled, or not known (``emonet predict``)
     predicted_label: str
     probabilities: dict[str, float]  # class -> probability, in the task's class order
+    head: str | None = None  # cross-corpus: the task whose head scored the file (None: ``task``'s own)
 
 
 def predictions_csv(rows: Iterable[PredictionRow], truth: bool = True) -> str:
@@ -38,16 +39,22 @@ def predictions_csv(rows: Iterable[PredictionRow], truth: bool = True) -> str:
     class of every task in first-seen order (a row fills its own task's columns).
 
     ``truth=False`` leaves out the true_label column: ``emonet predict`` reads audio alone and
-    cannot know it; every other column is the same for both commands."""
+    cannot know it; every other column is the same for both commands. A cross-corpus
+    evaluation adds a ``head`` column after ``task``: the task whose head scored the file
+    (its classes are the labels and the ``p_`` columns)."""
     rows = list(rows)
     cols = list(dict.fromkeys(f"p_{c}" for r in rows for c in r.probabilities))
+    heads = any(r.head is not None for r in rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["file", "task", *(["true_label"] if truth else []), "predicted_label", *cols])
+    writer.writerow(
+        ["file", "task", *(["head"] if heads else []), *(["true_label"] if truth else []), "predicted_label", *cols]
+    )
     for r in rows:
         probs = {f"p_{c}": f"{v:.6f}" for c, v in r.probabilities.items()}
         true = [r.true_label or ""] if truth else []
-        writer.writerow([r.file, r.task, *true, r.predicted_label, *(probs.get(c, "") for c in cols)])
+        head = [r.head or r.task] if heads else []
+        writer.writerow([r.file, r.task, *head, *true, r.predicted_label, *(probs.get(c, "") for c in cols)])
     return buf.getvalue()
 
 
@@ -57,7 +64,7 @@ def evaluation_rows(evaluation) -> Iterator[PredictionRow]:
         for i, f in enumerate(e.files):
             true = e.classes[e.labels[i]] if e.labels[i] >= 0 else None
             probs = dict(zip(e.classes, e.probabilities[i].tolist(), strict=True))
-            yield PredictionRow(f, e.task, true, e.classes[e.predictions[i]], probs)
+            yield PredictionRow(f, e.task, true, e.classes[e.predictions[i]], probs, e.head)
 
 
 def confusion_title(task: str, partition: str, uar: float | None) -> str:
@@ -99,9 +106,10 @@ def output_files(evaluation) -> dict[str, bytes]:
         RESULTS: (json.dumps(evaluation.results(), indent=1, sort_keys=True) + "\n").encode(),
         PREDICTIONS: predictions_csv(evaluation_rows(evaluation)).encode(),
     }
-    for t, e in evaluation.tasks.items():
+    for t, e in evaluation.tasks.items():  # t: the task, or HEAD_on_TASK (cross-corpus)
         if e.metrics is not None:
-            title = confusion_title(t, e.partition, e.metrics["uar"])
+            what = t if e.head is None else f"{e.task} by the {e.head} head"
+            title = confusion_title(what, e.partition, e.metrics["uar"])
             files[f"confusion_{t}.png"] = confusion_png(e.metrics["confusion_matrix"], e.classes, title)
     return files
 

@@ -33,7 +33,7 @@ def _values(value: Any) -> list[str]:
 def _text(value: str, spec: OptionSpec, workdir: Path, resolve: Callable[[str], str]) -> str:
     """One value as the command gets it: references replaced, a path taken inside the workdir."""
     value = REF.sub(lambda m: resolve(m.group(0)), value)
-    return resolve_path(value, workdir) if spec.path else value
+    return resolve_path(value, workdir) if spec.takes_path(value) else value
 
 
 def _argument_specs(command: StageCommand, n: int) -> list[OptionSpec]:
@@ -161,10 +161,9 @@ def _check_values(pipeline: Pipeline, stage: Stage, command: StageCommand) -> No
             raise ConfigError(f"{where}: '{key}' must be a value or a list of values, not a mapping")
         if isinstance(value, list) and len(value) > 1 and not spec.multiple:
             raise ConfigError(f"{where}: '{key}' takes one value, not a list of {len(value)}; give one")
-        if spec.path:
-            for v in _values(value):
-                if leaves_workdir(v, pipeline.workdir):
-                    raise ConfigError(f"{where}: '{key}: {v}' leaves the workdir through '..'; {_OUTSIDE}")
+        for v in _values(value):
+            if spec.takes_path(v) and leaves_workdir(v, pipeline.workdir):
+                raise ConfigError(f"{where}: '{key}: {v}' leaves the workdir through '..'; {_OUTSIDE}")
     if command.resume_option is not None and command.resume_option in stage.options:
         raise ConfigError(
             f"{where}: '{command.resume_option}' is not a pipeline option; re-running the pipeline resumes the stage"

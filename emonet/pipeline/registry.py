@@ -37,6 +37,11 @@ class OptionSpec:
     writes: bool = False  # names what the stage writes (not an input of the up-to-date check)
     off_flag: str | None = None  # how a command line turns the flag off (``--no-x``), if it can
     name: str = ""  # a positional argument's name (options are named by their key)
+    path_suffixes: tuple[str, ...] = ()  # takes a path only when the value ends so (e.g. a map inline or a file)
+
+    def takes_path(self, value: Any) -> bool:
+        """Whether ``value`` is a path: always for a ``path`` option, by its ending with ``path_suffixes``."""
+        return self.path or (bool(self.path_suffixes) and str(value).lower().endswith(self.path_suffixes))
 
 
 @dataclass

@@ -61,8 +61,8 @@ def input_paths(stage: Stage, workdir: Path, outputs: dict[str, dict] | None = N
     values = []
     for key, value in stage.options.items():
         spec = command.options[key]
-        if spec.path and not spec.writes:
-            values += [str(v) for v in (value if isinstance(value, list) else [value])]
+        if not spec.writes:
+            values += [str(v) for v in (value if isinstance(value, list) else [value]) if spec.takes_path(v)]
     specs = list(command.arguments)
     for i, a in enumerate(stage.args):
         spec = specs[min(i, len(specs) - 1)] if specs else None
