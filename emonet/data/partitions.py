@@ -161,11 +161,13 @@ def _read_rows(path: Path, body: list, columns: tuple, n_cols: int) -> tuple[lis
             problem(line, f"empty label for '{key}'; fill it in or delete the row", key)
             continue
         try:
-            segment = _segment_of(rec, segment_cols)
+            segment = _segment_of(rec, segment_cols) if segment_cols else None
         except SegmentError as exc:
             problem(line, f"'{key}': {exc}", key)
             continue
-        norm = segment_key(posixpath.normpath(key), segment)  # normalise_key, without a call per row
+        norm = posixpath.normpath(key)  # normalise_key, without a call per row
+        if segment is not None:
+            norm = segment_key(norm, segment)
         if norm in seen:
             what = f"'{key}'" if segment is None else f"'{segment_key(key, segment)}' (same file and segment)"
             problem(line, f"{what} duplicates row {seen[norm]}; delete one of the two rows", key)
@@ -176,10 +178,8 @@ def _read_rows(path: Path, body: list, columns: tuple, n_cols: int) -> tuple[lis
     return rows, problems
 
 
-def _segment_of(rec: list[str], segment_cols: tuple[int, int] | None) -> Segment | None:
+def _segment_of(rec: list[str], segment_cols: tuple[int, int]) -> Segment | None:
     """The row's segment (None: the whole file); a missing trailing cell counts as empty."""
-    if segment_cols is None:
-        return None
     si, ei = segment_cols
     return parse_segment(rec[si] if si < len(rec) else "", rec[ei] if ei < len(rec) else "")
 

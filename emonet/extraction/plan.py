@@ -5,6 +5,7 @@ written until the whole plan is valid."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -150,17 +151,36 @@ def _plan_partition(
     return PartitionPlan(csv=pc, content=content, skipped=[e.as_record() for e in problems], converted=converted)
 
 
+def _spans(pc: PartitionCsv) -> dict[str, list[tuple[float, float, str]]]:
+    """Normalised file -> (start, end, key) of its rows (a whole file spans everything)."""
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for r in pc.rows:
+        start, end = r.segment or (0.0, math.inf)
+        out.setdefault(normalise_key(r.file), []).append((start, end, r.key))
+    return out
+
+
+def _shared(a: dict, b: dict) -> list[str]:
+    """Keys of ``a``'s utterances whose audio overlaps one of ``b``'s (same file, time ranges
+    that intersect), sorted."""
+    return sorted(
+        ka for f in a.keys() & b.keys() for sa, ea, ka in a[f] if any(sa < eb and sb < ea for sb, eb, _ in b[f])
+    )
+
+
 def _overlap_warnings(task: str, csvs: dict[str, PartitionCsv]) -> list[str]:
-    """One line per pair of partitions that list the same file (normalised paths)."""
-    keys = {p: {normalise_key(r.file) for r in pc.rows} for p, pc in csvs.items()}
+    """One line per pair of partitions that list the same audio: the same file (normalised
+    paths), or overlapping segments of one file."""
+    spans = {p: _spans(pc) for p, pc in csvs.items()}
     out = []
     for a, b in (("train", "devel"), ("train", "test"), ("devel", "test")):
-        if a in keys and b in keys and keys[a] & keys[b]:
-            both = sorted(keys[a] & keys[b])
-            out.append(
-                f"warning: task {task!r}: {len(both)} file(s) are in both {a} and {b} (e.g. '{both[0]}'); "
-                f"check {csvs[a].path.name} and {csvs[b].path.name}"
-            )
+        if a in spans and b in spans:
+            both = _shared(spans[a], spans[b])
+            if both:
+                out.append(
+                    f"warning: task {task!r}: {len(both)} file(s) are in both {a} and {b} (e.g. '{both[0]}'); "
+                    f"check {csvs[a].path.name} and {csvs[b].path.name}"
+                )
     return out
 
 

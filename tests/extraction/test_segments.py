@@ -26,7 +26,9 @@ def _signal(seconds: float, rate: int, channels: int = 1, seed: int = 0) -> np.n
 
 
 def _extract(store, data, train, *extra) -> int:
-    return main(["extract", "-s", str(store), "-dp", str(data), "--task", "t", "-tr", str(train), "-q", *extra])
+    return main(
+        ["extract", "-s", str(store), "-dp", str(data), "--task", "t", "-tr", str(train), "-q", *map(str, extra)]
+    )
 
 
 def _frames(store, key: str) -> np.ndarray:
@@ -218,3 +220,14 @@ def test_staging_of_other_segment_bounds_is_not_resumed(tmp_path):
     # whole files: the fingerprint is the one stores had before segments existed
     whole = dict(task="t", partition="train", files=["f"], label_ids=[0], frames=[3], seconds=[1.0], n_mels=4)
     assert PartitionContent(**whole).fingerprint() == PartitionContent(**whole, segments=[None]).fingerprint()
+
+
+def test_overlap_warning_only_for_shared_audio(tmp_path, corpus, capsys):
+    data, train = corpus
+    apart = write_csv(tmp_path / "apart.csv", [("long.wav", "a", "6", "9")], header=SEG_HEADER)
+    over = write_csv(tmp_path / "over.csv", [("long.wav", "a", "3", "4"), ("long44.wav", "a")], header=SEG_HEADER)
+    assert _extract(tmp_path / "s1", data, train, "-te", apart) == 0
+    assert "warning" not in capsys.readouterr().err  # other parts of one recording
+    assert _extract(tmp_path / "s2", data, train, "-te", over) == 0
+    err = capsys.readouterr().err
+    assert "warning: task 't': 2 file(s) are in both train and test (e.g. 'long.wav@1.024-3.5')" in err
