@@ -8,6 +8,8 @@ import pytest
 import soundfile as sf
 
 from emonet.cli.app import main
+from emonet.data.features import FeatureConfig
+from emonet.extraction.featurize import Featurizer
 from emonet.store import open_store
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockRecord, StagedPartition
@@ -231,3 +233,15 @@ def test_overlap_warning_only_for_shared_audio(tmp_path, corpus, capsys):
     assert _extract(tmp_path / "s2", data, train, "-te", over) == 0
     err = capsys.readouterr().err
     assert "warning: task 't': 2 file(s) are in both train and test (e.g. 'long.wav@1.024-3.5')" in err
+
+
+def test_prefetching_decoder_reads_segments(corpus):
+    """The GPU path decodes in threads ahead of the mel: segments travel with their paths."""
+    data, _ = corpus
+    paths = [str(data / "long.wav"), str(data / "short.wav"), str(data / "long44.wav")] * 3
+    segments = [(1.0, 2.0), None, (0.5, 1.75)] * 3
+    f = Featurizer(FeatureConfig())
+    serial = list(f.many(paths, segments=segments))
+    prefetched = list(f.many(paths, prefetch_threads=2, segments=segments))
+    assert [x.shape[0] for x in serial[:3]] == [32, 41, 40]
+    assert all(np.array_equal(a, b) for a, b in zip(serial, prefetched, strict=True))
