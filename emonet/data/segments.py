@@ -6,8 +6,9 @@ and ``end`` (seconds). The rule that fixes a segment's samples and features:
 - those samples are then downmixed, resampled and framed exactly as a whole file holding
   just them would be (centred frames, zero padding at the segment's edges).
 
-So a segment's features equal those of a wav holding its samples, bit for bit, and differ
-from the matching frames of the whole file's features near the segment's edges only.
+So a segment's features equal those of a wav holding its samples, bit for bit. A segment
+of a file at the store's rate that starts on a multiple of the hop has the whole file's
+frames from ``start * rate / hop`` on, except those whose window reaches past its edges.
 
 A segment's utterance key (the store's ``files``, predictions.csv's ``file``) is
 ``file@start-end`` with the seconds written to the microsecond without trailing zeros
