@@ -1,6 +1,8 @@
 """csv partitions in the original EmoNet's layout: a header ``file,label``, one row per utterance,
 paths relative to the data path. The label column may be absent from a test csv
-(unlabelled). Row problems are returned, not raised, so ``--skip-bad`` can skip them."""
+(unlabelled). Optional ``start`` and ``end`` columns (seconds) name a segment of the file
+(:mod:`emonet.data.segments`); a row that leaves both empty is the whole file. Row problems
+are returned, not raised, so ``--skip-bad`` can skip them."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emonet.data.segments import Segment, SegmentError, parse_segment, segment_key
 from emonet.errors import EmoNetError, InputError
 from emonet.store.names import (
     PARTITIONS,  # noqa: F401  (defined with the store: a partition is a store folder)
@@ -24,8 +27,19 @@ MULTI_TASK_CSV_NAMES = {"train": ("train.csv",), "devel": ("val.csv", "devel.csv
 @dataclass(frozen=True)
 class Row:
     line: int  # line number in the csv file (the header is line 1)
-    file: str  # the file key exactly as written in the csv
+    file: str  # the file path exactly as written in the csv
     label: str | None
+    start: float | None = None  # the segment's bounds in seconds; None for the whole file
+    end: float | None = None
+
+    @property
+    def segment(self) -> Segment | None:
+        return None if self.start is None else (self.start, self.end)
+
+    @property
+    def key(self) -> str:
+        """The utterance key in a store: ``file``, or ``file@start-end`` for a segment."""
+        return segment_key(self.file, self.segment)
 
 
 @dataclass
@@ -98,11 +112,19 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
             f"has no 'label' column (header: {','.join(header)}); the {partition} csv needs 'file,label'",
         )
     fi, li = cols.index("file"), (cols.index("label") if labelled else None)
+    if ("start" in cols) != ("end" in cols):
+        given, missing = ("start", "end") if "start" in cols else ("end", "start")
+        raise _fail(
+            path,
+            f"line {header_line} has a '{given}' column but no '{missing}' column; "
+            "a segment needs both (seconds), or drop the column",
+        )
+    segment_cols = (cols.index("start"), cols.index("end")) if "start" in cols else None
     body = numbered[1:]
     if not body:
         raise _fail(path, "csv has a header but no rows; add one row per utterance")
 
-    rows, problems = _read_rows(path, body, fi, li, len(cols))
+    rows, problems = _read_rows(path, body, (fi, li, segment_cols), len(cols))
     return PartitionCsv(
         partition=partition,
         path=path,
@@ -113,11 +135,14 @@ def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     )
 
 
-def _read_rows(path: Path, body: list, fi: int, li: int | None, n_cols: int) -> tuple[list[Row], list[InputError]]:
-    """The usable rows of a csv body, and one InputError per row that is not."""
+def _read_rows(path: Path, body: list, columns: tuple, n_cols: int) -> tuple[list[Row], list[InputError]]:
+    """The usable rows of a csv body, and one InputError per row that is not. ``columns``:
+    the indices of file, label (or None) and (start, end) (or None). A row may stop before
+    the segment columns (both empty: the whole file)."""
+    fi, li, segment_cols = columns
     rows: list[Row] = []
     problems: list[InputError] = []
-    seen: dict[str, int] = {}  # normalised key -> line
+    seen: dict[str, int] = {}  # normalised utterance key -> line
 
     def problem(line: int, message: str, key: str = "") -> None:
         problems.append(InputError(f"{path} row {line}: {message}", source=str(path), row=line, file=key))
@@ -129,17 +154,34 @@ def _read_rows(path: Path, body: list, fi: int, li: int | None, n_cols: int) -> 
             continue
         key = rec[fi].strip()
         label = rec[li].strip() if li is not None else None
-        norm = posixpath.normpath(key) if key else ""  # normalise_key, without a call per row
         if not key:
             problem(line, "empty file name; fill it in or delete the row")
-        elif li is not None and not label:
+            continue
+        if li is not None and not label:
             problem(line, f"empty label for '{key}'; fill it in or delete the row", key)
-        elif norm in seen:
-            problem(line, f"'{key}' duplicates row {seen[norm]}; delete one of the two rows", key)
+            continue
+        try:
+            segment = _segment_of(rec, segment_cols) if segment_cols else None
+        except SegmentError as exc:
+            problem(line, f"'{key}': {exc}", key)
+            continue
+        norm = posixpath.normpath(key)  # normalise_key, without a call per row
+        if segment is not None:
+            norm = segment_key(norm, segment)
+        if norm in seen:
+            what = f"'{key}'" if segment is None else f"'{segment_key(key, segment)}' (same file and segment)"
+            problem(line, f"{what} duplicates row {seen[norm]}; delete one of the two rows", key)
         else:
             seen[norm] = line
-            rows.append(Row(line=line, file=key, label=label))
+            start, end = segment if segment is not None else (None, None)
+            rows.append(Row(line=line, file=key, label=label, start=start, end=end))
     return rows, problems
+
+
+def _segment_of(rec: list[str], segment_cols: tuple[int, int]) -> Segment | None:
+    """The row's segment (None: the whole file); a missing trailing cell counts as empty."""
+    si, ei = segment_cols
+    return parse_segment(rec[si] if si < len(rec) else "", rec[ei] if ei < len(rec) else "")
 
 
 def single_task_sources(task: str, train: Path, devel: Path | None, test: Path | None) -> TaskSources:

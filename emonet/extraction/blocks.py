@@ -102,7 +102,7 @@ def _die_with_parent() -> None:
 
 
 def _work(job: BlockJob):
-    return run_block(job, _featurizer.many(it.path for it in job.items))
+    return run_block(job, _featurizer.many([it.path for it in job.items], segments=[it.segment for it in job.items]))
 
 
 class BlockExecutor:
@@ -159,7 +159,8 @@ class BlockExecutor:
         if not self.parallel:
             threads = max(self.workers, 1) if self.gpu else 0
             for job in jobs:
-                yield job, run_block(job, self.featurizer.many((it.path for it in job.items), threads))
+                paths, segments = [it.path for it in job.items], [it.segment for it in job.items]
+                yield job, run_block(job, self.featurizer.many(paths, threads, segments))
             return
         pool = self.pool()
         it = iter(jobs)

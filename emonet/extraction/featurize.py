@@ -11,6 +11,7 @@ import numpy as np
 
 from emonet.data.audio import load_mono
 from emonet.data.features import FeatureConfig, LogMel
+from emonet.data.segments import Segment
 from emonet.utils.devices import resolve_device
 
 
@@ -22,24 +23,27 @@ class Featurizer:
         self.device = resolve_device(device)
         self.logmel = LogMel(config, self.device)
 
-    def __call__(self, path: str) -> np.ndarray:
-        wav, _converted = load_mono(path, self.config.sample_rate)
+    def __call__(self, path: str, segment: Segment | None = None) -> np.ndarray:
+        wav, _converted = load_mono(path, self.config.sample_rate, segment)
         return self.logmel(wav)
 
-    def many(self, paths: Iterable[str], prefetch_threads: int = 0) -> Iterator[np.ndarray]:
-        """Features of each path in order. With ``prefetch_threads``, decoding runs ahead in
+    def many(
+        self, paths: Iterable[str], prefetch_threads: int = 0, segments: Iterable[Segment | None] | None = None
+    ) -> Iterator[np.ndarray]:
+        """Features of each path (or of its segment: ``segments`` in the same order, None
+        for a whole file) in order. With ``prefetch_threads``, decoding runs ahead in
         threads while the mel runs here (the GPU path)."""
+        work = zip(paths, itertools.repeat(None) if segments is None else segments, strict=False)  # repeat: endless
         if prefetch_threads <= 0:
-            for p in paths:
-                yield self(p)
+            for p, seg in work:
+                yield self(p, seg)
             return
         rate = self.config.sample_rate
         with ThreadPoolExecutor(prefetch_threads, thread_name_prefix="emonet-decode") as ex:
-            it = iter(paths)
-            pending = deque(ex.submit(load_mono, p, rate) for p in itertools.islice(it, prefetch_threads * 4))
+            pending = deque(ex.submit(load_mono, p, rate, s) for p, s in itertools.islice(work, prefetch_threads * 4))
             while pending:
                 wav, _ = pending.popleft().result()
-                nxt = next(it, None)
+                nxt = next(work, None)
                 if nxt is not None:
-                    pending.append(ex.submit(load_mono, nxt, rate))
+                    pending.append(ex.submit(load_mono, nxt[0], rate, nxt[1]))
                 yield self.logmel(wav.pin_memory() if self.device.type == "cuda" else wav)

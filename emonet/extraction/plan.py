@@ -1,9 +1,11 @@
 """Validation before writing: every csv row is checked (path inside the data path, audio
-readable and non-empty, label known to train) and every utterance's frame count is fixed
-from its audio header. Nothing is written until the whole plan is valid."""
+readable and non-empty, label known to train, a segment inside its file and at least one
+frame long) and every utterance's frame count is fixed from its audio header. Nothing is
+written until the whole plan is valid."""
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ import numpy as np
 from emonet.data.audio import AudioReadError, check_resampling, probe_all, resampled_length
 from emonet.data.features import FeatureConfig
 from emonet.data.partitions import PARTITIONS, PartitionCsv, TaskSources, class_list, normalise_key, read_partition_csv
+from emonet.data.segments import sample_range, segment_problem
 from emonet.errors import InputError
 from emonet.store.content import PartitionContent
 
@@ -43,6 +46,7 @@ class PartitionPlan:
             n_mels=c.n_mels,
             labelled=c.labelled,
             paths=[c.paths[i] for i in keep],
+            segments=[c.segments[i] for i in keep] if c.segments else [],
         )
         skipped = sorted([*self.skipped, problem.as_record()], key=lambda r: r["row"] or 0)
         return PartitionPlan(csv=self.csv, content=content, skipped=skipped, converted=self.converted)
@@ -50,7 +54,7 @@ class PartitionPlan:
     def row_of(self, index: int) -> int | None:
         """The csv line of utterance ``index``."""
         key = self.content.files[index]
-        return next((r.line for r in self.csv.rows if r.file == key), None)
+        return next((r.line for r in self.csv.rows if r.key == key), None)
 
 
 @dataclass
@@ -107,7 +111,7 @@ def _plan_partition(
 ) -> PartitionPlan:  # fmt: skip
     problems = list(pc.problems)
     rows, paths = _check_rows(pc, data_path, label_id, train_name, problems)
-    good_rows, good_paths, infos = [], [], []
+    good_rows, good_paths, infos, samples = [], [], [], []
     for r, p, res in zip(rows, paths, probe_many(paths), strict=True):
         if not isinstance(res, AudioReadError):
             try:
@@ -117,36 +121,66 @@ def _plan_partition(
         if isinstance(res, AudioReadError):
             problems.append(_row_error(pc, r, f"{p}: {res}; fix or remove the file (or pass --skip-bad)"))
             continue
+        if r.segment is not None:
+            bad = segment_problem(r.segment, res.sample_rate, res.num_samples, config.sample_rate, config.n_fft)
+            if bad is not None:
+                problems.append(_row_error(pc, r, f"{p}: {bad}"))
+                continue
+        first, stop = sample_range(r.segment, res.sample_rate) if r.segment else (0, res.num_samples)
         good_rows.append(r)
         good_paths.append(p)
         infos.append(res)
+        samples.append(stop - first)  # at the file's rate
     content = PartitionContent(
         task=sources.task,
         partition=pc.partition,
-        files=[r.file for r in good_rows],
+        files=[r.key for r in good_rows],
         label_ids=[label_id[r.label] if r.label is not None else -1 for r in good_rows],
-        frames=[config.num_frames(resampled_length(i.num_samples, i.sample_rate, config.sample_rate)) for i in infos],
-        seconds=[i.seconds for i in infos],
+        frames=[
+            config.num_frames(resampled_length(n, i.sample_rate, config.sample_rate))
+            for n, i in zip(samples, infos, strict=True)
+        ],
+        seconds=[n / i.sample_rate for n, i in zip(samples, infos, strict=True)],
         n_mels=config.n_mels,
         labelled=pc.labelled,
         paths=[str(p) for p in good_paths],
+        segments=[r.segment for r in good_rows] if any(r.segment for r in good_rows) else [],
     )
     problems.sort(key=lambda e: e.row or 0)
     converted = sum(1 for i in infos if i.channels != 1 or i.sample_rate != config.sample_rate)
     return PartitionPlan(csv=pc, content=content, skipped=[e.as_record() for e in problems], converted=converted)
 
 
+def _spans(pc: PartitionCsv) -> dict[str, list[tuple[float, float, str]]]:
+    """Normalised file -> (start, end, key) of its rows (a whole file spans everything)."""
+    out: dict[str, list[tuple[float, float, str]]] = {}
+    for r in pc.rows:
+        start, end = r.segment or (0.0, math.inf)
+        out.setdefault(normalise_key(r.file), []).append((start, end, r.key))
+    return out
+
+
+def _shared(a: dict, b: dict) -> list[str]:
+    """Keys of ``a``'s utterances whose audio overlaps one of ``b``'s (same file, time ranges
+    that intersect), sorted."""
+    return sorted(
+        ka for f in a.keys() & b.keys() for sa, ea, ka in a[f] if any(sa < eb and sb < ea for sb, eb, _ in b[f])
+    )
+
+
 def _overlap_warnings(task: str, csvs: dict[str, PartitionCsv]) -> list[str]:
-    """One line per pair of partitions that list the same file (normalised paths)."""
-    keys = {p: {normalise_key(r.file) for r in pc.rows} for p, pc in csvs.items()}
+    """One line per pair of partitions that list the same audio: the same file (normalised
+    paths), or overlapping segments of one file."""
+    spans = {p: _spans(pc) for p, pc in csvs.items()}
     out = []
     for a, b in (("train", "devel"), ("train", "test"), ("devel", "test")):
-        if a in keys and b in keys and keys[a] & keys[b]:
-            both = sorted(keys[a] & keys[b])
-            out.append(
-                f"warning: task {task!r}: {len(both)} file(s) are in both {a} and {b} (e.g. '{both[0]}'); "
-                f"check {csvs[a].path.name} and {csvs[b].path.name}"
-            )
+        if a in spans and b in spans:
+            both = _shared(spans[a], spans[b])
+            if both:
+                out.append(
+                    f"warning: task {task!r}: {len(both)} file(s) are in both {a} and {b} (e.g. '{both[0]}'); "
+                    f"check {csvs[a].path.name} and {csvs[b].path.name}"
+                )
     return out
 
 

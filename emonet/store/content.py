@@ -23,6 +23,9 @@ class PartitionContent:
     n_mels: int
     labelled: bool = True
     paths: list[str] = field(default_factory=list)  # audio paths, for writing (not part of the content)
+    # per utterance, (start, end) seconds of a segment or None for the whole file (for
+    # writing; ``files`` holds the segment in its keys). Empty: all whole files.
+    segments: list = field(default_factory=list)
 
     offsets: np.ndarray = field(init=False)
 
@@ -31,6 +34,10 @@ class PartitionContent:
         self.frames = np.asarray(self.frames, dtype=np.int64)
         self.seconds = np.asarray(self.seconds, dtype=np.float64)
         self.offsets = np.concatenate([[0], np.cumsum(self.frames)]).astype(np.int64)
+
+    def segment(self, i: int):
+        """Utterance ``i``'s (start, end) seconds, or None for a whole file."""
+        return self.segments[i] if self.segments else None
 
     def __len__(self) -> int:
         return len(self.files)
@@ -42,6 +49,8 @@ class PartitionContent:
     def fingerprint(self, *extra) -> str:
         h = hashlib.sha256()
         h.update(json.dumps([self.task, self.partition, self.files, self.n_mels, self.labelled, *extra]).encode())
+        if any(s is not None for s in self.segments):  # exact bounds (keys hold them to the microsecond)
+            h.update(json.dumps([list(s) if s is not None else None for s in self.segments]).encode())
         for arr in (self.label_ids, self.frames, self.seconds):
             h.update(np.ascontiguousarray(arr).tobytes())
         return h.hexdigest()[:24]

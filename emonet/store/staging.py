@@ -65,6 +65,7 @@ class BlockItem:
     lo: int  # the utterance's first frame (partition offset)
     hi: int  # one past its last frame
     meta: dict  # what a sample needs besides its frames (webdataset)
+    segment: tuple[float, float] | None = None  # (start, end) seconds of the file; None: all of it
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ class StagedPartition:
                 "n_mels": c.n_mels,
                 "seconds": float(c.seconds[i]),
             }
-            items.append(BlockItem(i, str(c.paths[i]), int(c.offsets[i]), int(c.offsets[i + 1]), meta))
+            item = BlockItem(i, str(c.paths[i]), int(c.offsets[i]), int(c.offsets[i + 1]), meta, c.segment(i))
+            items.append(item)
         return BlockJob(self.dir, self.layout, k, lo, hi, tuple(items), c.n_mels)
 
     def finished_in_block(self, k: int) -> tuple[int, float]:
