@@ -22,8 +22,19 @@ def _csv_files(path: Path, data_path: Path | None) -> list[Path]:
             fields = [f.strip().lower() for f in reader.fieldnames or []]
             if "file" not in fields:
                 raise InputError(f"{path}: no 'file' column (header: {','.join(reader.fieldnames or [])}); add one")
-            key = (reader.fieldnames or [])[fields.index("file")]
-            return [base / row[key].strip() for row in reader if (row.get(key) or "").strip()]
+            names = reader.fieldnames or []
+            key = names[fields.index("file")]
+            bounds = [names[fields.index(c)] for c in ("start", "end") if c in fields]
+            out = []
+            for line, row in enumerate(reader, start=2):
+                if any((row.get(c) or "").strip() for c in bounds):  # a segment: never silently the whole file
+                    raise InputError(
+                        f"{path}, row {line}: names a segment (start/end); predict scores whole files: extract the "
+                        "csv ('emonet extract') and score it with 'emonet evaluate', or list whole files"
+                    )
+                if (row.get(key) or "").strip():
+                    out.append(base / row[key].strip())
+            return out
     except UnicodeDecodeError:
         raise InputError(f"{path}: is not UTF-8 text; save the csv as UTF-8") from None
 

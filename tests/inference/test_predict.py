@@ -123,3 +123,16 @@ def test_cli_writes_csv_and_json_and_refuses_bad_input(tmp_path, checkpoint, dem
     assert main(["predict", "--model", str(checkpoint), str(tmp_path / "nothing.wav")]) == 2
     err = capsys.readouterr().err
     assert "nothing.wav" in err and "Traceback" not in err
+
+
+def test_a_csv_row_naming_a_segment_is_refused_not_scored_whole(tmp_path):
+    from emonet.errors import InputError
+
+    write_wav(tmp_path / "long.wav", seconds=2.0)
+    whole = tmp_path / "whole.csv"
+    whole.write_text("file,label,start,end\nlong.wav,x,,\n")
+    assert collect_inputs([whole]) == [tmp_path / "long.wav"]  # empty bounds: the whole file
+    seg = tmp_path / "seg.csv"
+    seg.write_text("file,label,start,end\nlong.wav,x,,\nlong.wav,x,0.5,1.5\n")
+    with pytest.raises(InputError, match=r"seg.csv, row 3: names a segment"):
+        collect_inputs([seg])
