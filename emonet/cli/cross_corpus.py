@@ -12,6 +12,7 @@ from rich.table import Table
 
 from emonet.cli import run_options as ro
 from emonet.cli.console import out
+from emonet.cli.evaluate import DropUnmapped, LabelMap
 
 
 def cross_corpus(
@@ -32,17 +33,8 @@ def cross_corpus(
         list[str] | None,
         typer.Option("--heads", metavar="HEAD...", help="The train corpora: the models' tasks (default: all)."),
     ] = None,
-    label_map: Annotated[
-        str | None,
-        typer.Option(
-            "--label-map",
-            metavar="MAP",
-            help="The scored labels -> the heads' classes: LABEL=CLASS[,LABEL=CLASS...] or a .json/.csv file.",
-        ),
-    ] = None,
-    drop_unmapped: Annotated[
-        bool, typer.Option("--drop-unmapped", help="Leave out items whose label maps to no class.")
-    ] = False,
+    label_map: LabelMap = None,
+    drop_unmapped: DropUnmapped = False,
     partition: Annotated[str, typer.Option("--partition", help="train | devel | test.")] = "test",
     output: Annotated[
         Path | None,

@@ -13,6 +13,21 @@ from rich.table import Table
 from emonet.cli import run_options as ro
 from emonet.cli.console import out
 
+# Cross-corpus options, shared with `emonet cross-corpus` (in evaluate they need --head).
+LabelMap = Annotated[
+    str | None,
+    typer.Option(
+        "--label-map",
+        metavar="MAP",
+        help="Cross-corpus: the scored labels -> the head's classes, LABEL=CLASS[,LABEL=CLASS...] or a "
+        ".json/.csv file (equal names map to themselves); evaluate: with --head.",
+    ),
+]
+DropUnmapped = Annotated[
+    bool,
+    typer.Option("--drop-unmapped", help="Cross-corpus: leave out items whose label maps to no class."),
+]
+
 
 def summary_table(evaluation) -> Table:
     """task x partition: UAR, accuracy, macro F1, items (unlabelled: predictions only); a
@@ -64,18 +79,8 @@ def evaluate(
         str | None,
         typer.Option("--head", help="Cross-corpus: score --tasks (other corpora) with this task's head."),
     ] = None,
-    label_map: Annotated[
-        str | None,
-        typer.Option(
-            "--label-map",
-            metavar="MAP",
-            help="With --head: the scored labels -> the head's classes, LABEL=CLASS[,LABEL=CLASS...] or a "
-            ".json/.csv file (equal names map to themselves).",
-        ),
-    ] = None,
-    drop_unmapped: Annotated[
-        bool, typer.Option("--drop-unmapped", help="With --head: leave out items whose label maps to no class.")
-    ] = False,
+    label_map: LabelMap = None,
+    drop_unmapped: DropUnmapped = False,
 ) -> None:
     """Score a model on a partition of feature stores: UAR, accuracy, macro F1, per-class recall
     and precision, confusion matrices; writes results.json, predictions.csv and PNGs.
