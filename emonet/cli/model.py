@@ -40,14 +40,9 @@ def init_model(
     window: mo.InputWindow = None,
     share_feature_layer: mo.ShareFeatureLayer = False,
     adapter_type: mo.AdapterType = "parallel",
-    band_norm: Annotated[
-        bool,
-        typer.Option(
-            "--band-norm",
-            help="Record per-band standardisation with the store's train statistics, as a "
-            "'train --band-norm' run does (default: raw log-mels, as the original).",
-        ),
-    ] = False,
+    band_norm: mo.BandNorm = False,
+    identity_adapters: mo.IdentityAdapters = False,
+    copy_task_parts: mo.CopyTaskParts = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing file.")] = False,
 ) -> None:
     """Build an (untrained) model for a store's tasks in a training mode and save it.
@@ -64,7 +59,10 @@ def init_model(
     opened = open_store(store)
     cfg = mo.with_window(cfg, opened.feature_config, window)
     given = mo.given_fields(ctx) | ({"input_frames"} if window is not None else set())
-    built = model_for_store(opened, tasks, mode, cfg, initial_model, given=given, band_norm=band_norm)
+    built = model_for_store(
+        opened, tasks, mode, cfg, initial_model, given=given, band_norm=band_norm,
+        identity_adapters=identity_adapters, copy_task_parts=copy_task_parts,
+    )  # fmt: skip
     net = built.model
     save_checkpoint(out_path, net, extra=built.extra)
     out.print(render_model_summary(describe_model(net)))

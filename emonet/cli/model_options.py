@@ -139,3 +139,26 @@ def model_config_from(options: Mapping[str, Any]) -> ModelConfig:
         return ModelConfig(**fields)
     except ValueError as exc:
         raise EmoNetError(str(exc)) from None
+
+
+IdentityAdapters = Annotated[
+    bool,
+    typer.Option(
+        "--identity-adapters", help="New adapters start as zero kernels (identity), not the original's he_normal."
+    ),
+]
+BandNorm = Annotated[
+    bool,
+    typer.Option(
+        "--band-norm",
+        help="Standardise each mel band with the task's train mean and std (the original: raw log-mels).",
+    ),
+]
+CopyTaskParts = Annotated[
+    bool,
+    typer.Option(
+        "--copy-task-parts",
+        help="With -im: a new task starts from the initial model's first task's adapters, BNs and attention "
+        "(finetune: BNs and attention), not new ones as the original's.",
+    ),
+]

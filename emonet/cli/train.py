@@ -105,27 +105,6 @@ WeightedMean = Annotated[
         help="With -bw, divide a batch's loss by the sum of its weights, not by the batch size as the original.",
     ),
 ]
-IdentityAdapters = Annotated[
-    bool,
-    typer.Option(
-        "--identity-adapters", help="New adapters start as zero kernels (identity), not the original's he_normal."
-    ),
-]
-BandNorm = Annotated[
-    bool,
-    typer.Option(
-        "--band-norm",
-        help="Standardise each mel band with the task's train mean and std (the original: raw log-mels).",
-    ),
-]
-CopyTaskParts = Annotated[
-    bool,
-    typer.Option(
-        "--copy-task-parts",
-        help="With -im: a new task starts from the initial model's first task's adapters, BNs and attention "
-        "(finetune: BNs and attention), not new ones as the original's.",
-    ),
-]
 Spe = Annotated[
     int | None,
     typer.Option(
@@ -181,8 +160,8 @@ OPTIONS: dict[str, Any] = {
     "class_weighted_mean": WeightedMean,
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "score_whole": ScoreWhole,
     "loss": Loss, "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
-    "individual_weight_decay": Iwd, "identity_adapters": IdentityAdapters, "band_norm": BandNorm,
-    "copy_task_parts": CopyTaskParts,
+    "individual_weight_decay": Iwd, "identity_adapters": mo.IdentityAdapters, "band_norm": mo.BandNorm,
+    "copy_task_parts": mo.CopyTaskParts,
     "steps_per_epoch": Spe,
     "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
     "device": ro.Device,

@@ -36,6 +36,8 @@ def model_for_store(
     initial_model: str | Path | None = None,
     given: Collection[str] | None = None,
     band_norm: bool = False,
+    identity_adapters: bool = False,
+    copy_task_parts: bool = False,
 ) -> StoreModel:
     """A model for ``tasks`` of ``store`` (default: all) set up for ``mode``.
 
@@ -50,6 +52,8 @@ def model_for_store(
             ``model rnn`` the cnn's options are refused.
         band_norm: the store's tasks are standardised per mel band with their train statistics
             (``--band-norm``); False (the original's): raw log-mels, identity statistics.
+        identity_adapters, copy_task_parts: the improvements of the same names, as
+            ``setup_model`` takes them (both off: the original's new adapters and task parts).
 
     Returns:
         A ``StoreModel``. Inherited tasks keep their normalisation statistics; the store's
@@ -79,7 +83,10 @@ def model_for_store(
         if old != new and "dropout" in given:
             notes.append(f"-do/--dropout {new[0]},{new[1]} replaces the initial model's {old[0]},{old[1]}")
     try:
-        model = setup_model(mode, {t: store.classes(t) for t in tasks}, config=config, initial=initial, given=given)
+        model = setup_model(
+            mode, {t: store.classes(t) for t in tasks}, config=config, initial=initial, given=given,
+            identity_adapters=identity_adapters, copy_task_parts=copy_task_parts,
+        )  # fmt: skip
     except ConfigError as exc:
         where = f"{initial_model}: " if initial_model is not None else ""
         raise ConfigError(f"{where}{exc}") from None
@@ -88,6 +95,8 @@ def model_for_store(
     extra = {
         "mode": mode,
         "band_norm": band_norm,
+        "identity_adapters": identity_adapters,
+        "copy_task_parts": copy_task_parts,
         "store": str(store.path),
         "initial_model": str(initial_model) if initial_model else None,
     }

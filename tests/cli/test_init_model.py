@@ -214,3 +214,25 @@ def test_avgpool_takes_its_input_length_from_w(demo_store, tmp_path, capsys):
     assert _init(demo_store, out, "-c", "avgpool", "-w", "4", "-t", "acted") == 0
     model, _ = load_checkpoint(out)
     assert model.config.input_frames == 126 and model.feature_dim == 1024  # 4 s at 128 mels
+
+
+@pytest.mark.parametrize("option", [None, "--copy-task-parts", "--identity-adapters"])
+def test_init_model_takes_the_new_task_improvements_as_train_does(demo_store, tmp_path, option):
+    """A new task added with -m adapters -im: he_normal adapters (the original's), the source
+    task's adapters (--copy-task-parts) or zero kernels (--identity-adapters)."""
+    base, new = tmp_path / "base.safetensors", tmp_path / "new.safetensors"
+    assert _init(demo_store, base, "--tasks", "acted", "--mode", "scratch", "-N", "1", "-nf", "4") == 0
+    extra = [option] if option else []
+    assert _init(demo_store, new, "--tasks", "arousal", "--mode", "adapters", "-im", str(base), *extra) == 0
+    model, meta = load_checkpoint(new)
+    state = model.state_dict()
+    adapters = [k for k in state if ".adapter.arousal." in k]
+    assert adapters
+    for key in adapters:
+        source = state[key.replace(".arousal.", ".acted.")]
+        if option == "--copy-task-parts":
+            assert torch.equal(state[key], source), key
+        elif option == "--identity-adapters":
+            assert not state[key].any(), key
+        else:
+            assert state[key].std() > 0 and not torch.equal(state[key], source), key
