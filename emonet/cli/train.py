@@ -105,6 +105,15 @@ WeightedMean = Annotated[
         help="With -bw, divide a batch's loss by the sum of its weights, not by the batch size as the original.",
     ),
 ]
+RecalibrateBn = Annotated[
+    int,
+    typer.Option(
+        "--recalibrate-bn",
+        metavar="N",
+        help="Before each devel scoring, re-estimate each task's BatchNorm running statistics from up to N "
+        "batches of its train partition (default 0: the original's running averages).",
+    ),
+]
 Spe = Annotated[
     int | None,
     typer.Option(
@@ -161,7 +170,7 @@ OPTIONS: dict[str, Any] = {
     "learning_rate": LearningRate, "optimizer": Optimizer, "window": Window, "score_whole": ScoreWhole,
     "loss": Loss, "focal_gamma": FocalGamma, "focal_alpha": FocalAlpha, "label_order": LabelOrder,
     "individual_weight_decay": Iwd, "identity_adapters": mo.IdentityAdapters, "band_norm": mo.BandNorm,
-    "copy_task_parts": mo.CopyTaskParts,
+    "copy_task_parts": mo.CopyTaskParts, "recalibrate_bn": RecalibrateBn,
     "steps_per_epoch": Spe,
     "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
     "device": ro.Device,

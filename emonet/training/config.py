@@ -69,6 +69,9 @@ class TrainConfig:
     band_norm: bool = False  # improvement: standardise each mel band with the task's train mean and std
     # improvement: with -im a new task copies the initial model's first task's adapters, BNs and attention
     copy_task_parts: bool = False
+    # improvement: before each devel scoring, a task's BN running statistics re-estimated from
+    # up to this many train batches (0: off, the original's running averages)
+    recalibrate_bn: int = 0
     steps_per_epoch: int | None = None  # None: 20 multi-task (the original's), one pass single-task
     seed: int = 0
     device: str = "auto"
@@ -137,6 +140,7 @@ class TrainConfig:
             ("--workers", self.workers, 0),
             ("--stages", self.stages, 1),
             ("--shuffle-buffer", self.shuffle_buffer, 1),
+            ("--recalibrate-bn", self.recalibrate_bn, 0),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")

@@ -15,6 +15,7 @@ from emonet.evaluation.metrics import accuracy, classification_report, macro_f1,
 from emonet.training import distributed as dd
 from emonet.training import pin
 from emonet.training import run_dir as rd
+from emonet.training.bn_recalibration import recalibrate
 from emonet.training.callbacks import Callback, StepEnd, arrange, state_name
 from emonet.training.config import TrainConfig
 from emonet.training.data import score_window, window_frames
@@ -312,6 +313,12 @@ class Trainer:
             )
 
     def _validate(self) -> dict[str, dict]:
+        if self.config.recalibrate_bn:  # an improvement: fresh BN statistics for the weights scored
+            for t, d in self.tasks.items():
+                recalibrate(
+                    self.model, d.store, t, self.norms[t], self.config.recalibrate_bn, self.config.batch_size,
+                    self.device, self.config.precision, self.rank, self.world, self.score_window,
+                )  # fmt: skip
 
         dd.average_running_stats(self.model, self.world)  # one model on every rank, as rank 0 saves it
         out = {}
