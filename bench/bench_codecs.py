@@ -2,6 +2,7 @@
 
     python bench/bench_codecs.py [--files 1000] [--rounds 5] [--only zstd3,lz4-5]
     python bench/bench_codecs.py --decoder [--rounds 5]   # the shard decoder now vs before
+    python bench/bench_codecs.py --trees SRC1,SRC2 [--only zstd3]   # cold/warm epochs of source trees
 
 One demo corpus (3-8 s clips, 128 mels) is extracted once per codec setting through the
 real extraction and store writer (``emonet.store.zarr_backend.compressor`` swapped for the
@@ -106,14 +107,15 @@ def shard_files(store: Path) -> list[Path]:
     return sorted(p for p in store.glob("*/train/features/c/*/0"))
 
 
-def epoch_rate(store) -> tuple[float, int]:
+def epoch_rate(store) -> tuple[float, float, int]:
+    """(windows per wall second, windows per CPU second of this process, windows) of one epoch."""
     from emonet.training import batches
 
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
     for task in TASKS:
         for x, _, _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=0):
             n += len(x)
-    return n / (time.perf_counter() - t0), n
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0), n
 
 
 def read_rate(files: list[Path]) -> float:
@@ -190,6 +192,63 @@ def decoder_ab(store_path: Path, rounds: int) -> tuple[float, float]:
     return statistics.median(now), statistics.median(before)
 
 
+_ONE = """
+import json, os, sys, time
+from pathlib import Path
+import torch
+torch.set_num_threads(1)
+import emonet
+assert emonet.__file__.startswith({tree!r}), emonet.__file__
+from emonet.data import store_access
+from emonet.training import batches
+store_access.CACHE.budget = 0
+store = Path({store!r})
+for task in {tasks!r}:  # a first epoch: imports, partitions opened, allocator warmed
+    for _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=1):
+        pass
+for p in store.rglob("*"):
+    if p.is_file():
+        fd = os.open(p, os.O_RDONLY)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.close(fd)
+rates = []
+for _ in range(2):  # cold, then warm: windows per wall second and per CPU second
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    for task in {tasks!r}:
+        for x, _, _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=0):
+            n += len(x)
+    rates += [n / (time.perf_counter() - t0), n / (time.process_time() - c0)]
+print(json.dumps(rates))
+"""
+
+
+def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int) -> None:
+    """Cold and warm windows/s of each source tree (its emonet on PYTHONPATH, a fresh process
+    per measurement, the trees alternating in each round), per store setting."""
+    import json
+
+    res = {(t, lab): [] for t in trees for lab in labels}
+    loads = []
+    for r in range(rounds):
+        for lab in labels:
+            for t in trees[r % len(trees) :] + trees[: r % len(trees)]:
+                code = _ONE.format(tree=str(Path(t).resolve()), store=str(stores[lab]), tasks=TASKS)
+                env = {**os.environ, "PYTHONPATH": t, "EMONET_CACHE_MB": "0"}
+                out = subprocess.run(
+                    [sys.executable, "-c", code], env=env, cwd=t, capture_output=True, text=True, check=True
+                )
+                res[(t, lab)].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                loads.append(os.getloadavg()[0])
+        print(f"round {r + 1} done", flush=True)
+    print(f"CPU: {cpu_name()}; load average (1 min) {min(loads):.1f}-{max(loads):.1f}; medians of {rounds} rounds")
+    print("| tree | setting | cold windows/s | cold /CPU-s | warm windows/s | warm /CPU-s |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for lab in labels:
+        for t in trees:
+            m = [statistics.median(r[i] for r in res[(t, lab)]) for i in range(4)]
+            print(f"| {t} | {lab} | " + " | ".join(f"{v:,.0f}" for v in m) + " |")
+
+
 def sizes(store_path: Path) -> tuple[int, int]:
     """(bytes of the train partitions' feature files, bytes of their frames as float16)."""
     import emonet
@@ -215,6 +274,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--only", default=None, help="comma-separated settings (default: all)")
     ap.add_argument("--decoder", action="store_true", help="only: the shard decoder now vs before, per codec")
+    ap.add_argument("--trees", default=None, help="comma-separated source trees: only their cold/warm epochs")
     args = ap.parse_args()
 
     import torch
@@ -226,10 +286,14 @@ def main() -> None:
     labels = args.only.split(",") if args.only else list(SETTINGS)
     corpus, _ = corpus_and_store("codecs", args.files, 3.0, 8.0)
     stores = {lab: make_store(lab, corpus) for lab in labels}
-    res: dict[str, dict[str, list[float]]] = {lab: {"cold": [], "warm": [], "read": [], "decode": []} for lab in labels}
+    keys = ("cold", "cold_cpu", "warm", "warm_cpu", "read", "decode")
+    res: dict[str, dict[str, list[float]]] = {lab: {k: [] for k in keys} for lab in labels}
     loads, resident = [], []
     windows = 0
     if not args.rounds:
+        return
+    if args.trees:
+        trees_ab(args.trees.split(","), labels, stores, args.rounds)
         return
     if args.decoder:
         print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.1f}")
@@ -246,8 +310,10 @@ def main() -> None:
             files = store_files(stores[lab])
             drop_cache(files)
             resident.append(resident_bytes(shard_files(stores[lab])))
-            cold, windows = epoch_rate(stores[lab])
-            warm, _ = epoch_rate(stores[lab])
+            cold, cold_cpu, windows = epoch_rate(stores[lab])
+            warm, warm_cpu, _ = epoch_rate(stores[lab])
+            res[lab]["cold_cpu"].append(cold_cpu)
+            res[lab]["warm_cpu"].append(warm_cpu)
             shards = shard_files(stores[lab])
             drop_cache(shards)
             rd = read_rate(shards)
@@ -263,9 +329,9 @@ def main() -> None:
     print(f"medians of {args.rounds} rounds\n")
     print(
         "| setting | codec | level | shuffle | block | size vs float32 | vs float16 | cold windows/s | "
-        "warm windows/s | cold read+CRC MB/s | decode MB/s |"
+        "cold windows/CPU-s | warm windows/s | warm windows/CPU-s | cold read+CRC MB/s | decode MB/s |"
     )
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for lab in labels:
         cname, clevel, shuffle, block = SETTINGS[lab]
         disk, raw = sizes(stores[lab])
@@ -273,7 +339,8 @@ def main() -> None:
         print(
             f"| {lab} | {cname or 'none'} | {clevel if cname else '-'} | {shuffle or '-'} | "
             f"{block // 1024 if block else 'auto' if cname else '-'}{' KiB' if block else ''} | "
-            f"{2 * raw / disk:.2f}x | {raw / disk:.2f}x | {m['cold']:,.0f} | {m['warm']:,.0f} | "
+            f"{2 * raw / disk:.2f}x | {raw / disk:.2f}x | {m['cold']:,.0f} | {m['cold_cpu']:,.0f} | "
+            f"{m['warm']:,.0f} | {m['warm_cpu']:,.0f} | "
             f"{m['read']:,.0f} | {m['decode']:,.0f} |"
         )
 
