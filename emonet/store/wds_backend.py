@@ -1,7 +1,7 @@
 """webdataset backend: the same content as tar shards, for streaming from object storage.
 
 Each tar holds whole utterances in csv order; a sample is ``<index>.logmel.blosc``
-(float16 [frames, n_mels], blosc-zstd compressed like the zarr store) and
+(float16 [frames, n_mels], blosc compressed like the zarr store, :mod:`emonet.store.codec`) and
 ``<index>.json`` (file, label, label_id, frames, n_mels, seconds). Beside the tars,
 ``index.npz`` holds the per-utterance arrays for random access.
 
@@ -26,16 +26,16 @@ from pathlib import Path
 
 import numpy as np
 import webdataset as wds
-from numcodecs import Blosc
 from webdataset.tariterators import tar_file_iterator
 
 from emonet.errors import ConfigError
+from emonet.store import codec
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockItem, BlockLayout
 from emonet.utils.fs import atomic_write_bytes
 
 FRAMES_PER_TAR = 262144  # ~64 MiB of float16 at 128 mels before compression
-CODEC = Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE, blocksize=262144)  # as the zarr store
+CODEC = codec.numcodecs_blosc()  # as the zarr store; it decodes any blosc frame
 INDEX = "index.npz"
 
 

@@ -16,6 +16,7 @@ import zarr
 import zarr.codecs as zc
 
 from emonet.errors import ConfigError
+from emonet.store import codec
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockItem, BlockLayout, file_crc32
 
@@ -32,11 +33,11 @@ def shard_path(partition: Path, k: int) -> Path:
     return Path(partition) / "features" / "c" / str(k) / "0"
 
 
-def compressor() -> zc.BloscCodec:
-    # Measured on log-mel float16 (bench/README.md): 2.6x smaller than float32. Blosc's
-    # automatic block size gave zstd too little context (level 3: 2.43x); 256 KiB blocks
-    # make level 3 as small as level 5 at twice the speed (~190 MB/s).
-    return zc.BloscCodec(cname="zstd", clevel=3, shuffle="shuffle", blocksize=262144)
+def compressor() -> zc.BloscCodec | None:
+    """The chunks' compressor (None: stored raw). Measured on log-mel float16
+    (bench/README.md): blosc's automatic block size gave zstd too little context (level 3:
+    2.43x); 256 KiB blocks make level 3 as small as level 5 at twice the speed."""
+    return zc.BloscCodec(cname=codec.CNAME, clevel=codec.CLEVEL, shuffle=codec.SHUFFLE, blocksize=codec.BLOCKSIZE)
 
 
 def make_layout(frames_per_shard: int | None) -> ZarrLayout:
@@ -72,7 +73,7 @@ class ZarrLayout(BlockLayout):
             dtype="float16",
             chunks=(self.frames_per_chunk, c.n_mels),
             shards=(self.frames_per_shard, c.n_mels),
-            compressors=[compressor()],
+            compressors=[codec] if (codec := compressor()) is not None else [],
             fill_value=0,
             dimension_names=("frame", "mel"),
         )
@@ -124,6 +125,7 @@ class Reader:
         self.seconds = np.asarray(zarr.open_array(f"{p}/seconds", mode="r")[:], dtype=np.float64)
         self.files = [str(f) for f in zarr.open_array(f"{p}/files", mode="r")[:]] if len(self.labels) else []
         self._plain_sharding = _is_plain_sharding(self.features)
+        self._blosc = self._plain_sharding and _inner_codecs(self.features)[-1] == "blosc"
         step = int(self.features.shards[0]) if self.features.shards else int(self.features.chunks[0])
         self.block_bounds = shard_bounds(int(self.offsets[-1]), step) if len(self.offsets) else np.zeros(1, np.int64)
 
@@ -141,7 +143,7 @@ class Reader:
         frames = int(self.block_bounds[k + 1] - self.block_bounds[k])
         if self._plain_sharding:
             shards, chunks = self.features.shards[0], self.features.chunks[0]
-            return decode_shard(blob, frames, shards, chunks, self.features.shape[1], a, z)
+            return decode_shard(blob, frames, shards, chunks, self.features.shape[1], a, z, self._blosc)
         return self._decode_with_zarr(k, blob)[a:z]
 
     def _decode_with_zarr(self, k: int, blob: bytes) -> np.ndarray:
@@ -160,18 +162,18 @@ class Reader:
 
 def _is_plain_sharding(features) -> bool:
     """Whether the array is laid out as this backend writes it (so :func:`decode_shard`
-    applies): shards of whole rows, chunks of bytes + blosc, index at the end."""
+    applies): shards of whole rows, chunks of bytes (+ blosc, any of its compressors, or
+    none), index at the end."""
     try:
         codecs = features.metadata.to_dict()["codecs"]
         conf = codecs[0]["configuration"]
-        inner = [c["name"] for c in conf["codecs"]]
         index = [c["name"] for c in conf["index_codecs"]]
     except (AttributeError, KeyError, IndexError, TypeError):
         return False
     return (
         len(codecs) == 1
         and codecs[0]["name"] == "sharding_indexed"
-        and inner == ["bytes", "blosc"]
+        and _inner_codecs(features) in (["bytes", "blosc"], ["bytes"])
         and conf["codecs"][0]["configuration"].get("endian") == "little"
         and index == ["bytes", "crc32c"]
         and conf.get("index_location", "end") == "end"
@@ -181,13 +183,29 @@ def _is_plain_sharding(features) -> bool:
     )
 
 
+def _inner_codecs(features) -> list[str]:
+    """Names of the codecs of a sharded array's chunks (empty if not sharded as expected)."""
+    try:
+        return [c["name"] for c in features.metadata.to_dict()["codecs"][0]["configuration"]["codecs"]]
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return []
+
+
 def decode_shard(
-    blob: bytes, frames: int, shard_rows: int, rows: int, n_mels: int, a: int = 0, z: int | None = None
+    blob: bytes,
+    frames: int,
+    shard_rows: int,
+    rows: int,
+    n_mels: int,
+    a: int = 0,
+    z: int | None = None,
+    blosc: bool = True,
 ) -> np.ndarray:
     """float16 [z - a, n_mels]: frames ``a:z`` (default: all ``frames``) of one shard
     file's bytes, decoding only the chunks they lie in, without zarr's async machinery
     (~1.5x faster per block). The shard's index (chunk offsets and sizes) is at its end,
-    followed by its CRC-32C; each chunk is a blosc frame of a whole [rows, n_mels] chunk."""
+    followed by its CRC-32C; each chunk is a blosc frame (any compressor: its header names
+    it) of a whole [rows, n_mels] chunk, or with ``blosc`` False the chunk's raw bytes."""
     z = frames if z is None else z
     if not 0 <= a <= z <= frames:
         raise ValueError(f"frames {a}-{z} are outside the shard's {frames}")
@@ -195,15 +213,24 @@ def decode_shard(
     j0, j1 = a // rows, -(-z // rows)
     index = np.frombuffer(blob, dtype="<u8", count=2 * per_shard, offset=len(blob) - 4 - 16 * per_shard)
     out = np.zeros(((j1 - j0) * rows, n_mels), np.float16)  # fill value 0, as zarr
-    codec = _blosc()
+    flat = out.reshape(-1).view(np.uint8)
+    step = rows * n_mels * 2
+    codec = _blosc() if blosc else None
     for j in range(j0, j1):
         off, size = int(index[2 * j]), int(index[2 * j + 1])
         if off == 2**64 - 1:  # a chunk zarr did not write (all fill value); the checksum covers the index
             continue
         if off + size > len(blob) - 4 - 16 * per_shard:
             raise ValueError(f"chunk {j} lies outside the shard file")
-        raw = codec.decode(blob[off : off + size])
-        out[(j - j0) * rows : (j - j0 + 1) * rows] = np.frombuffer(raw, dtype="<f2").reshape(rows, n_mels)
+        dest = flat[(j - j0) * step : (j - j0 + 1) * step]
+        if codec is None:
+            if size != step:
+                raise ValueError(f"chunk {j} holds {size} bytes, not {step}")
+            dest[:] = np.frombuffer(blob, np.uint8, size, off)
+        else:
+            if size < 16 or int.from_bytes(blob[off + 4 : off + 8], "little") != step:  # blosc header: nbytes
+                raise ValueError(f"chunk {j} does not decode to {step} bytes")
+            codec.decode(memoryview(blob)[off : off + size], out=dest)  # straight into place
     return out[a - j0 * rows : z - j0 * rows]
 
 

@@ -1,0 +1,81 @@
+"""Stores written with another blosc setting (the zstd one before issue 20, lz4) or none
+read bit-identically through the store's own shard decoder and pass verify: the codec is
+in each chunk's blosc header (and the zarr array's metadata), never assumed."""
+
+import numpy as np
+import pytest
+import zarr.codecs as zc
+from numcodecs import Blosc
+
+from emonet.data.partitions import single_task_sources
+from emonet.extraction.runner import ExtractOptions, run_extract
+from emonet.store import open_store, wds_backend, zarr_backend
+from emonet.store.verify import verify_store
+from tests.helpers import make_task
+
+OLD_ZSTD = ("zstd", 3, "shuffle")  # the default up to issue 20, written explicitly
+SETTINGS = {"zstd3": OLD_ZSTD, "lz4": ("lz4", 5, "shuffle"), "lz4-bit": ("lz4", 1, "bitshuffle"), "none": None}
+
+
+def _extract(tmp_path, monkeypatch, backend: str, setting) -> object:
+    if setting is None:
+        monkeypatch.setattr(zarr_backend, "compressor", lambda: None)
+    else:
+        cname, clevel, shuffle = setting
+        monkeypatch.setattr(
+            zarr_backend, "compressor", lambda: zc.BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle)
+        )
+        ids = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
+        monkeypatch.setattr(wds_backend, "CODEC", Blosc(cname=cname, clevel=clevel, shuffle=ids[shuffle]))
+    data, csvs = make_task(tmp_path, name="t", n_per_class=3, partitions=("train", "devel"))
+    store = tmp_path / f"store-{backend}"
+    opts = ExtractOptions(
+        store=store,
+        data_path=data,
+        sources=[single_task_sources("t", csvs["train"], csvs["devel"], None)],
+        backend=backend,
+        workers=1,
+        frames_per_shard=32,
+    )
+    run_extract(opts, notify=lambda m: None)
+    monkeypatch.undo()  # reading must not depend on the writer's setting
+    return store
+
+
+def _items(store) -> dict:
+    s = open_store(store)
+    return {p: [(f, label, x) for f, label, x in s.partition("t", p)] for p in s.partitions("t")}
+
+
+@pytest.mark.parametrize("backend", ["zarr", "webdataset"])
+def test_stores_of_every_codec_read_the_same_frames_and_verify(tmp_path, monkeypatch, backend):
+    reference = None
+    for name, setting in SETTINGS.items():
+        if setting is None and backend == "webdataset":
+            continue  # the webdataset samples are always blosc frames
+        store = _extract(tmp_path / name, monkeypatch, backend, setting)
+        assert verify_store(store).ok, name
+        items = _items(store)
+        if reference is None:
+            reference = items
+        assert items.keys() == reference.keys()
+        for p in items:
+            for (fa, la, xa), (fb, lb, xb) in zip(items[p], reference[p], strict=True):
+                assert (fa, la) == (fb, lb) and xa.tobytes() == xb.tobytes(), (name, p, fa)
+        if backend == "zarr":  # the store's own decoder, not zarr's, and zarr agrees
+            part = open_store(store).partition("t", "train")
+            reader = part._reader
+            assert reader._plain_sharding and reader._blosc == (setting is not None)
+            assert np.array_equal(np.concatenate([x for _, _, x in part]), np.asarray(reader.features[:], np.float32))
+
+
+def test_a_chunk_that_claims_another_size_is_refused(tmp_path, monkeypatch):
+    """A blosc header whose size disagrees with the chunk's is damage, never a short chunk of zeros."""
+    store = _extract(tmp_path, monkeypatch, "zarr", OLD_ZSTD)
+    reader = open_store(store, verify=False).partition("t", "train")._reader
+    blob = bytearray(reader.block_path(0).read_bytes())
+    per_shard = reader.features.shards[0] // reader.features.chunks[0]
+    off = int(np.frombuffer(bytes(blob), "<u8", 1, len(blob) - 4 - 16 * per_shard)[0])
+    blob[off + 4 : off + 8] = (int.from_bytes(blob[off + 4 : off + 8], "little") - 2).to_bytes(4, "little")
+    with pytest.raises(ValueError, match="does not decode to"):
+        reader.read_block(0, bytes(blob))
