@@ -100,6 +100,8 @@ def partition_meta(work: PartitionWork, staged: StagedPartition, index_sha256: s
         "block_crc32": staged.checksums,
         "index_sha256": index_sha256,
     }
+    if plan.csv.origin:
+        meta["origin"] = plan.csv.origin
     if work.name == "train":
         meta["mel_mean"], meta["mel_std"] = staged.mel_stats()
     return meta
