@@ -138,3 +138,29 @@ def test_a_label_missing_from_the_label_map_names_the_line_and_the_map(tmp_path,
     err = _error(capsys)
     assert "emodb_train_fold_2.jsonl row 2: label 'F' is not in" in err and "label_map.json" in err, err
     assert "add it to the map" in err
+
+
+def test_folds_decode_each_utterance_once_and_store_the_same_bits(tmp_path, emobox, monkeypatch):
+    """Every utterance of emodb is in both folds (train or devel of one, test of the other):
+    extracting both folds decodes each once, and each fold's partitions are byte for byte
+    those of a store holding that fold alone."""
+    import emonet.extraction.featurize as featurize
+
+    meta, downloads = emobox
+    decoded = []
+
+    def counting_load_mono(path, rate, segment=None):  # the real decoder, counted
+        decoded.append((path, segment))
+        return load_mono(path, rate, segment)
+
+    load_mono = featurize.load_mono
+    monkeypatch.setattr(featurize, "load_mono", counting_load_mono)
+    assert _extract(tmp_path / "both", meta, downloads, "emodb") == 0
+    keys = {f for t in ("emodb-fold1", "emodb-fold2") for p in ("train", "devel", "test")
+            for f in open_store(tmp_path / "both").partition(t, p).files}  # fmt: skip
+    assert len(decoded) == len(set(decoded)) == len(keys)  # each fold has its own segment line
+    assert not (tmp_path / "both" / ".staging").exists()
+    for k in (1, 2):
+        assert _extract(tmp_path / f"fold{k}", meta, downloads, "emodb", "--folds", k) == 0
+        alone = tree_digest(tmp_path / f"fold{k}" / f"emodb-fold{k}")
+        assert tree_digest(tmp_path / "both" / f"emodb-fold{k}") == alone
