@@ -126,7 +126,7 @@ def _plan_partition(
             if bad is not None:
                 problems.append(_row_error(pc, r, f"{p}: {bad}"))
                 continue
-        first, stop = sample_range(r.segment, res.sample_rate) if r.segment else (0, res.num_samples)
+        first, stop = sample_range(r.segment, res.sample_rate, res.num_samples) if r.segment else (0, res.num_samples)
         good_rows.append(r)
         good_paths.append(p)
         infos.append(res)
