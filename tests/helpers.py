@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -89,3 +90,39 @@ staging.StagedPartition.record = record
 from emonet.cli.app import main
 sys.exit(main(sys.argv[1:]))
 """
+
+
+def write_emobox(root: Path, downloads: Path, dataset: str, speakers, folds: int, *, valid=False, segment=False):
+    """A corpus in EmoBox's layout (root/data/<dataset>/...): per speaker an angry (raw label
+    'W') and a neutral ('N') wav named like EmoDB's (speaker digits first) under
+    downloads/<dataset>/; fold k tests speakers[k-1::max(folds, 3)]; with ``valid``, a valid file per
+    fold (the first train speaker); with ``segment``, one extra train line that is the second
+    half of a longer recording of a train speaker (start_time/end_time). Returns the jsonl records."""
+    folder = Path(root) / "data" / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "label_map.json").write_text(json.dumps({"W": "angry", "N": "neutral"}))
+    records = []
+    for n, spk in enumerate(speakers):
+        for emo, freq in (("W", 320.0 + 20 * n), ("N", 140.0 + 10 * n)):
+            rel = f"{dataset}/wav/{spk}a0{n % 10}{emo}a.wav"
+            write_wav(Path(downloads) / rel, seconds=0.6, freq=freq)
+            records.append({"key": Path(rel).stem, "dataset": dataset, "wav": rel, "sample_rate": 16000})
+            records[-1] |= {"length": 0.6, "channel": 1, "task": "category", "emo": emo}
+    for k in range(1, folds + 1):
+        test = set(speakers[k - 1 :: max(folds, 3)])
+        train = [r for r in records if r["key"][:2] not in test]
+        lines = {"test": [r for r in records if r["key"][:2] in test]}
+        if valid:
+            first = train[0]["key"][:2]
+            lines["valid"] = [r for r in train if r["key"][:2] == first]
+            train = [r for r in train if r["key"][:2] != first]
+        if segment:  # a longer recording of the first train speaker
+            long_rel = f"{dataset}/wav/{train[0]['key'][:2]}long.wav"
+            write_wav(Path(downloads) / long_rel, seconds=1.5, freq=300.0)
+            train = [*train, {**train[0], "key": "long1", "wav": long_rel, "start_time": 0.75, "end_time": 1.5}]
+        lines["train"] = train
+        (folder / f"fold_{k}").mkdir(exist_ok=True)
+        for part, recs in lines.items():
+            text = "".join(json.dumps(r) + "\n" for r in recs)
+            (folder / f"fold_{k}" / f"{dataset}_{part}_fold_{k}.jsonl").write_text(text)
+    return records

@@ -33,6 +33,24 @@ Tasks = Annotated[
     list[str] | None,
     typer.Option("--tasks", metavar="TASK...", help="Multi-task mode: the tasks, space-separated (--tasks a b c)."),
 ]
+EmoBox = Annotated[
+    Path | None,
+    typer.Option("--emobox", metavar="META_ROOT", help="EmoBox mode: the EmoBox metadata checkout (holds data/)."),
+]
+Dataset = Annotated[str | None, typer.Option("--dataset", help="EmoBox mode: the corpus (a folder of data/).")]
+Folds = Annotated[
+    list[str] | None,
+    typer.Option("--folds", metavar="K...", help="EmoBox mode: the folds, space-separated, or 'all' (the default)."),
+]
+SpeakerRegex = Annotated[
+    str | None,
+    typer.Option(
+        "--speaker-regex",
+        metavar="REGEX",
+        help="EmoBox mode, no valid file: the speaker of a wav path (its groups joined) for the devel split.",
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="EmoBox mode, no valid file: the seed of the 80/20 devel split.")]
 Format = Annotated[Literal[STORE_FORMATS], typer.Option("--format", "-f", help="Store format.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace partitions or a store extracted differently.")]
 SkipBad = Annotated[
@@ -55,6 +73,11 @@ def extract(
     test_csv: TestCsv = None,
     multi_task_setup: MultiTaskSetup = None,
     tasks: Tasks = None,
+    emobox: EmoBox = None,
+    dataset: Dataset = None,
+    folds: Folds = None,
+    speaker_regex: SpeakerRegex = None,
+    seed: Seed = 0,
     fmt: Format = "zarr",
     sample_rate: fo.SampleRate = 16000,
     num_mels: fo.NumMels = 128,
@@ -72,6 +95,8 @@ def extract(
     """Turn wavs listed in csv partitions into a sharded, compressed log-mel store.
 
     Example: emonet extract -s features/ -dp corpus/data -mts corpus/multi-task-setup --tasks acted arousal
+
+    EmoBox: emonet extract -s features/ -dp downloads --emobox EmoBox --dataset emodb --folds all
     """
     from emonet.extraction.runner import run_extract  # lazy: keeps torch and zarr off 'emonet --help'
 
@@ -87,7 +112,7 @@ def extract_options(p: Mapping[str, Any]):
     return ExtractOptions(
         store=p["store"],
         data_path=p["data_path"],
-        sources=_sources(p["task"], p["train_csv"], p["val_csv"], p["test_csv"], p["multi_task_setup"], p["tasks"]),
+        sources=_emobox_sources(p) if p.get("emobox") is not None else _csv_sources(p),
         features=fo.feature_config(
             p["sample_rate"], p["num_mels"], p["n_fft"], p["hop_length"], p["f_min"], p["f_max"]
         ),
@@ -100,8 +125,24 @@ def extract_options(p: Mapping[str, Any]):
     )
 
 
-def _sources(task, train_csv, val_csv, test_csv, multi_task_setup, tasks) -> list:
+def _emobox_sources(p: Mapping[str, Any]) -> list:
+    """One task per asked fold of the EmoBox corpus ``--dataset`` (``D-fold1`` ...)."""
+    from emonet.data.emobox import fold_sources  # lazy: keeps torch and zarr off 'emonet --help'
+
+    csv_mode = {"--task": "task", "-tr": "train_csv", "-v": "val_csv", "-te": "test_csv"}
+    csv_mode |= {"-mts": "multi_task_setup", "--tasks": "tasks"}
+    given = [option for option, name in csv_mode.items() if p.get(name)]
+    if given:
+        raise ConfigError(f"--emobox names the tasks itself (DATASET-foldK); drop {', '.join(given)}")
+    if not p.get("dataset"):
+        raise ConfigError("--emobox needs --dataset NAME (a folder of the checkout's data/)")
+    return fold_sources(p["emobox"], p["dataset"], p.get("folds"), p.get("speaker_regex"), p.get("seed") or 0)
+
+
+def _csv_sources(p: Mapping[str, Any]) -> list:
     """The csv sources of single-task (``--task``) or multi-task (``--multi-task-setup``) mode."""
+    task, train_csv, val_csv, test_csv = p["task"], p["train_csv"], p["val_csv"], p["test_csv"]
+    multi_task_setup, tasks = p["multi_task_setup"], p["tasks"]
     from emonet.data.partitions import (  # lazy: keeps torch and zarr off 'emonet --help'
         multi_task_sources,
         single_task_sources,

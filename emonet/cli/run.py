@@ -26,12 +26,14 @@ def _table(table: dict) -> Table:
 
 
 def _cv_table(frame) -> Table:
+    from emonet.pipeline.cv_results import folds_cell  # lazy: pandas only after a run
+
     view = Table(title="Cross-validation: mean ± std over folds (%, test partition)")
     for name in ("stage", "corpus", "folds", "UA", "WA", "macro F1"):
         view.add_column(name, justify="left" if name in ("stage", "corpus") else "right")
     for (stage, corpus), row in frame.iterrows():
         cells = [f"{100 * row[f'{m}_mean']:.2f} ± {100 * row[f'{m}_std']:.2f}" for m in ("ua", "wa", "macro_f1")]
-        view.add_row(stage, corpus, str(int(row["folds"])), *(c.replace(" ± nan", "") for c in cells))
+        view.add_row(stage, corpus, folds_cell(row["folds"]), *(c.replace(" ± nan", "") for c in cells))
     return view
 
 

@@ -82,7 +82,7 @@ def _pcm16_wav(path: str, read_data: bool, segment: Segment | None = None) -> tu
             n = w.getnframes()
             if not read_data:
                 return w.getframerate(), w.getnchannels(), n, b""
-            first, stop = sample_range(segment, w.getframerate()) if segment else (0, n)
+            first, stop = sample_range(segment, w.getframerate(), n) if segment else (0, n)
             if stop > n:
                 raise AudioReadError(_past_the_end(segment, n, w.getframerate()))
             w.setpos(first)
@@ -175,7 +175,7 @@ def _read_soundfile(path: str, segment: Segment | None) -> tuple[np.ndarray, int
             return sf.read(path, dtype="float32", always_2d=True)
         with sf.SoundFile(path) as fh:
             rate = fh.samplerate
-            first, stop = sample_range(segment, rate)
+            first, stop = sample_range(segment, rate, fh.frames)
             if stop > fh.frames:
                 raise AudioReadError(_past_the_end(segment, fh.frames, rate))
             fh.seek(first)

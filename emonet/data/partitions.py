@@ -50,14 +50,21 @@ class PartitionCsv:
     labelled: bool
     rows: list[Row]
     problems: list[InputError] = field(default_factory=list)
+    # how the partition was made where it is not a csv file as given (EmoBox: the jsonl, the
+    # label map, a devel split's rule, seed and speakers); stored in the partition's record
+    origin: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class TaskSources:
-    """Where one task's csvs are: partition name -> csv path."""
+    """Where one task's csvs are: partition name -> csv path. ``tables`` holds partitions
+    already read from another format (EmoBox jsonl, :mod:`emonet.data.emobox`), used instead
+    of reading ``csvs``; ``notes`` are one-line notices shown when the task is planned."""
 
     task: str
     csvs: dict[str, Path]
+    tables: dict[str, PartitionCsv] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _fail(path: Path, msg: str) -> InputError:

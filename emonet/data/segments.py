@@ -3,6 +3,7 @@ and ``end`` (seconds). The rule that fixes a segment's samples and features:
 
 - the segment is cut from the file at its own sample rate, samples ``round(start * rate)``
   up to (not including) ``round(end * rate)``, read by seeking (never decoding the rest);
+  an end at most 10 ms past the file's end (metadata rounded up) stops at the file's end;
 - those samples are then downmixed, resampled and framed exactly as a whole file holding
   just them would be (centred frames, zero padding at the segment's edges).
 
@@ -70,21 +71,30 @@ def parse_segment(start: str, end: str) -> Segment | None:
     return s, e
 
 
-def sample_range(segment: Segment, rate: int) -> tuple[int, int]:
-    """The segment's samples ``[first, stop)`` in a file at ``rate`` Hz."""
-    return round(segment[0] * rate), round(segment[1] * rate)
+END_TOLERANCE = 0.01  # seconds: an end at most this far past the file's end is the file's end
+
+
+def sample_range(segment: Segment, rate: int, num_samples: int | None = None) -> tuple[int, int]:
+    """The segment's samples ``[first, stop)`` in a file at ``rate`` Hz. With the file's
+    length ``num_samples``, an end past it by at most :data:`END_TOLERANCE` (a boundary
+    rounded up in a corpus's metadata) stops at the file's end; one further is left as it
+    is, for the caller to refuse."""
+    first, stop = round(segment[0] * rate), round(segment[1] * rate)
+    if num_samples is not None and num_samples < stop <= num_samples + round(END_TOLERANCE * rate):
+        stop = num_samples
+    return first, stop
 
 
 def segment_problem(segment: Segment, rate: int, num_samples: int, target_rate: int, n_fft: int) -> str | None:
     """Why ``segment`` of a file (``num_samples`` at ``rate`` Hz) cannot be extracted at
     ``target_rate`` with frames of ``n_fft`` samples, or None if it can: it ends after the
     file, or it is shorter than one frame."""
-    first, stop = sample_range(segment, rate)
+    first, stop = sample_range(segment, rate, num_samples)
     if stop > num_samples:
         duration = seconds_text(num_samples / rate)
         return (
             f"segment {seconds_text(segment[0])}-{seconds_text(segment[1])} s ends after the end of the file, "
-            f"which is {duration} s long; fix end (at most {duration})"
+            f"which is {duration} s long; fix end (at most {duration}; up to 10 ms more counts as the end)"
         )
     samples = stop - first
     g = math.gcd(rate, target_rate)

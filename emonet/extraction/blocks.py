@@ -32,6 +32,7 @@ import torch
 from emonet.data.audio import AudioReadError, probe_all
 from emonet.data.features import FeatureConfig
 from emonet.extraction.featurize import Featurizer
+from emonet.extraction.shared import SharedFeatures, features
 from emonet.store.staging import BlockJob, BlockRecord
 
 
@@ -101,8 +102,8 @@ def _die_with_parent() -> None:
         pass
 
 
-def _work(job: BlockJob):
-    return run_block(job, _featurizer.many([it.path for it in job.items], segments=[it.segment for it in job.items]))
+def _work(job: BlockJob, shared: SharedFeatures | None):
+    return run_block(job, features(_featurizer, job, shared))
 
 
 class BlockExecutor:
@@ -154,22 +155,28 @@ class BlockExecutor:
         chunks = [paths[i : i + step] for i in range(0, len(paths), step)]
         return [r for chunk in self.pool().map(probe_all, chunks) for r in chunk]
 
-    def run(self, jobs: Iterable[BlockJob]) -> Iterator[tuple[BlockJob, BlockRecord | BlockFailure]]:
-        """(job, its record or failure) for each job, in order of submission."""
+    def run(
+        self, jobs: Iterable[BlockJob], shared: SharedFeatures | None = None
+    ) -> Iterator[tuple[BlockJob, BlockRecord | BlockFailure]]:
+        """(job, its record or failure) for each job, in order of submission; utterances
+        in ``shared`` are decoded once (:mod:`emonet.extraction.shared`)."""
+
+        def share(job: BlockJob) -> SharedFeatures | None:
+            return shared.for_job(job) if shared is not None else None
+
         if not self.parallel:
             threads = max(self.workers, 1) if self.gpu else 0
             for job in jobs:
-                paths, segments = [it.path for it in job.items], [it.segment for it in job.items]
-                yield job, run_block(job, self.featurizer.many(paths, threads, segments))
+                yield job, run_block(job, features(self.featurizer, job, share(job), threads))
             return
         pool = self.pool()
         it = iter(jobs)
         window = self.workers * 2
-        pending = deque((job, pool.apply_async(_work, (job,))) for job in itertools.islice(it, window))
+        pending = deque((job, pool.apply_async(_work, (job, share(job)))) for job in itertools.islice(it, window))
         while pending:
             job, fut = pending.popleft()
             res = fut.get()
             nxt = next(it, None)
             if nxt is not None:
-                pending.append((nxt, pool.apply_async(_work, (nxt,))))
+                pending.append((nxt, pool.apply_async(_work, (nxt, share(nxt)))))
             yield job, res

@@ -126,7 +126,7 @@ def _plan_partition(
             if bad is not None:
                 problems.append(_row_error(pc, r, f"{p}: {bad}"))
                 continue
-        first, stop = sample_range(r.segment, res.sample_rate) if r.segment else (0, res.num_samples)
+        first, stop = sample_range(r.segment, res.sample_rate, res.num_samples) if r.segment else (0, res.num_samples)
         good_rows.append(r)
         good_paths.append(p)
         infos.append(res)
@@ -203,7 +203,7 @@ def plan_task(
         The plan (without the bad rows; warnings such as files in two partitions in
         ``TaskPlan.warnings``) and the row problems found.
     """
-    csvs = {p: read_partition_csv(path, p) for p, path in sources.csvs.items()}
+    csvs = sources.tables or {p: read_partition_csv(path, p) for p, path in sources.csvs.items()}
     train = csvs["train"]
     classes = class_list(r.label for r in train.rows)
     if not classes:
@@ -226,7 +226,7 @@ def plan_task(
             f"{train.path}: none of its {len(train.rows) + len(train.problems)} row(s) is usable "
             f"({problems[0] if problems else 'no rows'}); task {sources.task!r} needs at least one good training file"
         )
-    warnings = _overlap_warnings(sources.task, csvs)
+    warnings = [*sources.notes, *_overlap_warnings(sources.task, csvs)]
     return TaskPlan(task=sources.task, classes=classes, partitions=plans, warnings=warnings), problems
 
 

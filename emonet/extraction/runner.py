@@ -25,6 +25,7 @@ from emonet.extraction.options import (
     ProgressSink,
 )
 from emonet.extraction.plan import TaskPlan, plan_task
+from emonet.extraction.shared import remove_shared
 from emonet.extraction.store_state import (
     check_store,
     partition_work,
@@ -136,6 +137,7 @@ def _extract_locked(
         progress.begin(sum(len(w.plan.content) for w in todo), sum(float(w.plan.content.seconds.sum()) for w in todo))
         try:
             write_partitions(opts, backend, layout, executor, todo, progress, done)
+            remove_shared(opts.store)
         except FileFailed as failed:
             if not opts.skip_bad:
                 raise failed.error from None

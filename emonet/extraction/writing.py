@@ -12,6 +12,7 @@ from emonet.errors import EmoNetError, InputError
 from emonet.extraction.blocks import BlockExecutor, BlockFailure
 from emonet.extraction.options import ExtractOptions, PartitionResult, ProgressSink
 from emonet.extraction.plan import PartitionPlan, label_counts
+from emonet.extraction.shared import SharedFeatures
 from emonet.extraction.store_state import PartitionWork
 from emonet.store import integrity, metadata
 from emonet.store.backends import Backend
@@ -69,7 +70,8 @@ def write_partitions(
             by_stage[staged.dir] = entry
             yield from (staged.job(k) for k in pending)
 
-    for job, res in executor.run(jobs()):
+    shared = SharedFeatures.of(opts.store, opts.features.fingerprint(), [w.plan.content for w in todo])
+    for job, res in executor.run(jobs(), shared):
         entry = by_stage[job.stage]
         if isinstance(res, BlockFailure):
             raise _failure(entry.work, res)
@@ -100,6 +102,8 @@ def partition_meta(work: PartitionWork, staged: StagedPartition, index_sha256: s
         "block_crc32": staged.checksums,
         "index_sha256": index_sha256,
     }
+    if plan.csv.origin:
+        meta["origin"] = plan.csv.origin
     if work.name == "train":
         meta["mel_mean"], meta["mel_std"] = staged.mel_stats()
     return meta

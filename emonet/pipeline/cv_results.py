@@ -2,7 +2,8 @@
 for every foreach stage whose expansions wrote a results.json (train, evaluate), one row per
 corpus (a task name without its fold suffix: the stage's ``group`` regex removed from it), with
 UA (= UAR), WA (accuracy) and macro F1 as mean and standard deviation over the folds and the
-number of folds; and one row per fold with its run folder, from which the table is computed.
+number of folds, then, for a stage with several corpora, their mean (corpus ``mean``); and one
+row per fold with its run folder, from which the table is computed.
 
     cv_results.csv    stage, corpus, folds, ua_mean, ua_std, wa_mean, wa_std, macro_f1_mean, macro_f1_std
     cv_results.md     the same in percent (mean ± std), then every fold's run folder
@@ -23,6 +24,7 @@ from emonet.pipeline.spec import Pipeline
 from emonet.utils.fs import atomic_write_bytes
 
 METRICS = {"ua": "uar", "wa": "accuracy", "macro_f1": "macro_f1"}  # column -> key in results.json
+MEAN = "mean"  # the corpus column of a stage's mean over its corpora
 FOLD_COLUMNS = ["stage", "corpus", "task", "fold", "partition", *METRICS, "folder"]
 
 
@@ -63,14 +65,32 @@ def folds_frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def cv_frame(rows: list[dict]) -> pd.DataFrame:
-    """(stage, corpus) rows in pipeline order: the number of folds, then the
-    mean and standard deviation of each metric."""
+    """(stage, corpus) rows in pipeline order: the number of folds, then the mean and
+    standard deviation of each metric; after the corpora of a stage that scored two or more,
+    a row (stage, ``mean``): the mean of their means (each corpus counts once, as EmoBox
+    averages over datasets), no folds or std."""
     folds = folds_frame(rows)
     grouped = folds.groupby(["stage", "corpus"], sort=False)[list(METRICS)]
     frame = grouped.agg(["mean", "std"])
     frame.columns = [f"{metric}_{stat}" for metric, stat in frame.columns]
     frame.insert(0, "folds", grouped.size())
-    return frame
+    index, records = [], []
+    stages = list(frame.index.get_level_values("stage").unique())
+    for stage in stages:
+        part = frame.loc[[stage]]
+        index += list(part.index)
+        records += [row.to_dict() for _, row in part.iterrows()]
+        if len(part) > 1:
+            index.append((stage, MEAN))
+            records.append({c: part[c].mean() if c.endswith("_mean") else float("nan") for c in frame.columns})
+    out = pd.DataFrame(records, index=pd.MultiIndex.from_tuples(index, names=frame.index.names), columns=frame.columns)
+    out["folds"] = out["folds"].astype("Int64")
+    return out
+
+
+def folds_cell(value) -> str:
+    """The folds column as text: empty for a mean row."""
+    return "" if pd.isna(value) else str(int(value))
 
 
 def cv_csv(rows: list[dict]) -> str:
@@ -87,7 +107,7 @@ def cv_markdown(rows: list[dict]) -> str:
     lines = ["| stage | corpus | folds | UA (%) | WA (%) | macro F1 (%) |", "| --- | --- | ---: | ---: | ---: | ---: |"]
     for (stage, corpus), row in frame.iterrows():
         cells = [_cell(row[f"{m}_mean"], row[f"{m}_std"]) for m in METRICS]
-        lines.append(f"| {stage} | {corpus} | {int(row['folds'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {stage} | {corpus} | {folds_cell(row['folds'])} | " + " | ".join(cells) + " |")
     lines += ["", "Folds (UA, WA, macro F1 on the partition named; each run folder is kept):", ""]
     for fold in folds_frame(rows).itertuples():
         lines.append(

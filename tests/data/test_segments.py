@@ -63,7 +63,10 @@ def test_segment_key_and_sample_range():
 
 def test_segment_problem():
     assert segment_problem((0.0, 1.0), 16000, 16000, 16000, 1024) is None
-    assert "which is 0.999938 s long" in segment_problem((0.0, 1.0), 16000, 15999, 16000, 1024)
+    # an end up to 10 ms (160 samples at 16 kHz) past the file's end is its end; one sample more is not
+    assert segment_problem((0.0, 1.0), 16000, 15840, 16000, 1024) is None
+    assert sample_range((0.0, 1.0), 16000, 15840) == (0, 15840)
+    assert "which is 0.989938 s long" in segment_problem((0.0, 1.0), 16000, 15839, 16000, 1024)
     # 1000 samples at 8 kHz are 2000 at 16 kHz: enough for one frame of 1024
     assert segment_problem((0.0, 0.125), 8000, 8000, 16000, 1024) is None
     assert "shorter than one frame" in segment_problem((0.0, 0.06), 16000, 16000, 16000, 1024)

@@ -246,3 +246,20 @@ def test_prefetching_decoder_reads_segments(corpus):
     prefetched = list(f.many(paths, prefetch_threads=2, segments=segments))
     assert [x.shape[0] for x in serial[:3]] == [32, 41, 40]
     assert all(np.array_equal(a, b) for a, b in zip(serial, prefetched, strict=True))
+
+
+def test_an_end_at_most_10_ms_past_the_file_is_its_end(tmp_path, corpus, capsys):
+    """Metadata rounds boundaries up: an end up to 10 ms after the file's end stops at the end
+    (the stdlib and the soundfile reader alike); 11 ms is still one line naming the row."""
+    data, _ = corpus
+    rows = [("long.wav", "a", "8", "10.009"), ("long44.wav", "b", "6", "8.01"), ("long.wav", "b", "8", "10")]
+    store = tmp_path / "store"
+    assert _extract(store, data, write_csv(tmp_path / "ok.csv", rows, header=SEG_HEADER)) == 0
+    p = open_store(store).partition("t", "train")
+    assert p.files == ["long.wav@8-10.009", "long44.wav@6-8.01", "long.wav@8-10"]
+    assert p.meta["seconds"] == pytest.approx(2 + 2 + 2, abs=1e-6)  # clamped to the files' ends
+    assert np.array_equal(p[0][2], p[2][2])  # the same samples: 8 s to the end
+    bad = write_csv(tmp_path / "bad.csv", [("long.wav", "a", "8", "10.011")], header=SEG_HEADER)
+    assert _extract(tmp_path / "other", data, bad) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "bad.csv row 2" in err and "ends after the end of the file" in err
