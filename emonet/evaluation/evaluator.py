@@ -57,7 +57,7 @@ class Evaluation:
     partition: str
     tasks: dict[str, TaskEvaluation]
     output: Path | None = None
-    precision: str = "fp32"  # the precision that ran (``auto`` resolved): each task's metrics record it
+    precision: str = "fp32"  # the precision that ran (``auto`` resolved): metrics' ``compute_precision``
 
     def results(self) -> dict:
         """task -> partition -> metrics, the shape of a run's results.json (an unlabelled
@@ -185,7 +185,7 @@ def evaluate_task(
         metrics = classification_report(confusion_matrix(labels, pred, len(classes)), classes)
         if epoch is not None:
             metrics["epoch"] = epoch
-        metrics["precision"] = precision
+        metrics["compute_precision"] = precision  # fp32/bf16/fp16 that ran (not the precision metric)
     cross = {"head": head, "label_map": label_map, "dropped": int((~keep).sum())} if head else {}
     return TaskEvaluation(
         task, partition, str(store.path), classes, files, labels, pred, probs, metrics, part.labelled, **cross
@@ -219,7 +219,8 @@ def evaluate(
         batch_size: utterances per forward pass (the results do not depend on it).
         device: auto, cpu, cuda or cuda:N (see :mod:`emonet.utils.devices`).
         precision: fp32, bf16 or fp16 autocast (as the run's ``--precision``), or auto (bf16 where
-            the device computes it natively, else fp32); results.json records what ran.
+            the device computes it natively, else fp32); results.json records what ran
+            (``compute_precision`` in each task's metrics).
         write: False: return the scores and write nothing.
         head: cross-corpus: score ``tasks`` (any tasks of the stores) with this task's head and
             normalisation statistics; each is keyed ``HEAD_on_TASK``. UAR is over the head's
