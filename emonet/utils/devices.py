@@ -91,9 +91,9 @@ def resolve_precision(name: str, device: torch.device, *, training: bool = False
         return "bf16" if device.type == "cpu" and native_bf16_cpu() else "fp32"
     if name == "bf16" and device.type == "cpu" and not native_bf16_cpu() and "bf16" not in _said:
         _said.add("bf16")
-        cpu = platform.processor() or platform.machine() or "this CPU"
         print(
-            f"emonet: {option} bf16: {cpu} has no native bf16 (no AVX512_BF16 or AMX), so bf16 is emulated "
+            f"emonet: {option} bf16: this CPU ({platform.machine() or 'unknown'}) has no native bf16 "
+            "(no AVX512_BF16 or AMX), so bf16 is emulated "
             "and several times slower than fp32; use --precision fp32 (or auto) here",
             file=sys.stderr,
         )
