@@ -2,7 +2,12 @@
 default cnn (ModelConfig() defaults, 128 mels) on the demo corpus, the share of time in decoding
 and features vs the network, and the size of a task pack against the full model.
 
-    python bench/bench_predict.py [--files-per-task 120] [--batch-size 16] [--repeats 2] [--threads 2]
+The network runs in its inference form (adapters and BatchNorms folded into each conv, fused
+bias/residual/ReLU) and, side by side in alternating rounds of the same process, in the
+training form that scoring ran before issue 20 ("old": ``model.cnn.fold_in_eval = False``);
+bf16 is measured too where the CPU has native bf16 (else the line says why not).
+
+    python bench/bench_predict.py [--files-per-task 120] [--batch-size 16] [--repeats 2] [--threads 2] [--rounds 3]
 
 The corpus (`emonet demo-data` defaults: 120 files of 1-3 s per task, 16 kHz) and the
 checkpoint are written under bench/out/ (ignored by git) and reused. The model is untrained
@@ -13,10 +18,14 @@ Equivalent command line: emonet predict --model bench/out/predict-cnn.safetensor
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,16 +59,26 @@ def default_checkpoint() -> Path:
     return path
 
 
-def predict_speed(ckpt: Path, files: list[Path], tasks: list[str] | None, batch_size: int, repeats: int) -> dict:
+def predict_speed(
+    ckpt: Path,
+    files: list[Path],
+    tasks: list[str] | None,
+    batch_size: int,
+    repeats: int,
+    folded: bool = True,
+    precision: str = "fp32",
+) -> dict:
     """The fastest of ``repeats`` passes over ``files`` (the first also warms the caches)."""
     from emonet.inference.predict import Predictor
 
-    predictor = Predictor(ckpt, batch_size=batch_size)
-    best = None
+    predictor = Predictor(ckpt, batch_size=batch_size, precision=precision)
+    predictor.model.cnn.fold_in_eval = folded
+    best, cpu = None, 0.0
     for _ in range(repeats):
+        c0 = time.process_time()
         r = predictor.predict(files, tasks)
         if best is None or r.elapsed < best.elapsed:
-            best = r
+            best, cpu = r, time.process_time() - c0
     return {
         "files": best.files,
         "audio_s": best.audio_seconds,
@@ -69,7 +88,27 @@ def predict_speed(ckpt: Path, files: list[Path], tasks: list[str] | None, batch_
         "features_share": best.feature_seconds / best.elapsed,
         "network_share": best.network_seconds / best.elapsed,
         "seconds": best.elapsed,
+        "files_per_cpu_s": best.files / cpu,  # CPU time of all threads: steadier than wall time on a loaded machine
+        "probabilities": [v for p in best.predictions for v in p.probabilities.values()],
     }
+
+
+def cpu_line() -> str:
+    """The CPU as /proc/cpuinfo names it, with the flags that decide the kernels."""
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    except OSError:
+        return "CPU: unknown (no /proc/cpuinfo)"
+    flags = set(info.get("flags", "").split())
+    shown = ", ".join(f"{f} {'yes' if f in flags else 'no'}" for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16"))
+    return (
+        f"CPU: {info.get('model name', '?')}, family {info.get('cpu family', '?')} model {info.get('model', '?')}; "
+        f"{shown}; torch {torch.__version__}, {torch.backends.cpu.get_cpu_capability()} kernels"
+    )
 
 
 def pack_sizes(ckpt: Path) -> dict:
@@ -87,20 +126,49 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of old and new")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from emonet.inference.inputs import collect_inputs
+    from emonet.utils.devices import native_bf16_cpu
 
     files = collect_inputs([corpus(args.files_per_task) / "data"])
     ckpt = default_checkpoint()
+    print(cpu_line())
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{len(files)} files, default cnn, batch {args.batch_size}, {args.threads} torch threads")
+    variants = [("old (training form)", False, "fp32"), ("new (folded)", True, "fp32")]
+    if native_bf16_cpu():
+        variants.append(("new (folded), bf16", True, "bf16"))
     for label, tasks in (("all 3 tasks", None), ("1 task (acted)", ["acted"])):
-        s = predict_speed(ckpt, files, tasks, args.batch_size, args.repeats)
-        print(
-            f"{label}: {s['files_per_s']:.1f} files/s, RTF {s['rtf']:.4f} ({s['x_real_time']:.0f}x real time), "
-            f"{s['audio_s']:.0f} s of audio in {s['seconds']:.2f} s; decoding+features {s['features_share']:.0%}, "
-            f"network {s['network_share']:.0%}"
-        )
+        speeds: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+        per_cpu: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+        probs = {}
+        for r in range(args.rounds):
+            for name, folded, precision in variants:
+                s = predict_speed(ckpt, files, tasks, args.batch_size, args.repeats, folded, precision)
+                speeds[name].append(s["files_per_s"])
+                per_cpu[name].append(s["files_per_cpu_s"])
+                probs[name] = np.asarray(s["probabilities"])
+                print(
+                    f"  round {r + 1} {label}, {name}: {s['files_per_s']:.2f} files/s, "
+                    f"{s['files_per_cpu_s']:.2f} files per CPU-second, RTF {s['rtf']:.4f}, "
+                    f"decoding+features {s['features_share']:.0%}, network {s['network_share']:.0%}",
+                    flush=True,
+                )
+        old = "old (training form)"
+        for name, values in speeds.items():
+            ratio = [v / o for v, o in zip(values, speeds[old], strict=True)]
+            cpu_ratio = [v / o for v, o in zip(per_cpu[name], per_cpu[old], strict=True)]
+            diff = np.abs(probs[name] - probs[old]).max()
+            print(
+                f"{label}, {name}: median {statistics.median(values):.2f} files/s (vs old per round "
+                f"{', '.join(f'{x:.2f}x' for x in ratio)}), median {statistics.median(per_cpu[name]):.2f} files per "
+                f"CPU-second (vs old {', '.join(f'{x:.2f}x' for x in cpu_ratio)}); max |p - p_old| {diff:.1e}"
+            )
+    if not native_bf16_cpu():
+        print("bf16 not measured: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 flag), so it is emulated")
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     p = pack_sizes(ckpt)
     print(
         f"task pack (acted): {p['pack_bytes'] / 1e6:.3f} MB of a {p['model_bytes'] / 1e6:.3f} MB model "

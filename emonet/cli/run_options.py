@@ -22,7 +22,7 @@ def parse_device(text: str) -> str:
 
 
 def parse_precision(text: str) -> str:
-    """A ``--precision`` value (fp32, bf16, fp16); anything else is refused by the parser."""
+    """A ``--precision`` value (fp32, bf16, fp16, auto); anything else is refused by the parser."""
     try:
         return check_precision(text)
     except ConfigError as exc:
@@ -45,7 +45,8 @@ Precision = Annotated[
         "--precision",
         parser=parse_precision,
         metavar=PRECISION_CHOICES,
-        help="fp32, or bf16 / fp16 autocast of the network (fp16: CUDA only).",
+        help="fp32 (the default), bf16 / fp16 autocast of the network (fp16: CUDA only; bf16 is fast only "
+        "on a CPU with AVX512_BF16 or AMX, or a GPU), or auto: bf16 where native, else fp32 (training: fp32).",
     ),
 ]
 Workers = Annotated[

@@ -21,7 +21,7 @@ from emonet.evaluation.outputs import write_evaluation
 from emonet.evaluation.scoring import score
 from emonet.models.checkpoint import load_model
 from emonet.models.feature_match import check_same_features
-from emonet.utils.devices import check_precision, resolve_device
+from emonet.utils.devices import check_precision, resolve_device, resolve_precision
 
 
 @dataclass
@@ -57,6 +57,7 @@ class Evaluation:
     partition: str
     tasks: dict[str, TaskEvaluation]
     output: Path | None = None
+    precision: str = "fp32"  # the precision that ran (``auto`` resolved): metrics' ``compute_precision``
 
     def results(self) -> dict:
         """task -> partition -> metrics, the shape of a run's results.json (an unlabelled
@@ -184,6 +185,7 @@ def evaluate_task(
         metrics = classification_report(confusion_matrix(labels, pred, len(classes)), classes)
         if epoch is not None:
             metrics["epoch"] = epoch
+        metrics["compute_precision"] = precision  # fp32/bf16/fp16 that ran (not the precision metric)
     cross = {"head": head, "label_map": label_map, "dropped": int((~keep).sum())} if head else {}
     return TaskEvaluation(
         task, partition, str(store.path), classes, files, labels, pred, probs, metrics, part.labelled, **cross
@@ -216,7 +218,9 @@ def evaluate(
             PNG per task into (default: ``evaluate-<partition>`` beside the checkpoint).
         batch_size: utterances per forward pass (the results do not depend on it).
         device: auto, cpu, cuda or cuda:N (see :mod:`emonet.utils.devices`).
-        precision: fp32, bf16 or fp16 autocast (as the run's ``--precision``).
+        precision: fp32, bf16 or fp16 autocast (as the run's ``--precision``), or auto (bf16 where
+            the device computes it natively, else fp32); results.json records what ran
+            (``compute_precision`` in each task's metrics).
         write: False: return the scores and write nothing.
         head: cross-corpus: score ``tasks`` (any tasks of the stores) with this task's head and
             normalisation statistics; each is keyed ``HEAD_on_TASK``. UAR is over the head's
@@ -240,6 +244,7 @@ def evaluate(
     if write and folder.exists() and not folder.is_dir():
         raise ConfigError(f"--output {folder}: is a file, not a folder; give a folder for the evaluation's files")
     dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     net, meta = load_model(model, dev)
     name = str(model)
     opened = [as_store(s) for s in stores]
@@ -262,7 +267,7 @@ def evaluate(
         )
         for t, s in holders.items()
     ]
-    result = Evaluation(name, partition, {e.key: e for e in scored})
+    result = Evaluation(name, partition, {e.key: e for e in scored}, precision=precision)
     if write:
         result.output = write_evaluation(result, folder)
     return result

@@ -22,7 +22,7 @@ from emonet.data.features import FeatureConfig, LogMel
 from emonet.errors import CheckpointError, InputError, UnknownTaskError
 from emonet.evaluation.scoring import Scores, score
 from emonet.models.checkpoint import load_model
-from emonet.utils.devices import check_precision, resolve_device
+from emonet.utils.devices import resolve_device, resolve_precision
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class PredictReport:
     audio_seconds: float = 0.0
     feature_seconds: float = 0.0  # decoding and log-mel
     network_seconds: float = 0.0
+    precision: str = "fp32"  # the precision that ran (``auto`` resolved)
 
     @property
     def elapsed(self) -> float:
@@ -59,13 +60,14 @@ class Predictor:
         checkpoint: an EmoNet model checkpoint (``.safetensors``).
         device: where the network runs (``--device``: auto, cpu, cuda or cuda:N).
         batch_size: files per forward pass; files are batched with others of similar length.
-        precision: fp32, bf16 or fp16 autocast of the network (``--precision``, as in training).
+        precision: fp32, bf16 or fp16 autocast of the network (``--precision``, as in training), or
+            auto (bf16 where the device computes it natively, else fp32); ``precision`` is then what runs.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", batch_size: int = 16, precision: str = "fp32"):
         path = Path(checkpoint)
-        self.precision = check_precision(precision)
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)  # auto resolved: what runs
         self.model, meta = load_model(path, self.device)
         if not meta.get("feature_config"):
             raise CheckpointError(f"--model {path}: has no feature config, so audio cannot be turned into its features")
@@ -157,6 +159,7 @@ class Predictor:
         tasks = self.check_tasks(tasks)
         files = [Path(f) for f in files]
         report = report if report is not None else PredictReport()
+        report.precision = self.precision
         by_file: dict[Path, list[Prediction]] = {}
         hop = self.features.hop_length / self.features.sample_rate
         try:

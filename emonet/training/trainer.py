@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from emonet.training.streams import StreamSpec
 from emonet.training.task_optim import l2_penalties, task_optimizers
 from emonet.training.task_schedule import SCHEDULES, RoundRobin, TaskSchedule
 from emonet.utils.allocator import keep_large_buffers
-from emonet.utils.devices import autocast, resolve_device
+from emonet.utils.devices import autocast, resolve_device, resolve_precision
 
 
 class TrainingInterrupted(TrainingError):
@@ -78,8 +79,10 @@ class Trainer:
         task_schedule: TaskSchedule | None = None,
     ):
         keep_large_buffers()  # no page faults on every step's activation buffers (bench/README.md)
-        self.config = config
         self.device = resolve_device(config.device)
+        # auto resolved (to fp32 for training): the run's config records the precision that ran
+        config = dataclasses.replace(config, precision=resolve_precision(config.precision, self.device, training=True))
+        self.config = config
         self.rank, self.world = dd.init(self.device)
         self.progress = progress if progress is not None and self.rank == 0 else Progress()
         self.run_dir = Path(resume) if resume else None

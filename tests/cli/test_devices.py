@@ -4,19 +4,24 @@ computes (train, evaluate, predict, extract) parsing and listing the same choice
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import typer
 
 from emonet.cli.app import app, main
 from emonet.errors import ConfigError
+from emonet.utils import devices
 from emonet.utils.devices import (
     DEVICE_CHOICES,
     PRECISION_CHOICES,
     PRECISIONS,
     check_device_name,
     check_precision,
+    native_bf16_cpu,
     resolve_device,
+    resolve_precision,
 )
 
 COMMANDS = ("train", "evaluate", "predict", "extract")
@@ -40,9 +45,11 @@ def test_every_refused_device_spelling_is_one_line_naming_the_option(given):
 
 
 def test_precisions():
-    assert [check_precision(p) for p in PRECISIONS] == ["fp32", "bf16", "fp16"]
+    assert [check_precision(p) for p in PRECISIONS] == ["fp32", "bf16", "fp16", "auto"]
     for bad in ("fp64", "half", "FP32", "", None):
-        with pytest.raises(ConfigError, match=r"^--precision .* is not a precision; use one of fp32, bf16, fp16$"):
+        with pytest.raises(
+            ConfigError, match=r"^--precision .* is not a precision; use one of fp32, bf16, fp16, auto$"
+        ):
             check_precision(bad)
 
 
@@ -111,8 +118,53 @@ def test_every_command_lists_and_parses_the_same_devices(command, capsys):
 @pytest.mark.parametrize("command", ["train", "evaluate", "predict"])
 def test_every_command_that_runs_a_network_takes_the_same_precisions(command, capsys):
     option = _option(command, "--precision")
-    assert option.metavar == PRECISION_CHOICES == "fp32|bf16|fp16"
+    assert option.metavar == PRECISION_CHOICES == "fp32|bf16|fp16|auto"
     assert [_parsed(command, "--precision", p) for p in PRECISIONS] == list(PRECISIONS)
     assert main([command, *REQUIRED[command], "--precision", "fp64"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "'fp64' is not a precision; use one of fp32, bf16, fp16" in err and len(err.splitlines()) == 1
+    assert "'fp64' is not a precision; use one of fp32, bf16, fp16, auto" in err and len(err.splitlines()) == 1
+
+
+ZEN3 = "flags\t\t: fpu sse2 avx avx2 fma f16c\n"
+ZEN4 = "processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512bw avx512_bf16\n"
+SAPPHIRE = "flags\t\t: avx2 avx512f avx512_fp16 amx_bf16 amx_tile\n"
+SKYLAKE = "flags\t\t: avx2 avx512f avx512bw avx512vl avx512dq\n"  # AVX-512 without bf16: emulated
+ARM = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "native"), [(ZEN3, False), (ZEN4, True), (SAPPHIRE, True), (SKYLAKE, False), (ARM, True), ("", False)]
+)
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, text, native):
+    info = tmp_path / "cpuinfo"
+    info.write_text(text)
+    assert native_bf16_cpu(info) is native
+    assert native_bf16_cpu(tmp_path / "missing") is False  # not Linux: no claim of native bf16
+
+
+def test_native_bf16_of_this_cpu_agrees_with_proc_cpuinfo():
+    info = Path("/proc/cpuinfo")
+    if not info.is_file():
+        pytest.skip("no /proc/cpuinfo")
+    words = set(info.read_text().split())
+    assert native_bf16_cpu() is bool(words & {"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def test_auto_precision_is_bf16_only_where_native_and_never_for_training():
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16_cpu() else "fp32")
+    assert resolve_precision("auto", cpu, training=True) == "fp32"
+    assert [resolve_precision(p, cpu) for p in ("fp32", "fp16")] == ["fp32", "fp16"]
+
+
+def test_bf16_on_a_cpu_without_native_bf16_says_so_in_one_line_once(monkeypatch, capsys):
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda *a: False)
+    monkeypatch.setattr(devices, "_said", set())
+    assert devices.resolve_precision("bf16", torch.device("cpu")) == "bf16"  # it runs: a warning, not a refusal
+    assert devices.resolve_precision("bf16", torch.device("cpu")) == "bf16"
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "no native bf16" in err and "emulated" in err and "--precision fp32" in err
+    monkeypatch.setattr(devices, "native_bf16_cpu", lambda *a: True)
+    monkeypatch.setattr(devices, "_said", set())
+    devices.resolve_precision("bf16", torch.device("cpu"))
+    assert capsys.readouterr().err == ""

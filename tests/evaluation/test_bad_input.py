@@ -11,6 +11,7 @@ import torch
 from emonet.cli.app import main
 from emonet.models import ModelConfig, build_model, save_checkpoint
 from emonet.store import open_store
+from emonet.utils.devices import native_bf16_cpu
 from tests.helpers import make_task, write_csv
 
 pytestmark = pytest.mark.slow  # trains a model to evaluate
@@ -67,7 +68,14 @@ def test_an_unlabelled_partition_gives_predictions_without_metrics(unlabelled_st
         )
         == 0
     )
-    assert json.loads((tmp_path / "d" / "results.json").read_text())["u"]["train"]["n"] == 6
+    train = json.loads((tmp_path / "d" / "results.json").read_text())["u"]["train"]
+    assert train["n"] == 6 and train["compute_precision"] == "fp32"  # what ran, beside the metrics
+    # --precision auto: bf16 only on a CPU that computes it natively; results.json says which ran
+    out = tmp_path / "auto"
+    args = ["--partition", "train", "--precision", "auto", "-o", str(out)]
+    assert main(["evaluate", "--model", str(ckpt), "-s", str(unlabelled_store), *args]) == 0
+    ran = json.loads((out / "results.json").read_text())["u"]["train"]["compute_precision"]
+    assert ran == ("bf16" if native_bf16_cpu() else "fp32")
     assert (tmp_path / "d" / "confusion_u.png").is_file()
 
 

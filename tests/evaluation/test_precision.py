@@ -46,5 +46,5 @@ def test_predict_honours_the_precision(trained_run, demo_store, demo_corpus):
 
 def test_predict_refuses_an_unknown_precision(trained_run):
     run, _ = trained_run
-    with pytest.raises(ConfigError, match=r"^--precision 'fp8' is not a precision; use one of fp32, bf16, fp16$"):
+    with pytest.raises(ConfigError, match=r"^--precision 'fp8' is not a precision; use one of fp32, bf16, fp16, auto$"):
         Predictor(run / "best.safetensors", precision="fp8")

@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from emonet.data.features import FeatureConfig
 from emonet.errors import InputError, UnknownTaskError
 from emonet.inference.inputs import collect_inputs
 from emonet.inference.output import predictions_json, render_predictions
 from emonet.inference.predict import Predictor
 from emonet.models import ModelConfig, build_model, save_checkpoint
 from emonet.store import open_store
+from emonet.utils.devices import native_bf16_cpu
 from tests.helpers import write_csv, write_wav
 
 
@@ -136,3 +138,50 @@ def test_a_csv_row_naming_a_segment_is_refused_not_scored_whole(tmp_path):
     seg.write_text("file,label,start,end\nlong.wav,x,,\nlong.wav,x,0.5,1.5\n")
     with pytest.raises(InputError, match=r"seg.csv, row 3: names a segment"):
         collect_inputs([seg])
+
+
+def test_the_folded_network_predicts_as_the_training_form(tmp_path):
+    """All three tasks of a model on the same files: the inference form (folded adapters and
+    BatchNorms, fused kernels) gives the old training form's probabilities within float32
+    rounding (1e-5 of a probability holds on AVX2 and AVX-512 kernels) and the same labels."""
+    fc = FeatureConfig()
+    tasks = {"a": ["x", "y", "z"], "b": ["p", "q"], "c": ["1", "2", "3", "4"]}
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(n_blocks=1, n_filters=4, n_mels=fc.n_mels), tasks)
+    with torch.no_grad():
+        for name, buf in model.named_buffers():  # trained-like statistics, so every fold matters
+            if name.endswith("running_mean"):
+                buf.normal_(0, 0.2)
+            elif name.endswith("running_var"):
+                buf.uniform_(0.5, 1.5)
+        for param in model.parameters():
+            param.add_(0.1 * torch.randn_like(param))
+    gen = np.random.default_rng(0)
+    norm = {
+        t: {"mean": gen.normal(-5, 1, fc.n_mels).tolist(), "std": gen.uniform(1, 3, fc.n_mels).tolist()} for t in tasks
+    }
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", model, feature_config=fc.to_dict(), norm_stats=norm)
+    files = [write_wav(tmp_path / f"{i}.wav", seconds=0.4 + 0.37 * i, freq=200 + 90 * i) for i in range(7)]
+    old = Predictor(ckpt, batch_size=3)
+    old.model.cnn.fold_in_eval = False
+    before = old.predict(files)
+    after = Predictor(ckpt, batch_size=3).predict(files)
+    assert [(p.file, p.task, p.label) for p in after.predictions] == [
+        (p.file, p.task, p.label) for p in before.predictions
+    ]
+    a = np.array([list(p.probabilities.values()) for p in after.predictions if p.task == "c"])
+    b = np.array([list(p.probabilities.values()) for p in before.predictions if p.task == "c"])
+    assert np.abs(b - 0.25).max() > 1e-2  # not uniform: the check below is not vacuous
+    for task in tasks:
+        a = np.array([list(p.probabilities.values()) for p in after.predictions if p.task == task])
+        b = np.array([list(p.probabilities.values()) for p in before.predictions if p.task == task])
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
+def test_auto_precision_is_recorded_as_what_ran(tmp_path):
+    fc = FeatureConfig()
+    model = build_model(ModelConfig(n_blocks=1, n_filters=4, n_mels=fc.n_mels), {"a": ["x", "y"]})
+    norm = {"a": {"mean": [0.0] * fc.n_mels, "std": [1.0] * fc.n_mels}}
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", model, feature_config=fc.to_dict(), norm_stats=norm)
+    report = Predictor(ckpt, precision="auto").predict([write_wav(tmp_path / "a.wav")])
+    assert report.precision == ("bf16" if native_bf16_cpu() else "fp32")

@@ -43,6 +43,17 @@ def test_cli_trains_and_prints_a_results_table(small_store, tmp_path, capsys):
     assert json.loads((run / "results.json").read_text())["arousal"]["test"]["n"] == 4
 
 
+def test_precision_auto_trains_in_fp32_and_the_config_says_so(small_store, tmp_path, capsys):
+    """Training resolves --precision auto to fp32 (bf16 training's accuracy is unmeasured), and
+    the run's config.yaml records the precision that ran, not 'auto'."""
+    rc, _, err = _run(capsys, "--store", small_store, "-t", "arousal", "-ebp", tmp_path / "e", "-e", "1", *TINY,
+                      "--precision", "auto")  # fmt: skip
+    assert rc == 0 and "bf16" not in err
+    (run,) = (tmp_path / "e").iterdir()
+    config = (run / "config.yaml").read_text()
+    assert "precision: fp32" in config and "precision: auto" not in config
+
+
 def test_a_multi_task_runs_table_says_it_scored_the_final_weights(small_store, tmp_path, capsys):
     argv = ["--store", small_store, "-t", "acted", "arousal", "-ebp", tmp_path / "e", "-e", "1", *TINY]
     rc, out, _ = _run(capsys, *argv)
