@@ -85,12 +85,10 @@ class ConvUnit(nn.Module):
         weight[:, :, 1, 1] += kernel[:, :, 0, 0]
         return F.conv2d(x, weight, None, self.stride, 1)
 
-    def folded(self, task: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def folded(self, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`fold` of ``task``, kept until a tensor it was made from changes (an optimiser
         step, ``load_state_dict`` or ``.to()``: each bumps the tensor's version or moves it), so
-        scoring does not fold again per batch (about 80 ms per forward of the default cnn).
-        None when the folded kernel is not finite (broken weights): oneDNN's fused ReLU turns
-        NaN into 0, so such a unit must run in the training form, which keeps the NaN visible."""
+        scoring does not fold again per batch (about 80 ms per forward of the default cnn)."""
         sources = [self.conv.weight, *self.bn[task].parameters(), *self.bn[task].buffers()]
         if self.adapter_type != "none":
             sources += [self.adapter[task].weight]
@@ -99,9 +97,7 @@ class ConvUnit(nn.Module):
         key = tuple((t.data_ptr(), t._version, t.dtype) for t in sources)
         cache = self.__dict__.setdefault("_folded", {})  # not a module attribute: never in the state dict
         if task not in cache or cache[task][0] != key:
-            weight, bias = self.fold(task)
-            finite = bool(torch.isfinite(weight).all() and torch.isfinite(bias).all())
-            cache[task] = (key, (weight, bias) if finite else None)
+            cache[task] = (key, self.fold(task))
         return cache[task][1]
 
     @torch.no_grad()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from functools import partial
 
 import torch
@@ -102,9 +101,7 @@ class WideResNet(nn.Module):
             and not torch.is_grad_enabled()
             and not torch.compiler.is_compiling()
         ):
-            kernels = [unit.folded(task) for unit in self._units()]
-            if all(k is not None for k in kernels):  # else broken weights: the training form shows their NaN
-                return self._folded_forward(x, lengths, task, iter(kernels))
+            return self._folded_forward(x, lengths, task)
         # Without padding in the batch there is nothing to mask (checked once, outside compile).
         padded = torch.compiler.is_compiling() or bool((lengths < x.shape[-1]).any())
         mask = time_mask(lengths, x.shape[-1])[:, None, None, :] if padded else None
@@ -121,16 +118,9 @@ class WideResNet(nn.Module):
                 x = block(x, task, in_mask, mask)
         return F.relu(self.final_bn[task](x, mask)), lengths  # the pooling ignores padded positions
 
-    def _units(self) -> list[ConvUnit]:
-        """Every conv unit in forward order (the stem, then unit1 and unit2 of each block)."""
-        return [self.stem, *(u for stage in self.stages for block in stage for u in (block.unit1, block.unit2))]
-
-    def _folded_forward(
-        self, x: torch.Tensor, lengths: torch.Tensor, task: str, kernels: Iterator[tuple[torch.Tensor, torch.Tensor]]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _folded_forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """``forward`` in eval mode without gradients (scoring, evaluate, predict): each unit is one
-        conv with a bias (its adapter and BatchNorm folded in: ``kernels``, ``ConvUnit.folded`` of
-        each unit in order), the residual
+        conv with a bias (its adapter and BatchNorm folded in, ``ConvUnit.folded``), the residual
         add and ReLU fused into the conv where the backend can (``conv_bias_act``), and each unit's
         output zeroed past each item's valid frames by slices (``zero_tail``: only the padding is
         touched, where a broadcast mask multiply passes over the whole map). The same function as
@@ -139,7 +129,7 @@ class WideResNet(nn.Module):
         full = x.shape[-1]
         padded = bool((lengths < full).any())
         x = zero_tail(x.clone(), lengths)
-        x = zero_tail(conv_bias_act(x, *next(kernels), 1, relu=False), lengths)  # no ReLU after the pre-conv
+        x = zero_tail(conv_bias_act(x, *self.stem.folded(task), 1, relu=False), lengths)  # no ReLU after the pre-conv
         for stage in self.stages:
             for block in stage:
                 shortcut = x
@@ -147,8 +137,8 @@ class WideResNet(nn.Module):
                     in_mask = time_mask(lengths, full)[:, None, None, :] if padded else None
                     shortcut = downsample_shortcut(x, block.out_ch, in_mask)
                     lengths, full = strided_lengths(lengths, block.stride), (full + 1) // 2
-                y = zero_tail(conv_bias_act(x, *next(kernels), block.stride, relu=True), lengths)
-                x = zero_tail(conv_bias_act(y, *next(kernels), 1, relu=True, residual=shortcut), lengths)
+                y = zero_tail(conv_bias_act(x, *block.unit1.folded(task), block.stride, relu=True), lengths)
+                x = zero_tail(conv_bias_act(y, *block.unit2.folded(task), 1, relu=True, residual=shortcut), lengths)
         return zero_tail(F.relu(self.final_bn[task](x)), lengths), lengths
 
 
