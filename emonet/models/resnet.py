@@ -95,12 +95,7 @@ class WideResNet(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """x (batch, 1, mels, frames), lengths (batch,) -> features (batch, C, F', T'), lengths'."""
-        if (
-            self.fold_in_eval
-            and not self.training
-            and not torch.is_grad_enabled()
-            and not torch.compiler.is_compiling()
-        ):
+        if self.fold_in_eval and not self.training and not torch.is_grad_enabled():
             return self._folded_forward(x, lengths, task)
         # Without padding in the batch there is nothing to mask (checked once, outside compile).
         padded = torch.compiler.is_compiling() or bool((lengths < x.shape[-1]).any())
