@@ -10,7 +10,6 @@ from torch import nn
 
 from emonet.models.adapters import ConvUnit
 from emonet.models.config import ModelConfig
-from emonet.models.fused_conv import conv_bias_act
 from emonet.models.masking import strided_lengths, time_mask
 from emonet.models.norm import MaskedBatchNorm2d
 from emonet.models.task_parts import TaskDict
@@ -91,12 +90,9 @@ class WideResNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.final_bn = TaskDict("bn", partial(MaskedBatchNorm2d, in_ch))
         self.out_channels = in_ch
-        self.fold_in_eval = True  # False: eval without gradients runs the training form (benchmarks)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
         """x (batch, 1, mels, frames), lengths (batch,) -> features (batch, C, F', T'), lengths'."""
-        if self.fold_in_eval and not self.training and not torch.is_grad_enabled():
-            return self._folded_forward(x, lengths, task)
         # Without padding in the batch there is nothing to mask (checked once, outside compile).
         padded = torch.compiler.is_compiling() or bool((lengths < x.shape[-1]).any())
         mask = time_mask(lengths, x.shape[-1])[:, None, None, :] if padded else None
@@ -112,33 +108,3 @@ class WideResNet(nn.Module):
                     mask = time_mask(lengths, size)[:, None, None, :] if padded else None
                 x = block(x, task, in_mask, mask)
         return F.relu(self.final_bn[task](x, mask)), lengths  # the pooling ignores padded positions
-
-    def _folded_forward(self, x: torch.Tensor, lengths: torch.Tensor, task: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """``forward`` in eval mode without gradients (scoring, evaluate, predict): each unit is one
-        conv with a bias (its adapter and BatchNorm folded in, ``ConvUnit.folded``), the residual
-        add and ReLU fused into the conv where the backend can (``conv_bias_act``), and each unit's
-        output zeroed past each item's valid frames by slices (``zero_tail``: only the padding is
-        touched, where a broadcast mask multiply passes over the whole map). The same function as
-        the training form in eval mode, up to float rounding: ``relu(y) * m == relu(y * m)``, and
-        the shortcut is 0 past the valid frames."""
-        full = x.shape[-1]
-        padded = bool((lengths < full).any())
-        x = zero_tail(x.clone(), lengths)
-        x = zero_tail(conv_bias_act(x, *self.stem.folded(task), 1, relu=False), lengths)  # no ReLU after the pre-conv
-        for stage in self.stages:
-            for block in stage:
-                shortcut = x
-                if block.stride != 1:
-                    in_mask = time_mask(lengths, full)[:, None, None, :] if padded else None
-                    shortcut = downsample_shortcut(x, block.out_ch, in_mask)
-                    lengths, full = strided_lengths(lengths, block.stride), (full + 1) // 2
-                y = zero_tail(conv_bias_act(x, *block.unit1.folded(task), block.stride, relu=True), lengths)
-                x = zero_tail(conv_bias_act(y, *block.unit2.folded(task), 1, relu=True, residual=shortcut), lengths)
-        return zero_tail(F.relu(self.final_bn[task](x)), lengths), lengths
-
-
-def zero_tail(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """``x`` [batch, C, F, T] with each item's frames from its length on set to 0, in place."""
-    for i in torch.nonzero(lengths < x.shape[-1]).flatten().tolist():
-        x[i, :, :, int(lengths[i]) :] = 0
-    return x
