@@ -2,10 +2,8 @@
 default cnn (ModelConfig() defaults, 128 mels) on the demo corpus, the share of time in decoding
 and features vs the network, and the size of a task pack against the full model.
 
-The network runs in its inference form (adapters and BatchNorms folded into each conv, fused
-bias/residual/ReLU) and, side by side in alternating rounds of the same process, in the
-training form that scoring ran before issue 20 ("old": ``model.cnn.fold_in_eval = False``);
-bf16 is measured too where the CPU has native bf16 (else the line says why not).
+fp32 and, side by side in alternating rounds of the same process, bf16 where the CPU has
+native bf16 (else a line says why not); all three tasks of the model on the same files, and one.
 
     python bench/bench_predict.py [--files-per-task 120] [--batch-size 16] [--repeats 2] [--threads 2] [--rounds 3]
 
@@ -65,14 +63,12 @@ def predict_speed(
     tasks: list[str] | None,
     batch_size: int,
     repeats: int,
-    folded: bool = True,
     precision: str = "fp32",
 ) -> dict:
     """The fastest of ``repeats`` passes over ``files`` (the first also warms the caches)."""
     from emonet.inference.predict import Predictor
 
     predictor = Predictor(ckpt, batch_size=batch_size, precision=precision)
-    predictor.model.cnn.fold_in_eval = folded
     best, cpu = None, 0.0
     for _ in range(repeats):
         c0 = time.process_time()
@@ -126,7 +122,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of old and new")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds of the precisions")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     from emonet.inference.inputs import collect_inputs
@@ -137,16 +133,14 @@ def main() -> None:
     print(cpu_line())
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"{len(files)} files, default cnn, batch {args.batch_size}, {args.threads} torch threads")
-    variants = [("old (training form)", False, "fp32"), ("new (folded)", True, "fp32")]
-    if native_bf16_cpu():
-        variants.append(("new (folded), bf16", True, "bf16"))
+    variants = ["fp32"] + (["bf16"] if native_bf16_cpu() else [])
     for label, tasks in (("all 3 tasks", None), ("1 task (acted)", ["acted"])):
-        speeds: dict[str, list[float]] = {name: [] for name, _, _ in variants}
-        per_cpu: dict[str, list[float]] = {name: [] for name, _, _ in variants}
+        speeds: dict[str, list[float]] = {name: [] for name in variants}
+        per_cpu: dict[str, list[float]] = {name: [] for name in variants}
         probs = {}
         for r in range(args.rounds):
-            for name, folded, precision in variants:
-                s = predict_speed(ckpt, files, tasks, args.batch_size, args.repeats, folded, precision)
+            for name in variants:
+                s = predict_speed(ckpt, files, tasks, args.batch_size, args.repeats, name)
                 speeds[name].append(s["files_per_s"])
                 per_cpu[name].append(s["files_per_cpu_s"])
                 probs[name] = np.asarray(s["probabilities"])
@@ -156,15 +150,15 @@ def main() -> None:
                     f"decoding+features {s['features_share']:.0%}, network {s['network_share']:.0%}",
                     flush=True,
                 )
-        old = "old (training form)"
+        old = "fp32"
         for name, values in speeds.items():
             ratio = [v / o for v, o in zip(values, speeds[old], strict=True)]
             cpu_ratio = [v / o for v, o in zip(per_cpu[name], per_cpu[old], strict=True)]
             diff = np.abs(probs[name] - probs[old]).max()
             print(
-                f"{label}, {name}: median {statistics.median(values):.2f} files/s (vs old per round "
+                f"{label}, {name}: median {statistics.median(values):.2f} files/s (vs fp32 per round "
                 f"{', '.join(f'{x:.2f}x' for x in ratio)}), median {statistics.median(per_cpu[name]):.2f} files per "
-                f"CPU-second (vs old {', '.join(f'{x:.2f}x' for x in cpu_ratio)}); max |p - p_old| {diff:.1e}"
+                f"CPU-second (vs fp32 {', '.join(f'{x:.2f}x' for x in cpu_ratio)}); max |p - p_fp32| {diff:.1e}"
             )
     if not native_bf16_cpu():
         print("bf16 not measured: this CPU has no native bf16 (no avx512_bf16 / amx_bf16 flag), so it is emulated")
