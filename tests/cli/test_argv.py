@@ -27,7 +27,7 @@ def test_only_the_commands_list_options_are_expanded():
     """-t is init-model's --tasks (a list) but extract's single --task: each command's own."""
     command = typer.main.get_command(app)
     assert set(list_option_names(command, ["init-model", "m.safetensors"])) == {"--tasks", "-t"}
-    assert list_option_names(command, ["extract"]) == ("--tasks",)
+    assert list_option_names(command, ["extract"]) == ("--tasks", "--folds")
     assert list_option_names(command, ["demo-data"]) == ("--tasks",)
     assert list_option_names(command, ["nope"]) == () and list_option_names(command, []) == ()
     argv = ["extract", "-t", "a", "b", "--tasks", "c", "d"]
