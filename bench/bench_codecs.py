@@ -2,7 +2,7 @@
 
     python bench/bench_codecs.py [--files 1000] [--rounds 5] [--only zstd3,lz4-5]
     python bench/bench_codecs.py --decoder [--rounds 5]   # the shard decoder now vs before
-    python bench/bench_codecs.py --trees SRC1,SRC2 [--only zstd3]   # cold/warm epochs of source trees
+    python bench/bench_codecs.py --trees SRC1,SRC2 [--only zstd3] [--band-norm]   # cold/warm epochs of source trees
 
 One demo corpus (3-8 s clips, 128 mels) is extracted once per codec setting through the
 real extraction and store writer (``emonet.store.zarr_backend.compressor`` swapped for the
@@ -204,7 +204,7 @@ from emonet.training import batches
 store_access.CACHE.budget = 0
 store = Path({store!r})
 for task in {tasks!r}:  # a first epoch: imports, partitions opened, allocator warmed
-    for _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=1):
+    for _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=1, band_norm={band_norm}):
         pass
 for p in store.rglob("*"):
     if p.is_file():
@@ -215,14 +215,14 @@ rates = []
 for _ in range(2):  # cold, then warm: windows per wall second and per CPU second
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     for task in {tasks!r}:
-        for x, _, _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=0):
+        for x, _, _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=0, band_norm={band_norm}):
             n += len(x)
     rates += [n / (time.perf_counter() - t0), n / (time.process_time() - c0)]
 print(json.dumps(rates))
 """
 
 
-def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int) -> None:
+def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int, band_norm: bool = False) -> None:
     """Cold and warm windows/s of each source tree (its emonet on PYTHONPATH, a fresh process
     per measurement, the trees alternating in each round), per store setting."""
     import json
@@ -232,7 +232,9 @@ def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int) -> 
     for r in range(rounds):
         for lab in labels:
             for t in trees[r % len(trees) :] + trees[: r % len(trees)]:
-                code = _ONE.format(tree=str(Path(t).resolve()), store=str(stores[lab]), tasks=TASKS)
+                code = _ONE.format(
+                    tree=str(Path(t).resolve()), store=str(stores[lab]), tasks=TASKS, band_norm=band_norm
+                )
                 env = {**os.environ, "PYTHONPATH": t, "EMONET_CACHE_MB": "0"}
                 out = subprocess.run(
                     [sys.executable, "-c", code], env=env, cwd=t, capture_output=True, text=True, check=True
@@ -241,6 +243,7 @@ def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int) -> 
                 loads.append(os.getloadavg()[0])
         print(f"round {r + 1} done", flush=True)
     print(f"CPU: {cpu_name()}; load average (1 min) {min(loads):.1f}-{max(loads):.1f}; medians of {rounds} rounds")
+    print(f"band_norm {band_norm}")
     print("| tree | setting | cold windows/s | cold /CPU-s | warm windows/s | warm /CPU-s |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for lab in labels:
@@ -275,6 +278,7 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated settings (default: all)")
     ap.add_argument("--decoder", action="store_true", help="only: the shard decoder now vs before, per codec")
     ap.add_argument("--trees", default=None, help="comma-separated source trees: only their cold/warm epochs")
+    ap.add_argument("--band-norm", action="store_true", help="with --trees: batches standardised per mel band")
     args = ap.parse_args()
 
     import torch
@@ -293,7 +297,7 @@ def main() -> None:
     if not args.rounds:
         return
     if args.trees:
-        trees_ab(args.trees.split(","), labels, stores, args.rounds)
+        trees_ab(args.trees.split(","), labels, stores, args.rounds, args.band_norm)
         return
     if args.decoder:
         print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.1f}")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from emonet.data.crops import Normalizer, crop_offsets, gather_windows
-from emonet.data.store_access import PartitionIndex, read_frames_cached
+from emonet.data.store_access import PartitionIndex, read_frames, read_pieces_cached
 from emonet.errors import TrainingError
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x [B, T, mels] float32, lengths int64, labels int64
@@ -167,36 +167,46 @@ def _read_group(
     part, index: PartitionIndex, group: list[np.ndarray], window: int | None, rng, carry: _Pool | None, buffer: _Buffer
 ) -> _Pool:
     """The group's crops (random, or whole utterances without a window) after the carried-over
-    crops of the previous group, in ``buffer``'s rows: one read per storage unit (through the
-    frame cache, as stored), then only the crops' rows copied."""
-    units = []
+    crops of the previous group, in ``buffer``'s rows: only the crops' rows are copied, from
+    one read per storage unit and block (through the frame cache, as stored). The crops are
+    drawn in the group's order and the units read in storage order, so that a unit's tail in
+    the next block and that block's own unit are read (and checked) from the same bytes."""
+    before = [carry] if carry is not None else []
+    units = []  # (first frame, last frame + 1, crop starts from the first frame, rows held)
+    valid, labels = [p.valid for p in before], [p.labels for p in before]
     for g in group:
         if not len(g):
             continue
         lo, hi = int(index.offsets[g[0]]), int(index.offsets[g[-1] + 1])
-        frames = read_frames_cached(part, lo, hi)
         lengths = np.maximum(index.lengths[g], 1)
         starts = index.offsets[g] - lo
         if window is not None:
             starts = starts + crop_offsets(lengths, window, rng)
             lengths = np.minimum(lengths, window)
-        units.append((frames, starts, lengths, np.where(index.lengths[g] > 0, lengths, 0), index.label_ids[g]))
+        units.append((lo, hi, starts, np.where(index.lengths[g] > 0, lengths, 0)))
+        valid.append(lengths)
+        labels.append(index.label_ids[g])
     if not units and carry is None:  # a slice with no utterance in this group
         return _Pool(np.zeros((1, 0), np.float16), *(np.zeros(0, np.int64) for _ in range(3)))
-    before = [carry] if carry is not None else []
     held = [p.held() for p in before] + [u[3] for u in units]
-    out = buffer.get(sum(int(h.sum()) for h in held) + 1, (units[0][0] if units else carry.frames).shape[1])
-    base = 0
-    for p in before:
-        base = len(p.frames) - 1
-        out[:base] = p.frames[:-1]
-    for frames, starts, _, h, _ in units:
-        m = int(h.sum())
-        np.take(frames, _rows(starts, h), axis=0, out=out[base : base + m])
-        base += m
-    out[base] = 0
-    valid = [p.valid for p in before] + [u[2] for u in units]
-    labels = [p.labels for p in before] + [u[4] for u in units]
+    n_rows = sum(int(h.sum()) for h in held)
+    first = np.cumsum([0] + [int(h.sum()) for h in held])  # each part's first row in the buffer
+    out = None if carry is None else buffer.get(n_rows + 1, carry.frames.shape[1])
+    if carry is not None:
+        out[: first[1]] = carry.frames[:-1]
+    for u in sorted(range(len(units)), key=lambda u: units[u][0]):
+        lo, hi, starts, h = units[u]
+        rows = _rows(starts, h)  # ascending: a unit's crops do not overlap
+        pos = int(first[u + len(before)])
+        for a, frames in read_pieces_cached(part, lo, hi):
+            out = buffer.get(n_rows + 1, frames.shape[1]) if out is None else out
+            end = int(np.searchsorted(rows, a - lo + len(frames)))
+            done = pos - int(first[u + len(before)])
+            np.take(frames, rows[done:end] - (a - lo), axis=0, out=out[pos : pos + end - done])
+            pos += end - done
+    if out is None:  # only empty utterances: no frame read
+        out = buffer.get(1, read_frames(part, 0, 0).shape[1])
+    out[n_rows] = 0
     return _pool(out, np.concatenate(held), np.concatenate(valid), np.concatenate(labels))
 
 
