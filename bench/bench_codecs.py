@@ -2,7 +2,7 @@
 
     python bench/bench_codecs.py [--files 1000] [--rounds 5] [--only zstd3,lz4-5]
     python bench/bench_codecs.py --decoder [--rounds 5]   # the shard decoder now vs before
-    python bench/bench_codecs.py --trees SRC1,SRC2 [--only zstd3]   # cold/warm epochs of source trees
+    python bench/bench_codecs.py --trees SRC1,SRC2 [--only zstd3] [--band-norm] [--frame-cache]  # source trees
 
 One demo corpus (3-8 s clips, 128 mels) is extracted once per codec setting through the
 real extraction and store writer (``emonet.store.zarr_backend.compressor`` swapped for the
@@ -201,10 +201,10 @@ import emonet
 assert emonet.__file__.startswith({tree!r}), emonet.__file__
 from emonet.data import store_access
 from emonet.training import batches
-store_access.CACHE.budget = 0
+store_access.CACHE.budget = {budget}
 store = Path({store!r})
 for task in {tasks!r}:  # a first epoch: imports, partitions opened, allocator warmed
-    for _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=1):
+    for _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=1, band_norm={band_norm}):
         pass
 for p in store.rglob("*"):
     if p.is_file():
@@ -215,16 +215,20 @@ rates = []
 for _ in range(2):  # cold, then warm: windows per wall second and per CPU second
     n, t0, c0 = 0, time.perf_counter(), time.process_time()
     for task in {tasks!r}:
-        for x, _, _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=0):
+        for x, _, _ in batches(store, task, batch_size=64, window=4.0, seed=0, epoch=0, band_norm={band_norm}):
             n += len(x)
     rates += [n / (time.perf_counter() - t0), n / (time.process_time() - c0)]
 print(json.dumps(rates))
 """
 
 
-def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int) -> None:
+def trees_ab(
+    trees: list[str], labels: list[str], stores: dict, rounds: int, band_norm: bool = False, frame_cache: bool = False
+) -> None:
     """Cold and warm windows/s of each source tree (its emonet on PYTHONPATH, a fresh process
-    per measurement, the trees alternating in each round), per store setting."""
+    per measurement, the trees alternating in each round), per store setting. With
+    ``frame_cache`` the frame cache is on (2048 MiB), so after the first epoch both epochs
+    read cached frames: "cold" and "warm" then both measure the cached path."""
     import json
 
     res = {(t, lab): [] for t in trees for lab in labels}
@@ -232,8 +236,10 @@ def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int) -> 
     for r in range(rounds):
         for lab in labels:
             for t in trees[r % len(trees) :] + trees[: r % len(trees)]:
-                code = _ONE.format(tree=str(Path(t).resolve()), store=str(stores[lab]), tasks=TASKS)
-                env = {**os.environ, "PYTHONPATH": t, "EMONET_CACHE_MB": "0"}
+                budget = 2048 * 2**20 if frame_cache else 0
+                tree = str(Path(t).resolve())
+                code = _ONE.format(tree=tree, store=str(stores[lab]), tasks=TASKS, band_norm=band_norm, budget=budget)
+                env = {**os.environ, "PYTHONPATH": t, "EMONET_CACHE_MB": str(budget // 2**20)}
                 out = subprocess.run(
                     [sys.executable, "-c", code], env=env, cwd=t, capture_output=True, text=True, check=True
                 )
@@ -241,6 +247,7 @@ def trees_ab(trees: list[str], labels: list[str], stores: dict, rounds: int) -> 
                 loads.append(os.getloadavg()[0])
         print(f"round {r + 1} done", flush=True)
     print(f"CPU: {cpu_name()}; load average (1 min) {min(loads):.1f}-{max(loads):.1f}; medians of {rounds} rounds")
+    print(f"band_norm {band_norm}, frame cache {'on (cached epochs)' if frame_cache else 'off'}")
     print("| tree | setting | cold windows/s | cold /CPU-s | warm windows/s | warm /CPU-s |")
     print("| --- | --- | ---: | ---: | ---: | ---: |")
     for lab in labels:
@@ -275,6 +282,8 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated settings (default: all)")
     ap.add_argument("--decoder", action="store_true", help="only: the shard decoder now vs before, per codec")
     ap.add_argument("--trees", default=None, help="comma-separated source trees: only their cold/warm epochs")
+    ap.add_argument("--band-norm", action="store_true", help="with --trees: batches standardised per mel band")
+    ap.add_argument("--frame-cache", action="store_true", help="with --trees: the frame cache on (cached epochs)")
     args = ap.parse_args()
 
     import torch
@@ -293,7 +302,7 @@ def main() -> None:
     if not args.rounds:
         return
     if args.trees:
-        trees_ab(args.trees.split(","), labels, stores, args.rounds)
+        trees_ab(args.trees.split(","), labels, stores, args.rounds, args.band_norm, args.frame_cache)
         return
     if args.decoder:
         print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.1f}")

@@ -138,6 +138,16 @@ def read_frames_cached(part, lo: int, hi: int, prepare=None):
     return CACHE.get(part, int(lo), int(hi), prepare)
 
 
+def read_pieces_cached(part, lo: int, hi: int, prepare=None) -> list[tuple[int, object]]:
+    """Frames ``lo:hi`` as one piece per storage block they lie in, ``(first frame, frames)``,
+    each through :func:`read_frames_cached`: nothing joins them (a run that crosses into the
+    next block costs no copy of the whole run, as one :func:`read_frames` would)."""
+    b = block_bounds(part)
+    k0, k1 = int(np.searchsorted(b, lo, side="right") - 1), int(np.searchsorted(b, hi, side="left"))
+    spans = [(max(int(lo), int(b[k])), min(int(hi), int(b[k + 1]))) for k in range(max(k0, 0), k1)]
+    return [(a, read_frames_cached(part, a, z, prepare)) for a, z in spans if z > a]
+
+
 def partition_index(part) -> PartitionIndex:
     """The partition's :class:`PartitionIndex` (no feature bytes are read)."""
     offsets = np.asarray(part.offsets, dtype=np.int64)

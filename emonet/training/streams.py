@@ -4,7 +4,10 @@ An epoch of a slice: the partition's storage units (utterances grouped by the bl
 start in) in an order shuffled from (seed, epoch), the slice's share of them (whole units
 when there are at least as many units as slices, else every slice-th utterance), read a
 run of units at a time into a shuffle buffer, shuffled and cut into batches of random
-crops (without a window: whole utterances, each batch zero-padded to its longest). The last
+crops (without a window: whole utterances, each batch zero-padded to its longest). The
+buffer holds only the crops' frames, as stored (float16); a batch's frames are cast and
+normalised when it is gathered, so a window costs its own frames, not its utterance's
+(but for the decoding: blocks are decoded whole). The last
 batch of an epoch may be smaller (a single left-over utterance is dropped: training
 BatchNorms need two items). Everything is a function of (seed, epoch, slice), so
 a stream can be rebuilt at any position without saving data: see :func:`epoch_batch_count`.
@@ -19,8 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from emonet.data.crops import Normalized, Normalizer, crop_offsets, gather_windows, with_pad_row
-from emonet.data.store_access import PartitionIndex, read_frames_cached
+from emonet.data.crops import Normalizer, crop_offsets, gather_windows
+from emonet.data.store_access import PartitionIndex, read_frames, read_pieces_cached
 from emonet.errors import TrainingError
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x [B, T, mels] float32, lengths int64, labels int64
@@ -41,20 +44,50 @@ class StreamSpec:
 
 @dataclass
 class _Pool:
-    """Utterances in memory: their normalised frames (float32, a zero row last), where each
-    crop starts, its length and label."""
+    """Crops in memory: their frames as stored (float16 [rows + 1, mels], each crop's rows
+    contiguous, a zero row last), where each crop starts, its length and label. A crop of an
+    empty utterance holds no rows: it starts at the zero row (one row of padding)."""
 
-    frames: torch.Tensor
+    frames: np.ndarray
     starts: np.ndarray
     valid: np.ndarray
     labels: np.ndarray
 
+    def held(self) -> np.ndarray:
+        """Rows each crop holds in ``frames`` (0 for an empty utterance's)."""
+        return np.where(self.starts == len(self.frames) - 1, 0, self.valid)
+
     def take(self, sel: np.ndarray) -> _Pool:
-        """A compact pool of the selected utterances (their crop frames copied out)."""
-        pieces = [self.frames[int(s) : int(s) + int(v)] for s, v in zip(self.starts[sel], self.valid[sel], strict=True)]
-        frames = torch.cat([*pieces, self.frames[-1:]])
-        starts = np.concatenate([[0], np.cumsum(self.valid[sel])[:-1]]).astype(np.int64)
-        return _Pool(frames, starts, self.valid[sel].copy(), self.labels[sel].copy())
+        """A compact pool of the selected crops (their frames copied out)."""
+        rows = _rows(self.starts[sel], self.held()[sel])
+        frames = np.concatenate([self.frames[rows], self.frames[-1:]])
+        return _pool(frames, self.held()[sel], self.valid[sel].copy(), self.labels[sel].copy())
+
+
+def _rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``concatenate([arange(s, s + c) for s, c in zip(starts, counts)])``, vectorised."""
+    total = int(counts.sum())
+    begin = np.cumsum(counts) - counts
+    return np.repeat(starts - begin, counts) + np.arange(total, dtype=np.int64)
+
+
+def _pool(frames: np.ndarray, held: np.ndarray, valid: np.ndarray, labels: np.ndarray) -> _Pool:
+    """A pool whose crops lie one after the other in ``frames`` (``held`` rows each)."""
+    starts = np.cumsum(held) - held
+    return _Pool(frames, np.where(held > 0, starts, len(frames) - 1).astype(np.int64), valid, labels)
+
+
+class _Buffer:
+    """The shuffle buffer's frame rows, allocated once per stream and grown when a group
+    needs more (each group's pool is gathered into fresh batches before the next is read)."""
+
+    def __init__(self):
+        self.rows = np.zeros((0, 0), np.float16)
+
+    def get(self, n: int, mels: int) -> np.ndarray:
+        if self.rows.shape[0] < n or self.rows.shape[1] != mels:
+            self.rows = np.empty((max(n, self.rows.shape[0] * 5 // 4), mels), np.float16)
+        return self.rows[:n]
 
 
 def _task_key(task: str) -> int:
@@ -87,9 +120,18 @@ def epoch_batch_count(index: PartitionIndex, spec: StreamSpec, epoch: int, slice
 
 
 def epoch_stream(
-    part, index: PartitionIndex, spec: StreamSpec, norm: Normalizer, epoch: int, slice_id: int, n_slices: int
+    part,
+    index: PartitionIndex,
+    spec: StreamSpec,
+    norm: Normalizer,
+    epoch: int,
+    slice_id: int,
+    n_slices: int,
+    buffer: _Buffer | None = None,
 ) -> Iterator[Batch]:
-    """The slice's batches of one epoch (random crops, shuffled through the buffer)."""
+    """The slice's batches of one epoch (random crops, shuffled through the buffer; ``buffer``:
+    the rows to reuse, a stream's from epoch to epoch)."""
+    buffer = buffer if buffer is not None else _Buffer()
     plan = slice_plan(index, spec, epoch, slice_id, n_slices)
     rng = np.random.default_rng([spec.seed, _task_key(spec.task), epoch, slice_id, 1])
     carry: _Pool | None = None
@@ -99,18 +141,20 @@ def epoch_stream(
         group.append(ids)
         if sum(len(g) for g in group) < spec.buffer and k + 1 < len(plan):
             continue
-        pool = _read_group(part, index, group, spec.window, rng, carry, norm)
+        pool = _read_group(part, index, group, spec.window, rng, carry, buffer)
         group = []
         n = len(pool.labels)
         perm = rng.permutation(n) if spec.shuffle else np.arange(n)
         n_full = n // bs * bs
+        frames = torch.from_numpy(pool.frames)
         for i in range(0, n_full, bs):
             sel = perm[i : i + bs]
-            x, lengths = gather_windows(pool.frames, pool.starts[sel], pool.valid[sel], _width(spec, pool.valid[sel]))
+            x, lengths = gather_windows(frames, pool.starts[sel], pool.valid[sel], _width(spec, pool.valid[sel]), norm)
             yield x, lengths, torch.from_numpy(pool.labels[sel])
         carry = pool.take(perm[n_full:]) if n > n_full else None
     if carry is not None and len(carry.labels) >= 2:
-        x, lengths = gather_windows(carry.frames, carry.starts, carry.valid, _width(spec, carry.valid))
+        frames = torch.from_numpy(carry.frames)
+        x, lengths = gather_windows(frames, carry.starts, carry.valid, _width(spec, carry.valid), norm)
         yield x, lengths, torch.from_numpy(carry.labels)
 
 
@@ -120,31 +164,50 @@ def _width(spec: StreamSpec, valid: np.ndarray) -> int:
 
 
 def _read_group(
-    part, index: PartitionIndex, group: list[np.ndarray], window: int | None, rng, carry: _Pool | None, norm: Normalizer
+    part, index: PartitionIndex, group: list[np.ndarray], window: int | None, rng, carry: _Pool | None, buffer: _Buffer
 ) -> _Pool:
-    """The group's utterances (one read per storage unit, normalised and cached) with their
-    random crops (whole without a window), after the carried-over utterances of the previous group."""
-    pieces = [carry.frames[:-1]] if carry is not None else []
-    starts = [carry.starts] if carry is not None else []
-    valid = [carry.valid] if carry is not None else []
-    labels = [carry.labels] if carry is not None else []
-    base = len(carry.frames) - 1 if carry is not None else 0
-    prepare = Normalized(norm)
+    """The group's crops (random, or whole utterances without a window) after the carried-over
+    crops of the previous group, in ``buffer``'s rows: only the crops' rows are copied, from
+    one read per storage unit and block (through the frame cache, as stored). The crops are
+    drawn in the group's order and the units read in storage order, so that a unit's tail in
+    the next block and that block's own unit are read (and checked) from the same bytes."""
+    before = [carry] if carry is not None else []
+    units = []  # (first frame, last frame + 1, crop starts from the first frame, rows held)
+    valid, labels = [p.valid for p in before], [p.labels for p in before]
     for g in group:
         if not len(g):
             continue
         lo, hi = int(index.offsets[g[0]]), int(index.offsets[g[-1] + 1])
-        pieces.append(read_frames_cached(part, lo, hi, prepare))
         lengths = np.maximum(index.lengths[g], 1)
-        if window is None:
-            starts.append(index.offsets[g] - lo + base)
-            valid.append(lengths)
-        else:
-            starts.append(index.offsets[g] - lo + base + crop_offsets(lengths, window, rng))
-            valid.append(np.minimum(lengths, window))
+        starts = index.offsets[g] - lo
+        if window is not None:
+            starts = starts + crop_offsets(lengths, window, rng)
+            lengths = np.minimum(lengths, window)
+        units.append((lo, hi, starts, np.where(index.lengths[g] > 0, lengths, 0)))
+        valid.append(lengths)
         labels.append(index.label_ids[g])
-        base += hi - lo
-    return _Pool(with_pad_row(pieces), np.concatenate(starts), np.concatenate(valid), np.concatenate(labels))
+    if not units and carry is None:  # a slice with no utterance in this group
+        return _Pool(np.zeros((1, 0), np.float16), *(np.zeros(0, np.int64) for _ in range(3)))
+    held = [p.held() for p in before] + [u[3] for u in units]
+    n_rows = sum(int(h.sum()) for h in held)
+    first = np.cumsum([0] + [int(h.sum()) for h in held])  # each part's first row in the buffer
+    out = None if carry is None else buffer.get(n_rows + 1, carry.frames.shape[1])
+    if carry is not None:
+        out[: first[1]] = carry.frames[:-1]
+    for u in sorted(range(len(units)), key=lambda u: units[u][0]):
+        lo, hi, starts, h = units[u]
+        rows = _rows(starts, h)  # ascending: a unit's crops do not overlap
+        pos = int(first[u + len(before)])
+        for a, frames in read_pieces_cached(part, lo, hi):
+            out = buffer.get(n_rows + 1, frames.shape[1]) if out is None else out
+            end = int(np.searchsorted(rows, a - lo + len(frames)))
+            done = pos - int(first[u + len(before)])
+            np.take(frames, rows[done:end] - (a - lo), axis=0, out=out[pos : pos + end - done])
+            pos += end - done
+    if out is None:  # only empty utterances: no frame read
+        out = buffer.get(1, read_frames(part, 0, 0).shape[1])
+    out[n_rows] = 0
+    return _pool(out, np.concatenate(held), np.concatenate(valid), np.concatenate(labels))
 
 
 def _empty(spec: StreamSpec, slice_id: int, n_slices: int):
@@ -164,7 +227,7 @@ def stream(
     skip: int = 0,
 ) -> Iterator[Batch]:
     """The slice's endless stream, epoch after epoch, starting after ``skip`` batches."""
-    epoch = 0
+    epoch, buffer = 0, _Buffer()
     while skip:
         nb = epoch_batch_count(index, spec, epoch, slice_id, n_slices)
         if nb == 0:
@@ -175,7 +238,7 @@ def stream(
         epoch += 1
     while True:
         produced = 0
-        for b in epoch_stream(part, index, spec, norm, epoch, slice_id, n_slices):
+        for b in epoch_stream(part, index, spec, norm, epoch, slice_id, n_slices, buffer):
             produced += 1
             if skip:
                 skip -= 1

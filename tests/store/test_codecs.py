@@ -79,3 +79,17 @@ def test_a_chunk_that_claims_another_size_is_refused(tmp_path, monkeypatch):
     blob[off + 4 : off + 8] = (int.from_bytes(blob[off + 4 : off + 8], "little") - 2).to_bytes(4, "little")
     with pytest.raises(ValueError, match="does not decode to"):
         reader.read_block(0, bytes(blob))
+
+
+@pytest.mark.parametrize("blosc", [True, False], ids=["blosc", "raw"])
+def test_a_chunk_zarr_did_not_write_decodes_to_zeros(blosc):
+    """The shard decoder fills its output chunk by chunk (no zeroing first): an unwritten
+    chunk (index offset 2**64 - 1, all fill value) must still come out as zeros."""
+    rows, mels = 4, 3
+    chunk = np.arange(rows * mels, dtype=np.float16).reshape(rows, mels) + 1
+    raw = chunk.tobytes()
+    data = Blosc(cname="zstd", clevel=3, shuffle=Blosc.SHUFFLE).encode(raw) if blosc else raw
+    index = np.array([2**64 - 1, 2**64 - 1, 0, len(data)], "<u8").tobytes()
+    blob = data + index + b"\0\0\0\0"  # the CRC-32C of the index is not checked here
+    out = zarr_backend.decode_shard(blob, 2 * rows, 2 * rows, rows, mels, 1, 2 * rows, blosc)
+    np.testing.assert_array_equal(out, np.concatenate([np.zeros((rows - 1, mels), np.float16), chunk]))
