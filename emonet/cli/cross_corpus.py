@@ -12,7 +12,7 @@ from rich.table import Table
 
 from emonet.cli import run_options as ro
 from emonet.cli.console import out
-from emonet.cli.evaluate import DropUnmapped, LabelMap
+from emonet.cli.evaluate import DropUnmapped, LabelMap, Partition, ScoringBatch
 
 
 def cross_corpus(
@@ -35,16 +35,14 @@ def cross_corpus(
     ] = None,
     label_map: LabelMap = None,
     drop_unmapped: DropUnmapped = False,
-    partition: Annotated[str, typer.Option("--partition", help="train | devel | test.")] = "test",
+    partition: Partition = "test",
     output: Annotated[
         Path | None,
         typer.Option(
             "--output", "-o", help="Folder for the files (default: cross-corpus-<partition> beside the model)."
         ),
     ] = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "-bs", min=1, help="Utterances per forward pass (results do not change).")
-    ] = 64,
+    batch_size: ScoringBatch = 64,
     device: ro.Device = "cpu",
     precision: ro.Precision = "fp32",
 ) -> None:

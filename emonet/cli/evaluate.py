@@ -14,6 +14,10 @@ from emonet.cli import run_options as ro
 from emonet.cli.console import out
 
 # Cross-corpus options, shared with `emonet cross-corpus` (in evaluate they need --head).
+Partition = Annotated[str, typer.Option("--partition", help="train | devel | test.")]
+ScoringBatch = Annotated[
+    int, typer.Option("--batch-size", "-bs", min=1, help="Utterances per forward pass (results do not change).")
+]
 LabelMap = Annotated[
     str | None,
     typer.Option(
@@ -65,14 +69,12 @@ def evaluate(
         list[str] | None,
         typer.Option("--tasks", "-t", metavar="TASK...", help="Tasks to score (default: the model's in the stores)."),
     ] = None,
-    partition: Annotated[str, typer.Option("--partition", help="train | devel | test.")] = "test",
+    partition: Partition = "test",
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", help="Folder for the files (default: evaluate-<partition> beside the model)."),
     ] = None,
-    batch_size: Annotated[
-        int, typer.Option("--batch-size", "-bs", min=1, help="Utterances per forward pass (results do not change).")
-    ] = 64,
+    batch_size: ScoringBatch = 64,
     device: ro.Device = "cpu",
     precision: ro.Precision = "fp32",
     head: Annotated[
