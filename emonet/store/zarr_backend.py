@@ -73,7 +73,7 @@ class ZarrLayout(BlockLayout):
             dtype="float16",
             chunks=(self.frames_per_chunk, c.n_mels),
             shards=(self.frames_per_shard, c.n_mels),
-            compressors=[codec] if (codec := compressor()) is not None else [],
+            compressors=[chunk_codec] if (chunk_codec := compressor()) is not None else [],
             fill_value=0,
             dimension_names=("frame", "mel"),
         )

@@ -59,9 +59,9 @@ class _Pool:
 
     def take(self, sel: np.ndarray) -> _Pool:
         """A compact pool of the selected crops (their frames copied out)."""
-        rows = _rows(self.starts[sel], self.held()[sel])
-        frames = np.concatenate([self.frames[rows], self.frames[-1:]])
-        return _pool(frames, self.held()[sel], self.valid[sel].copy(), self.labels[sel].copy())
+        held = self.held()[sel]
+        frames = np.concatenate([self.frames[_rows(self.starts[sel], held)], self.frames[-1:]])
+        return _pool(frames, held, self.valid[sel].copy(), self.labels[sel].copy())
 
 
 def _rows(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
