@@ -45,7 +45,9 @@ def test_a_bad_device_is_a_one_line_error(tmp_path):
 
 def test_the_wire_check_fails_on_a_command_line_emonet_rejects(gpu_check, monkeypatch, capsys):
     train_args = gpu_check.Check.train_args
-    monkeypatch.setattr(gpu_check.Check, "train_args", lambda self, *a: [*train_args(self, *a), "--no-such-option"])
+    monkeypatch.setattr(
+        gpu_check.Check, "train_args", lambda self, *a, **kw: [*train_args(self, *a, **kw), "--no-such-option"]
+    )
     assert gpu_check.wire("cpu") == 1
     assert "does not parse" in capsys.readouterr().err
 

@@ -144,7 +144,20 @@ SelectBest = Annotated[
         "original: fixed stages, the final weights).",
     ),
 ]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed: the same seed gives the same results on a CPU.")]
+Seed = Annotated[
+    int,
+    typer.Option(
+        "--seed", help="Random seed: the same seed gives the same results on a CPU (on a GPU: with --deterministic)."
+    ),
+]
+Deterministic = Annotated[
+    bool,
+    typer.Option(
+        "--deterministic",
+        help="Deterministic kernels only: the same seed gives the same results on a GPU too (slower there; "
+        "the CPU's are deterministic already).",
+    ),
+]
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Data loader processes (0: in the training process).")]
 Resume = Annotated[Path | None, typer.Option("--resume", help="Continue the run in this folder with its config.")]
 LabelOrder = Annotated[
@@ -174,7 +187,8 @@ OPTIONS: dict[str, Any] = {
     "steps_per_epoch": Spe,
     "task_schedule": TaskScheduleOption, "shared_optimizer": SharedOptimizer, "select_best": SelectBest, "seed": Seed,
     "device": ro.Device,
-    "precision": ro.Precision, "workers": Workers, "resume": Resume, "run_name": RunName, "quiet": Quiet,
+    "precision": ro.Precision, "deterministic": Deterministic, "workers": Workers, "resume": Resume,
+    "run_name": RunName, "quiet": Quiet,
 }  # fmt: skip
 RUN_OPTIONS = {"resume": None, "quiet": False}
 

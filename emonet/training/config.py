@@ -76,6 +76,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"
+    deterministic: bool = False  # deterministic kernels only (GPU runs repeat bit for bit; slower)
     workers: int = 0
     shuffle_buffer: int = 1024
     run_name: str | None = None

@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from emonet.errors import TrainingError
+from emonet.errors import ConfigError, TrainingError
 from emonet.models.norm import BATCH_NORMS
 
 
@@ -32,8 +32,23 @@ def init(device: torch.device) -> tuple[int, int]:
     rank, world = world_info()
     if world > 1 and not dist.is_initialized():
         backend = os.environ.get("EMONET_DIST_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+        if backend == "nccl":
+            check_gpu_per_rank(device)
         dist.init_process_group(backend)
     return rank, world
+
+
+def check_gpu_per_rank(device: torch.device) -> None:
+    """NCCL refuses two ranks on one GPU, with a traceback from every rank ("Duplicate GPU
+    detected"): say so in one line first (ConfigError), with the two ways out."""
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    if device.index is not None and device.index != local_rank and local_world > 1:
+        raise ConfigError(
+            f"--device cuda:{device.index} puts rank {local_rank} on GPU {device.index}, and NCCL refuses two "
+            f"ranks on one GPU: use --device cuda (each of this node's {local_world} ranks takes its own GPU), "
+            "or EMONET_DIST_BACKEND=gloo to share one GPU"
+        )
 
 
 def _average(tensors: list[torch.Tensor], world: int) -> None:

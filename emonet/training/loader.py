@@ -113,12 +113,23 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)  # loader workers must not compete with the training threads
 
 
-def make_loader(dataset: ScheduledBatches, workers: int, seed: int = 0, prefetch: int = 4) -> Iterator:
+def _pinned(batches: Iterator) -> Iterator:
+    """The batches with their tensors in page-locked memory (what the DataLoader's pin_memory
+    does for worker processes, here for the in-process loader)."""
+    for items in batches:
+        yield [tuple(v.pin_memory() if isinstance(v, torch.Tensor) else v for v in item) for item in items]
+
+
+def make_loader(
+    dataset: ScheduledBatches, workers: int, seed: int = 0, prefetch: int = 4, pin_memory: bool = False
+) -> Iterator:
     """An endless iterator of the dataset's batches: in this process (``workers`` 0) or
     through a DataLoader with ``workers`` processes (started with forkserver, so no zarr
-    state is forked)."""
+    state is forked). ``pin_memory`` (for a CUDA device): batches in page-locked memory, so a
+    ``to(device, non_blocking=True)`` copy does not wait for the GPU to finish the step before
+    (a copy from pageable memory does: bench/README.md, "GPU check")."""
     if workers == 0:
-        return iter(dataset)
+        return _pinned(iter(dataset)) if pin_memory else iter(dataset)
     torch.multiprocessing.set_forkserver_preload(["torch", "emonet.training.loader"])
     loader = DataLoader(
         dataset,
@@ -128,6 +139,7 @@ def make_loader(dataset: ScheduledBatches, workers: int, seed: int = 0, prefetch
         worker_init_fn=_worker_init,
         multiprocessing_context="forkserver",
         persistent_workers=False,
+        pin_memory=pin_memory,
         generator=torch.Generator().manual_seed(seed),  # leaves the global RNG (dropout) alone
     )
     return iter(loader)

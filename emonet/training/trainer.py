@@ -35,7 +35,7 @@ from emonet.training.streams import StreamSpec
 from emonet.training.task_optim import l2_penalties, task_optimizers
 from emonet.training.task_schedule import SCHEDULES, RoundRobin, TaskSchedule
 from emonet.utils.allocator import keep_large_buffers
-from emonet.utils.devices import autocast, resolve_device, resolve_precision
+from emonet.utils.devices import autocast, deterministic_algorithms, resolve_device, resolve_precision
 
 
 class TrainingInterrupted(TrainingError):
@@ -219,7 +219,7 @@ class Trainer:
             for t, d in self.tasks.items()
         ]
         data = ScheduledBatches(sources, self.task_schedule, self.rank, self.world, self.step)
-        return make_loader(data, cfg.workers, cfg.seed)
+        return make_loader(data, cfg.workers, cfg.seed, pin_memory=self.device.type == "cuda")
 
     def _call(self, hook: str, *args) -> None:
         for cb in self.callbacks:
@@ -229,20 +229,21 @@ class Trainer:
     def run_training(self) -> dict:
         """Train until the schedule is done; returns task -> partition -> metrics."""
         try:
-            self._restore()
-            self._call("on_fit_start")
-            batches = self._loader()
-            self.model.train()
-            while not self.schedule.done:
-                t0 = time.perf_counter()
+            with deterministic_algorithms(self.config.deterministic):
+                self._restore()
+                self._call("on_fit_start")
+                batches = self._loader()
+                self.model.train()
+                while not self.schedule.done:
+                    t0 = time.perf_counter()
+                    self._check_data()
+                    losses = self._train_epoch(batches)
+                    devel = self._validate()
+                    self._check_data()  # an epoch that read changed data is never recorded
+                    self._end_epoch(losses, devel, time.perf_counter() - t0)
                 self._check_data()
-                losses = self._train_epoch(batches)
-                devel = self._validate()
-                self._check_data()  # an epoch that read changed data is never recorded
-                self._end_epoch(losses, devel, time.perf_counter() - t0)
-            self._check_data()
-            results = self._finish()
-            self._call("on_fit_end", results)
+                results = self._finish()
+                self._call("on_fit_end", results)
         except KeyboardInterrupt as exc:
             self.progress.end()
             raise _interrupted(exc, self.run_dir) from None

@@ -16,7 +16,7 @@ import os
 import platform
 import re
 import sys
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from emonet.errors import ConfigError
@@ -120,6 +120,11 @@ def resolve_device(name: str | torch.device, option: str = "--device") -> torch.
         raise ConfigError(f"{option} {value}: no CUDA GPU is visible on this machine; use {option} cpu")
     index = int(value.split(":")[1]) if ":" in value else int(os.environ.get("LOCAL_RANK", "0"))
     if index >= count:
+        if ":" not in value:  # under torchrun: more ranks on this node than GPUs
+            raise ConfigError(
+                f"{option} {value}: rank {index} of this node needs GPU {index}, but this machine has {count} "
+                f"GPU(s): start at most {count} ranks per node (torchrun --nproc_per_node {count})"
+            )
         raise ConfigError(f"{option} {value}: this machine has {count} GPU(s) (cuda:0 to cuda:{count - 1})")
     if ":" not in value:
         torch.cuda.set_device(index)
@@ -134,3 +139,35 @@ def autocast(device: torch.device, precision: str):
         return nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@contextmanager
+def deterministic_algorithms(on: bool = True):
+    """``--deterministic``: inside the block torch uses only deterministic kernels (and raises
+    where an op has none), cuDNN picks no algorithm by timing, and cuBLAS gets the fixed
+    workspace its determinism needs; the same seed then gives the same results on a GPU too, at
+    some cost in speed (bench/README.md, "GPU check"). On the CPU emonet's ops are deterministic
+    already. The previous settings come back on exit (tests and notebooks train in one process)."""
+    import torch  # here, not at the top: the CLI checks spellings without importing torch (start-up time)
+
+    if not on:
+        yield
+        return
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+    # read by cuBLAS when this process first creates a handle: a CUDA matmul before the block
+    # (none in `emonet train`) keeps its own workspace, and torch then raises at the first matmul
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[1], before[2]
+        if before[3] is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)

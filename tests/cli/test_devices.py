@@ -87,8 +87,12 @@ def test_resolve_device_takes_this_ranks_gpu_under_torchrun(monkeypatch):
     with pytest.raises(ConfigError, match=r"^--device cuda:2: this machine has 2 GPU\(s\) \(cuda:0 to cuda:1\)$"):
         resolve_device("cuda:2")
     monkeypatch.setenv("LOCAL_RANK", "5")
-    with pytest.raises(ConfigError, match="^--device cuda: this machine has 2 GPU"):
+    with pytest.raises(ConfigError) as info:  # more ranks on this node than GPUs: how many to start
         resolve_device("cuda")
+    assert str(info.value) == (
+        "--device cuda: rank 5 of this node needs GPU 5, but this machine has 2 GPU(s): "
+        "start at most 2 ranks per node (torchrun --nproc_per_node 2)"
+    )
 
 
 REQUIRED = {"train": ["-s", "s", "-t", "a"], "evaluate": ["--model", "m", "-s", "s"]}

@@ -58,6 +58,7 @@ IMPROVEMENTS_OFF = {
     "class_weighted_mean": False,
     "copy_task_parts": False,
     "recalibrate_bn": 0,
+    "deterministic": False,  # not the procedure: which kernels run (GPU runs repeat bit for bit)
 }
 
 

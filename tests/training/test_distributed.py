@@ -124,3 +124,28 @@ def test_gradients_are_averaged_exactly_over_the_ranks(tmp_path):
     done = subprocess.run(cmd, env=env, timeout=120, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "rank 0 averaged" in done.stdout and "rank 1 averaged" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("local_rank", "device", "refused"),
+    [("1", "cuda:0", True), ("0", "cuda:0", False), ("1", "cuda:1", False)],
+)
+def test_nccl_with_two_ranks_on_one_gpu_is_refused_in_one_line_before_joining(monkeypatch, local_rank, device, refused):
+    """NCCL answers two ranks on one GPU with a traceback from every rank ("Duplicate GPU
+    detected", seen on an H100: bench/README.md): the rank whose --device is not its own GPU
+    stops first, in one line, before init_process_group would wait for the others."""
+    from emonet.errors import ConfigError
+    from emonet.training import distributed as dd
+
+    monkeypatch.delenv("EMONET_DIST_BACKEND", raising=False)
+    for k, v in {"RANK": local_rank, "WORLD_SIZE": "2", "LOCAL_RANK": local_rank, "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(k, v)
+    joined = []
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda backend: joined.append(backend))
+    if refused:
+        with pytest.raises(ConfigError, match=r"^--device cuda:0 puts rank 1 on GPU 0, and NCCL refuses") as exc:
+            dd.init(torch.device(device))
+        assert "\n" not in str(exc.value) and "EMONET_DIST_BACKEND=gloo" in str(exc.value)
+        assert joined == []
+    else:
+        assert dd.init(torch.device(device)) == (int(local_rank), 2) and joined == ["nccl"]

@@ -75,6 +75,27 @@ def test_same_seed_same_results_and_runs_never_collide(small_store, tmp_path):
         assert torch.equal(a, b), k
 
 
+def test_deterministic_runs_only_deterministic_kernels_and_gives_the_cpus_results(small_store, tmp_path):
+    from emonet.training.callbacks import Callback
+
+    class Seen(Callback):
+        def on_fit_start(self, trainer):
+            self.at_start = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic
+
+        def on_step_end(self, trainer, step):
+            self.in_step = torch.are_deterministic_algorithms_enabled()
+
+    cfg = _config(small_store, tmp_path, ["acted"], epochs=1, steps_per_epoch=2)
+    seen = Seen()
+    run_a, _ = train(cfg)
+    run_b, _ = train(TC.from_dict({**cfg.to_dict(), "deterministic": True}), callbacks=[seen])
+    assert seen.at_start == (True, True) and seen.in_step
+    assert not torch.are_deterministic_algorithms_enabled()  # the process's setting is back
+    assert read_config(run_b)["deterministic"] is True and read_config(run_a)["deterministic"] is False
+    # the CPU's kernels are deterministic already: the switch changes no number here
+    assert (run_a / "results.json").read_bytes() == (run_b / "results.json").read_bytes()
+
+
 def test_test_partition_selects_nothing(small_store, tmp_path):
     run, results = train(_config(small_store, tmp_path, ["arousal"], epochs=3, steps_per_epoch=2))
     doc = json.loads((run / "results.json").read_text())
