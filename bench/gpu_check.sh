@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Everything a GPU must show, in one prepared run of about ten minutes on one GPU: torch.cuda
+# Everything a GPU must show, in one prepared run of about six minutes on an H100: torch.cuda
 # facts; `emonet extract --device cuda` against the CPU's store; `emonet train` in fp32, bf16 and
 # fp16 (GradScaler) against the CPU; kill -9 then --resume; torchrun with nccl (one rank, two
 # ranks on one GPU, else gloo); throughput of the default cnn and the loader's data-wait share
