@@ -25,8 +25,8 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from emonet.data.partitions import PartitionCsv, Row, TaskSources
-from emonet.data.segments import SegmentError, parse_segment, segment_key
+from emonet.data.partitions import PartitionCsv, Row, TaskSources, utterance_key
+from emonet.data.segments import SegmentError, parse_segment
 from emonet.errors import ConfigError, InputError
 
 DEVEL_FRACTION = 0.2  # EmoBox's 80/20 train/valid split where a corpus has no valid file
@@ -105,7 +105,7 @@ def read_jsonl(path: Path, partition: str, labels: dict[str, str], map_path: Pat
         except SegmentError as exc:
             problem(line, f"'{wav}': {exc}", wav)
             continue
-        key = segment_key(str(PurePosixPath(wav)), segment)
+        key = utterance_key(wav, segment)
         if key in seen:
             problem(line, f"'{key}' duplicates row {seen[key]}; delete one of the two lines", wav)
             continue

@@ -77,6 +77,13 @@ def normalise_key(key: str) -> str:
     return posixpath.normpath(key)
 
 
+def utterance_key(file: str, segment: Segment | None) -> str:
+    """What two rows of a partition must not share: the file compared as a path
+    (:func:`normalise_key`) and its segment. The csv and EmoBox readers both find duplicates by it."""
+    norm = posixpath.normpath(file)
+    return norm if segment is None else segment_key(norm, segment)
+
+
 def read_partition_csv(path: Path, partition: str) -> PartitionCsv:
     """Parses and checks one csv. csv-level problems raise EmoNetError; row problems are
     collected in ``.problems``."""
@@ -172,9 +179,7 @@ def _read_rows(path: Path, body: list, columns: tuple, n_cols: int) -> tuple[lis
         except SegmentError as exc:
             problem(line, f"'{key}': {exc}", key)
             continue
-        norm = posixpath.normpath(key)  # normalise_key, without a call per row
-        if segment is not None:
-            norm = segment_key(norm, segment)
+        norm = utterance_key(key, segment)
         if norm in seen:
             what = f"'{key}'" if segment is None else f"'{segment_key(key, segment)}' (same file and segment)"
             problem(line, f"{what} duplicates row {seen[norm]}; delete one of the two rows", key)

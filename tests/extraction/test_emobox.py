@@ -164,3 +164,18 @@ def test_folds_decode_each_utterance_once_and_store_the_same_bits(tmp_path, emob
         assert _extract(tmp_path / f"fold{k}", meta, downloads, "emodb", "--folds", k) == 0
         alone = tree_digest(tmp_path / f"fold{k}" / f"emodb-fold{k}")
         assert tree_digest(tmp_path / "both" / f"emodb-fold{k}") == alone
+
+
+def test_a_jsonl_finds_duplicates_as_the_csv_reader_does_with_paths_compared_as_paths(tmp_path):
+    from emonet.data.emobox import read_jsonl
+    from emonet.data.partitions import read_partition_csv
+
+    lines = [{"key": "a", "wav": "spk1/a.wav", "emo": "ang"}, {"key": "b", "wav": "spk2/../spk1//a.wav", "emo": "ang"}]
+    path = tmp_path / "x_train_fold_1.jsonl"
+    path.write_text("".join(json.dumps(rec) + "\n" for rec in lines))
+    table, _ = read_jsonl(path, "train", {"ang": "angry"}, tmp_path / "label_map.json")
+    csv = tmp_path / "train.csv"
+    csv.write_text("file,label\nspk1/a.wav,angry\nspk2/../spk1//a.wav,angry\n")
+    for t in (table, read_partition_csv(csv, "train")):
+        assert [r.file for r in t.rows] == ["spk1/a.wav"]
+        assert len(t.problems) == 1 and "duplicates row" in str(t.problems[0])
