@@ -17,6 +17,7 @@ from emonet.evaluation.evaluator import Evaluation, evaluate
 from emonet.evaluation.label_maps import parse_label_map
 from emonet.evaluation.outputs import write_evaluation
 from emonet.models.checkpoint import load_model
+from emonet.utils.devices import resolve_device
 from emonet.utils.fs import atomic_write_bytes
 
 FILES = ("cross_corpus.csv", "cross_corpus.md", "cross_corpus.png")
@@ -34,12 +35,13 @@ class CrossCorpus:
     output: Path | None = None
 
 
-def _heads(models: list, heads: list[str] | None) -> list[tuple[str, str]]:
-    """(model, head) pairs: every task of each model, or the named ``heads``, each of one model."""
+def _heads(models: list[str], loaded: dict[str, tuple], heads: list[str] | None) -> list[tuple[str, str]]:
+    """(model, head) pairs: every task of each model, or the named ``heads``, each of one model
+    (a model named twice has its heads in two models)."""
     owners: dict[str, list[str]] = {}
     for m in models:
-        for t in load_model(m)[0].tasks:  # its messages for a missing or bad file
-            owners.setdefault(t, []).append(str(m))
+        for t in loaded[m][0].tasks:
+            owners.setdefault(t, []).append(m)
     for h in heads or []:
         if h not in owners:
             raise UnknownTaskError(f"--heads {h!r} is a task of none of the models; they have: {', '.join(owners)}")
@@ -89,15 +91,18 @@ def cross_corpus(
     if not tasks:
         raise ConfigError("name the tasks to score (the test corpora) with --tasks TASK...")
     mapping = parse_label_map(label_map) if label_map is not None else None
-    pairs = _heads(list(models), heads)
+    dev = resolve_device(device)
+    loaded = {str(m): load_model(m, dev) for m in models}  # once each: its messages for a missing or bad file
+    pairs = _heads([str(m) for m in models], loaded, heads)
     folder = Path(output) if output is not None else Path(models[0]).parent / f"cross-corpus-{partition}"
     if write and folder.exists() and not folder.is_dir():
         raise ConfigError(f"--output {folder}: is a file, not a folder; give a folder for the table's files")
     scored = {}
     for model, head in pairs:
         ev = evaluate(
-            model, stores, tasks, partition, None, batch_size, device, precision, False, head, mapping, drop_unmapped
-        )
+            model, stores, tasks, partition, None, batch_size, dev, precision, False, head, mapping, drop_unmapped,
+            loaded=loaded[model],
+        )  # fmt: skip
         scored.update(ev.tasks)
     tasks = list(dict.fromkeys(tasks))
     table = {h: {e.task: (e.metrics or {}).get("uar") for e in scored.values() if e.head == h} for _, h in pairs}

@@ -205,6 +205,7 @@ def evaluate(
     head: str | None = None,
     label_map: str | Path | dict | None = None,
     drop_unmapped: bool = False,
+    loaded: tuple | None = None,
 ) -> Evaluation:
     """Score a checkpoint on a partition of feature stores: every task of the model that the
     stores hold (or ``tasks``), each clip as the checkpoint's run scored it (:func:`run_window`).
@@ -229,6 +230,9 @@ def evaluate(
             ``LABEL=CLASS,...``, a .json/.csv file or a dict; see :mod:`.label_maps`).
         drop_unmapped: with ``head``: leave out items whose label maps to nothing (counted
             as ``dropped``) instead of refusing them.
+        loaded: ``model`` already loaded on ``device`` (``load_model(model, device)``'s
+            ``(net, meta)``), as :func:`~.cross_corpus.cross_corpus` passes it to score each
+            head without loading the file again.
 
     Returns:
         An :class:`Evaluation`; ``results()`` is task -> partition -> metrics as in a run's
@@ -245,7 +249,7 @@ def evaluate(
         raise ConfigError(f"--output {folder}: is a file, not a folder; give a folder for the evaluation's files")
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev)
-    net, meta = load_model(model, dev)
+    net, meta = loaded if loaded is not None else load_model(model, dev)
     name = str(model)
     opened = [as_store(s) for s in stores]
     if not opened:

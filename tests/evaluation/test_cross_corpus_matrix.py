@@ -36,9 +36,17 @@ def corpora(demo_store, tmp_path_factory):
     return [demo_store, store], models
 
 
-def test_the_matrix_s_diagonal_is_plain_evaluate(corpora, tmp_path):
+def test_the_matrix_s_diagonal_is_plain_evaluate(corpora, tmp_path, monkeypatch):
+    import importlib
+
+    module = importlib.import_module("emonet.evaluation.cross_corpus")  # the package re-exports its function
+
     stores, models = corpora
+    loads = []
+    real = module.load_model
+    monkeypatch.setattr(module, "load_model", lambda path, *a, **k: loads.append(str(path)) or real(path, *a, **k))
     result = cross_corpus(models, stores, TASKS, label_map=MAP, output=tmp_path / "xc")
+    assert loads == [str(m) for m in models]  # each checkpoint read once, whatever its heads and the tasks
     assert result.heads == ["acted", "b"] and result.tasks == TASKS
     for model, head in zip(models, result.heads, strict=True):
         plain = evaluate(model, stores, [head], write=False).tasks[head].metrics["uar"]
