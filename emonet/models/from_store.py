@@ -76,8 +76,7 @@ def model_for_store(
     if initial_model is None:
         check_options_for_model(config, given)
     else:
-        initial = _load_initial(Path(initial_model))
-        check_same_features(initial.feature_config, features, str(initial_model), str(store.path))
+        initial, _ = load_initial_model(initial_model, features, str(store.path))
         check_options_for_model(initial.config, given)
         old, new = initial.config.dropout, config.dropout
         if old != new and "dropout" in given:
@@ -103,5 +102,10 @@ def model_for_store(
     return StoreModel(model, extra, notes)
 
 
-def _load_initial(path: Path) -> EmoNet:
-    return load_model(path, option="-im/--initial-model")[0]
+def load_initial_model(path: str | Path, features, against: str) -> tuple[EmoNet, dict[str, Any]]:
+    """The -im/--initial-model checkpoint and its metadata, refused (ModelError) when it was made
+    for other features than ``features`` (those of ``against``, named in the message).
+    ``emonet init-model`` and ``emonet train`` both load it here."""
+    model, meta = load_model(Path(path), option="-im/--initial-model")
+    check_same_features(meta.get("feature_config"), features, f"{path} (-im/--initial-model)", against)
+    return model, meta

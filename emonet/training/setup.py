@@ -12,8 +12,7 @@ from emonet.data.features import FeatureConfig
 from emonet.data.store_access import resolve_tasks
 from emonet.errors import ConfigError, ModelError, StoreError, UnknownTaskError
 from emonet.models import setup_model
-from emonet.models.checkpoint import load_model
-from emonet.models.feature_match import check_same_features
+from emonet.models.from_store import load_initial_model
 from emonet.store.reader import open_store
 from emonet.training.config import TrainConfig
 
@@ -95,21 +94,15 @@ def check_devel(d: TaskData) -> None:
         )
 
 
-def load_initial(path: str, feature_config) -> tuple[object, dict]:
-    """The -im model, refused when it was trained on other features than the stores'."""
-    p = Path(path)
-    model, meta = load_model(p, option="-im/--initial-model")
-    check_same_features(meta.get("feature_config"), feature_config, f"{p} (-im/--initial-model)", "the stores")
-    return model, meta
-
-
 def build_run_model(config: TrainConfig, tasks: dict[str, TaskData], feature_config) -> tuple[object, dict]:
     """(the model for ``config.mode`` with every task of the run, ``apply_mode`` applied;
     the normalisation statistics of the initial model's other tasks, kept in checkpoints)."""
     frames = FeatureConfig.from_dict(dict(feature_config)).seconds_to_frames(config.window) if config.window else None
     fixed = frames if config.model.classifier == "avgpool" and config.model.uses_cnn else None
     model_cfg = config.model.replace(n_mels=int(feature_config["n_mels"]), input_frames=fixed)
-    initial, meta = load_initial(config.initial_model, feature_config) if config.initial_model else (None, {})
+    initial, meta = (None, {})
+    if config.initial_model:
+        initial, meta = load_initial_model(config.initial_model, feature_config, "the stores")
     classes = {t: d.classes for t, d in tasks.items()}
     try:
         model = setup_model(

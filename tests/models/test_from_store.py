@@ -32,13 +32,14 @@ def test_initial_model_for_other_or_unknown_features_is_refused(demo_store, tmp_
     base = model_for_store(store, ["acted"], "scratch", TINY).model
     base.feature_config = {**store.feature_config, "f_max": 7000.0}
     other = save_checkpoint(tmp_path / "other.safetensors", base)
-    with pytest.raises(
-        ModelError, match=r"other.safetensors: was made for other features than .*\(f_max 7000.0 vs 8000.0\)"
-    ):
+    other_features = r"other.safetensors \(-im/--initial-model\): was made for other features than .*\(f_max 7000.0"
+    with pytest.raises(ModelError, match=other_features):
         model_for_store(store, ["arousal"], "finetune", TINY, other, given=())
     base.feature_config = None
     bare = save_checkpoint(tmp_path / "bare.safetensors", base)
-    with pytest.raises(ModelError, match=r"bare.safetensors: has no feature config, so nothing says it fits"):
+    with pytest.raises(
+        ModelError, match=r"bare.safetensors \(-im/--initial-model\): has no feature config, so nothing says it fits"
+    ):
         model_for_store(store, ["arousal"], "finetune", TINY, bare, given=())
     with pytest.raises(UnknownTaskError, match="task\\(s\\) nope not in the store"):
         model_for_store(store, ["nope"], "scratch", TINY)
