@@ -218,10 +218,9 @@ def evaluate(
         output: the folder to write results.json, predictions.csv and one confusion-matrix
             PNG per task into (default: ``evaluate-<partition>`` beside the checkpoint).
         batch_size: utterances per forward pass (the results do not depend on it).
-        device: auto, cpu, cuda or cuda:N (see :mod:`emonet.utils.devices`).
+        device: auto, cpu, cuda or cuda:N (:mod:`emonet.utils.devices`).
         precision: fp32, bf16 or fp16 autocast (as the run's ``--precision``), or auto (bf16 where
-            the device computes it natively, else fp32); results.json records what ran
-            (``compute_precision`` in each task's metrics).
+            native, else fp32); results.json records what ran (each task's ``compute_precision``).
         write: False: return the scores and write nothing.
         head: cross-corpus: score ``tasks`` (any tasks of the stores) with this task's head and
             normalisation statistics; each is keyed ``HEAD_on_TASK``. UAR is over the head's
@@ -230,9 +229,7 @@ def evaluate(
             ``LABEL=CLASS,...``, a .json/.csv file or a dict; see :mod:`.label_maps`).
         drop_unmapped: with ``head``: leave out items whose label maps to nothing (counted
             as ``dropped``) instead of refusing them.
-        loaded: ``model`` already loaded on ``device`` (``load_model(model, device)``'s
-            ``(net, meta)``), as :func:`~.cross_corpus.cross_corpus` passes it to score each
-            head without loading the file again.
+        loaded: ``load_model(model, device)``'s ``(net, meta)``, not to read the file again.
 
     Returns:
         An :class:`Evaluation`; ``results()`` is task -> partition -> metrics as in a run's
