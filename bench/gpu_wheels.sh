@@ -12,7 +12,7 @@ py="${1:-3.12}"
 pip=("$root/.venv/bin/python" -m pip)
 [[ -x $root/.venv/bin/python ]] || pip=(python3 -m pip)
 # the runtime dependencies of emonet the GPU image lacks, and theirs (pyproject.toml, pip show)
-names=(zarr numcodecs webdataset soundfile donfig google-crc32c msgspec braceexpand cffi pycparser
+names=(zarr numcodecs isal webdataset soundfile donfig google-crc32c msgspec braceexpand cffi pycparser
     typing_extensions packaging setuptools)
 pins=()
 for n in "${names[@]}"; do

@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import json
 import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from emonet.errors import StoreCorruptError
 from emonet.store.backends import PartitionReader
+from emonet.utils.checksum import crc32
 from emonet.utils.fs import FilesystemError, describe_os_error, filesystem_errors
 
 FIX = "restore the store from a copy, or re-run the 'emonet extract' command that made it with --overwrite"
@@ -95,7 +95,7 @@ def read_block_file(where: str, path: Path, k: int, crc: int | None) -> tuple[by
         raise StoreCorruptError(f"{where}: block {k} is missing ({path}); {FIX}") from None
     except OSError as exc:
         raise FilesystemError(f"{describe_os_error(exc, path)}; check the store's permissions") from None
-    if crc is not None and zlib.crc32(blob) != crc:
+    if crc is not None and crc32(blob) != crc:
         raise StoreCorruptError(f"{where}: block {k} ({path}) fails its checksum (corrupt); {FIX}")
     return blob, _stamp(st)
 

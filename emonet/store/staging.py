@@ -12,21 +12,21 @@ from __future__ import annotations
 
 import abc
 import shutil
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from emonet.store.content import PartitionContent
+from emonet.utils.checksum import crc32
 from emonet.utils.fs import atomic_write_json, read_json
 
 PROGRESS = "progress.json"
 
 
 def file_crc32(path: Path) -> int:
-    """CRC-32 of a file's bytes (zlib; ~1 GB/s)."""
-    return zlib.crc32(Path(path).read_bytes())
+    """CRC-32 of a file's bytes (:func:`emonet.utils.checksum.crc32`)."""
+    return crc32(Path(path).read_bytes())
 
 
 class BlockLayout(abc.ABC):

@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from emonet.errors import ConfigError
 from emonet.store import codec
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockItem, BlockLayout
+from emonet.utils.checksum import crc32
 from emonet.utils.fs import atomic_write_bytes
 
 FRAMES_PER_TAR = 262144  # ~64 MiB of float16 at 128 mels before compression
@@ -109,7 +109,7 @@ class WdsLayout(BlockLayout):
                 )
         data = buf.getvalue()  # after the writer's close() added the end-of-archive blocks
         atomic_write_bytes(stage / tar_name(k), data)
-        return zlib.crc32(data)
+        return crc32(data)
 
 
 class Reader:
