@@ -110,9 +110,16 @@ class FrameCache:
         self.budget, self.used = int(budget_bytes), 0
         self._data: OrderedDict[tuple, object] = OrderedDict()
 
+    @staticmethod
+    def key(part, lo: int, hi: int, prepare=None) -> tuple:
+        return (str(part.path), int(lo), int(hi), getattr(prepare, "cache_key", None))
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._data
+
     def get(self, part, lo: int, hi: int, prepare=None):
         """Frames ``lo:hi`` of ``part`` passed through ``prepare`` (keyed by its ``cache_key`` too)."""
-        key = (str(part.path), lo, hi, getattr(prepare, "cache_key", None))
+        key = self.key(part, lo, hi, prepare)
         hit = self._data.get(key)
         if hit is not None:
             self._data.move_to_end(key)
@@ -138,14 +145,32 @@ def read_frames_cached(part, lo: int, hi: int, prepare=None):
     return CACHE.get(part, int(lo), int(hi), prepare)
 
 
+def _pieces(part, lo: int, hi: int) -> list[tuple[int, int]]:
+    """The spans ``(a, z)`` of frames ``lo:hi`` that lie in one storage block each."""
+    b = block_bounds(part)
+    k0, k1 = int(np.searchsorted(b, lo, side="right") - 1), int(np.searchsorted(b, hi, side="left"))
+    spans = [(max(int(lo), int(b[k])), min(int(hi), int(b[k + 1]))) for k in range(max(k0, 0), k1)]
+    return [(a, z) for a, z in spans if z > a]
+
+
 def read_pieces_cached(part, lo: int, hi: int, prepare=None) -> list[tuple[int, object]]:
     """Frames ``lo:hi`` as one piece per storage block they lie in, ``(first frame, frames)``,
     each through :func:`read_frames_cached`: nothing joins them (a run that crosses into the
     next block costs no copy of the whole run, as one :func:`read_frames` would)."""
-    b = block_bounds(part)
-    k0, k1 = int(np.searchsorted(b, lo, side="right") - 1), int(np.searchsorted(b, hi, side="left"))
-    spans = [(max(int(lo), int(b[k])), min(int(hi), int(b[k + 1]))) for k in range(max(k0, 0), k1)]
-    return [(a, read_frames_cached(part, a, z, prepare)) for a, z in spans if z > a]
+    return [(a, read_frames_cached(part, a, z, prepare)) for a, z in _pieces(part, lo, hi)]
+
+
+def prefetch_pieces(part, runs: list[tuple[int, int]], prepare=None) -> None:
+    """Starts the OS reading the block files of the frame runs ``(lo, hi)`` that
+    :func:`read_pieces_cached` will not find in :data:`CACHE` (``Partition.prefetch``), so a
+    cold read of one block overlaps with the work on the blocks before it."""
+    prefetch = getattr(part, "prefetch", None)
+    if prefetch is None:
+        return
+    for lo, hi in runs:
+        for a, z in _pieces(part, lo, hi):
+            if CACHE.key(part, a, z, prepare) not in CACHE:
+                prefetch(a, z)
 
 
 def partition_index(part) -> PartitionIndex:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -139,6 +140,32 @@ class Partition(Sequence):
             for k in range(k0, k1)
         ]
         return np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+
+    def prefetch(self, lo: int, hi: int) -> None:
+        """Asks the OS to start reading the files of the blocks that frames ``lo:hi`` lie in
+        (``posix_fadvise(WILLNEED)``: the kernel reads them in the background), so that
+        reading them later overlaps with other work instead of waiting for the disk. Blocks
+        whose checked bytes are held are skipped; so are platforms without ``posix_fadvise``.
+        Nothing is checked here: a missing or unreadable file is reported by the read."""
+        advise = getattr(os, "posix_fadvise", None)
+        b = self._reader.block_bounds
+        k0 = max(int(np.searchsorted(b, int(lo), side="right") - 1), 0)
+        k1 = min(int(np.searchsorted(b, int(hi), side="left")), len(b) - 1)
+        if advise is None or hi <= lo:
+            return
+        for k in range(k0, k1):
+            if k in self._held:
+                continue
+            try:
+                fd = os.open(self._reader.block_path(k), os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                advise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
 
     def logmel(self, i: int, dtype=np.float32) -> np.ndarray:
         """The log-mel of item i, [frames, n_mels]."""

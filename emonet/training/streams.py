@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from emonet.data.crops import Normalizer, crop_offsets, gather_windows
-from emonet.data.store_access import PartitionIndex, read_frames, read_pieces_cached
+from emonet.data.store_access import PartitionIndex, prefetch_pieces, read_frames, read_pieces_cached
 from emonet.errors import TrainingError
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # x [B, T, mels] float32, lengths int64, labels int64
@@ -194,7 +194,9 @@ def _read_group(
     out = None if carry is None else buffer.get(n_rows + 1, carry.frames.shape[1])
     if carry is not None:
         out[: first[1]] = carry.frames[:-1]
-    for u in sorted(range(len(units)), key=lambda u: units[u][0]):
+    in_order = sorted(range(len(units)), key=lambda u: units[u][0])
+    prefetch_pieces(part, [units[u][:2] for u in in_order])  # cold blocks: the disk reads ahead
+    for u in in_order:
         lo, hi, starts, h = units[u]
         rows = _rows(starts, h)  # ascending: a unit's crops do not overlap
         pos = int(first[u + len(before)])
