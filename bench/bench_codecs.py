@@ -71,7 +71,7 @@ def make_store(label: str, corpus: Path) -> Path:
     if not store.is_dir():
         codec = codec_of(label)
         old = zarr_backend.compressor
-        zarr_backend.compressor = lambda: codec  # None: no compressor (compressors=[])
+        zarr_backend.compressor = lambda setting: codec  # None: no compressor (compressors=[])
         try:
             sources = multi_task_sources(corpus / "multi-task-setup", TASKS)
             opts = ExtractOptions(store, corpus / "data", sources, FeatureConfig(n_mels=128), workers=1)

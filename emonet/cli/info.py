@@ -9,7 +9,7 @@ import typer
 
 from emonet.cli.console import out
 from emonet.cli.model_summary import render_model_summary
-from emonet.cli.render import store_table
+from emonet.cli.render import store_summary, store_table
 
 
 def info(
@@ -32,9 +32,7 @@ def info(
             out.print(render_model_summary(desc))
             out.print(f"{path}: {desc['bytes_on_disk'] / 1e6:.2f} MB on disk", highlight=False)
         return
-    from emonet.store import open_store  # lazy: keeps torch and zarr off 'emonet --help'
-
-    data = open_store(path).info()
+    data = store_summary(path)
     if as_json:
         print(json.dumps(data, indent=2))
     else:

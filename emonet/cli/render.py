@@ -9,11 +9,24 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:,.2f}"
 
 
+def store_summary(path) -> dict:
+    """The store's ``info()``, plus the ``--codec`` its root record names (stores written
+    before the option record none)."""
+    from emonet.store import open_store  # lazy: keeps torch and zarr off 'emonet --help'
+
+    store = open_store(path)
+    info = store.info()
+    if codec := store.meta.get("codec"):
+        info = {"path": info["path"], "backend": info["backend"], "codec": codec, **info}  # in this order
+    return info
+
+
 def store_table(info: dict, statuses: dict | None = None) -> Table:
     """One row per task and partition: files, hours, frames, classes with counts, bytes
     on disk and compression ratio against float32."""
+    codec = f", codec {info['codec']}" if info.get("codec") else ""
     t = Table(
-        title=f"feature store {info['path']} ({info['backend']}, features {info['feature_hash']})",
+        title=f"feature store {info['path']} ({info['backend']}{codec}, features {info['feature_hash']})",
         title_justify="left",
     )
     for col, kw in (

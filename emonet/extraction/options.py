@@ -11,6 +11,8 @@ from emonet.data.features import FeatureConfig
 from emonet.data.partitions import TaskSources
 from emonet.errors import ConfigError
 from emonet.store.backends import get_backend
+from emonet.store.codec import DEFAULT as DEFAULT_CODEC
+from emonet.store.codec import get_codec
 from emonet.store.names import check_task_name
 
 
@@ -18,9 +20,11 @@ from emonet.store.names import check_task_name
 class ExtractOptions:
     """Everything one ``emonet extract`` run needs.
 
-    ``workers`` is capped at the CPU count (and, when writing, at the number of blocks);
-    0 or 1 computes in this process. Task names are checked (plain names, see
-    :func:`emonet.store.names.check_task_name`) before anything is read or written."""
+    ``codec`` names the compression setting of the frames (both backends; recorded in the
+    store, and every later run into it must ask the same). ``workers`` is capped at the
+    CPU count (and, when writing, at the number of blocks); 0 or 1 computes in this process.
+    Task names are checked (plain names, see :func:`emonet.store.names.check_task_name`)
+    before anything is read or written."""
 
     store: Path
     data_path: Path
@@ -32,10 +36,12 @@ class ExtractOptions:
     overwrite: bool = False
     skip_bad: bool = False
     frames_per_shard: int | None = None  # zarr shard / webdataset tar size, in frames
+    codec: str = DEFAULT_CODEC  # the frames' compression: a name of emonet.store.codec.CODECS
 
     def __post_init__(self) -> None:
         self.store, self.data_path = Path(self.store), Path(self.data_path)
         get_backend(self.backend)  # ConfigError naming the choices
+        get_codec(self.codec)
         if self.workers < 0:
             raise ConfigError(f"--workers must be >= 0, got {self.workers}")
         self.workers = min(self.workers, os.cpu_count() or 1)

@@ -36,6 +36,7 @@ from emonet.extraction.store_state import (
 from emonet.extraction.writing import FileFailed, write_partitions
 from emonet.store import metadata
 from emonet.store.backends import Backend, get_backend
+from emonet.store.codec import get_codec
 from emonet.store.lock import StoreLock
 from emonet.store.staging import BlockLayout
 from emonet.utils.fs import filesystem_errors
@@ -83,7 +84,7 @@ def run_extract(
         raise InputError(f"{opts.data_path}: data path not found; pass the folder the csv file paths are relative to")
     backend = get_backend(opts.backend)
     with filesystem_errors(opts.store):
-        layout = backend.layout(opts.frames_per_shard)  # imports the backend before the workers fork
+        layout = backend.layout(opts.frames_per_shard, get_codec(opts.codec))  # imports the backend before the fork
         refuse_foreign_folder(opts.store)
         executor = BlockExecutor(opts.features, opts.device, opts.workers)  # checks the device
         try:

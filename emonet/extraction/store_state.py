@@ -23,7 +23,7 @@ from emonet.utils.fs import remove_tree
 @dataclass(frozen=True)
 class StoreState:
     exists: bool  # an emonet store is there
-    replace_all: bool  # its format or feature config differs, and overwrite was asked
+    replace_all: bool  # its format, codec or feature config differs, and overwrite was asked
 
 
 @dataclass
@@ -60,7 +60,7 @@ def refuse_foreign_folder(root: Path) -> None:
 
 
 def check_store(opts: ExtractOptions, backend: Backend) -> StoreState:
-    """The store's state against the asked format and feature config."""
+    """The store's state against the asked format, codec and feature config."""
     root = opts.store
     refuse_foreign_folder(root)
     found = metadata.detect_backend(root) if root.is_dir() else None
@@ -74,6 +74,13 @@ def check_store(opts: ExtractOptions, backend: Backend) -> StoreState:
             )
         return StoreState(True, True)
     meta = backend.read_meta(root, "store")
+    if (codec := metadata.recorded_codec(meta)) != opts.codec:  # one setting per store: what it records
+        if not opts.overwrite:
+            raise StoreError(
+                f"{root}: store was written with --codec {codec}, but --codec {opts.codec} was asked; "
+                f"pass --codec {codec}, another --store, or --overwrite to re-extract everything with {opts.codec}"
+            )
+        return StoreState(True, True)
     if meta["feature_hash"] != opts.features.fingerprint():
         if not opts.overwrite:
             old, new = meta["feature_config"], opts.features.to_dict()
@@ -168,9 +175,9 @@ def _problem(problem) -> str:
 
 
 def write_root(opts: ExtractOptions, backend: Backend) -> None:
-    """Writes the root record for ``opts`` (replacing one of another feature config), then
+    """Writes the root record for ``opts`` (replacing one of another codec or feature config), then
     removes another format's root record."""
-    metadata.write_root(opts.store, backend, opts.features.to_dict(), opts.features.fingerprint())
+    metadata.write_root(opts.store, backend, opts.features.to_dict(), opts.features.fingerprint(), opts.codec)
     for other in BACKENDS.values():
         if other.meta_file_name("store") != backend.meta_file_name("store"):
             (opts.store / other.meta_file_name("store")).unlink(missing_ok=True)
@@ -197,7 +204,7 @@ def remove_task(root: Path, task: str, backend: Backend, reason: str, notify: Ca
 def remove_stale(
     opts: ExtractOptions, backend: Backend, plans: list[TaskPlan], state: StoreState, notify: Callable[[str], None]
 ) -> None:
-    """With ``overwrite``: removes the tasks of a store of another format or feature config,
+    """With ``overwrite``: removes the tasks of a store of another format, codec or feature config,
     and tasks whose classes changed. The root record stays until the caller writes the new
     one (:func:`write_root`), so an interrupted removal never leaves a store that is not
     recognised as one."""
@@ -205,7 +212,7 @@ def remove_stale(
     if state.replace_all:
         old = metadata.detect_backend(root) or backend
         for task in metadata.task_dirs(root, old):
-            remove_task(root, task, old, "extracted with another format or feature config", notify)
+            remove_task(root, task, old, "extracted with another format, codec or feature config", notify)
         return
     if not state.exists:
         return

@@ -82,8 +82,9 @@ def write_partitions(
             finish(entry)
 
 
-def partition_meta(work: PartitionWork, staged: StagedPartition, index_sha256: str) -> dict:
-    """The partition's metadata record: content, csv, counts, statistics and checksums."""
+def partition_meta(work: PartitionWork, staged: StagedPartition, index_sha256: str, codec: str) -> dict:
+    """The partition's metadata record: content, csv, counts, statistics, the ``--codec``
+    its blocks were written with, and checksums."""
     plan, c = work.plan, work.plan.content
     meta = {
         "complete": True,
@@ -99,6 +100,7 @@ def partition_meta(work: PartitionWork, staged: StagedPartition, index_sha256: s
         "label_counts": label_counts(plan, work.task.classes),
         "converted": plan.converted,
         "skipped": plan.skipped,
+        "codec": codec,
         "block_crc32": staged.checksums,
         "index_sha256": index_sha256,
     }
@@ -115,7 +117,7 @@ def commit(opts: ExtractOptions, backend: Backend, work: PartitionWork, staged: 
     root = opts.store
     digest = integrity.index_digest(backend.open_partition(staged.dir))
     (staged.dir / PROGRESS).unlink()
-    backend.write_meta(staged.dir, "partition", partition_meta(work, staged, digest))
+    backend.write_meta(staged.dir, "partition", partition_meta(work, staged, digest, opts.codec))
     task_dir = root / work.task.task
     task_meta = backend.read_meta(task_dir, "task")
     if task_meta is None or task_meta["classes"] != work.task.classes:

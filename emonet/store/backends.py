@@ -18,6 +18,7 @@ from emonet.errors import ConfigError, StoreCorruptError
 from emonet.utils.fs import atomic_write_json, read_json
 
 if TYPE_CHECKING:
+    from emonet.store.codec import Codec
     from emonet.store.staging import BlockLayout
 
 META_KEY = "emonet"
@@ -50,15 +51,16 @@ class Backend:
     """One store format: where its metadata lives and which module reads and writes it."""
 
     name: str
-    module: str  # implementation: make_layout(frames_per_shard) and Reader(path)
+    module: str  # implementation: make_layout(frames_per_shard, codec) and Reader(path)
     zarr_meta: bool  # metadata in zarr group attributes (zarr.json), else in <kind>.json
 
     def _impl(self):
         return importlib.import_module(self.module)
 
-    def layout(self, frames_per_shard: int | None = None) -> BlockLayout:
-        """The writer's block layout (``frames_per_shard``: block size; None: default)."""
-        return self._impl().make_layout(frames_per_shard)
+    def layout(self, frames_per_shard: int | None = None, codec: Codec | None = None) -> BlockLayout:
+        """The writer's block layout (``frames_per_shard``: block size; ``codec``: the
+        frames' compression, :mod:`emonet.store.codec`; None: the defaults)."""
+        return self._impl().make_layout(frames_per_shard, codec)
 
     def open_partition(self, path: Path) -> PartitionReader:
         """A reader of the complete partition at ``path``."""

@@ -1,7 +1,7 @@
 """Metadata I/O of a feature store: the root, task and partition records, shared by both
 backends (each keeps them in its own files, see :mod:`emonet.store.backends`).
 
-    STORE/                          root: format, backend, feature config (+ emonet-store.yaml)
+    STORE/                          root: format, backend, codec, feature config (+ emonet-store.yaml)
     STORE/<task>/                   a task: its classes (label map, fixed from train)
     STORE/<task>/<partition>/       train | devel | test, complete: per-utterance arrays
     STORE/.staging/<task>/<part>/   a partition being written; renamed into place when done
@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from emonet.store.backends import BACKENDS, Backend
+from emonet.store.codec import DEFAULT
 from emonet.utils.fs import atomic_write_bytes
 
 FORMAT = "emonet-feature-store"
@@ -34,21 +35,30 @@ def detect_backend(root: Path) -> Backend | None:
     return None
 
 
-def write_root(root: Path, backend: Backend, feature_config: dict, feature_hash: str) -> None:
-    """Writes the root record (format, backend, feature config) and its YAML copy."""
+def write_root(root: Path, backend: Backend, feature_config: dict, feature_hash: str, codec: str = DEFAULT) -> None:
+    """Writes the root record (format, backend, the ``--codec`` that writes its frames,
+    feature config) and its YAML copy."""
     meta = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "backend": backend.name,
+        "codec": codec,
         "feature_config": feature_config,
         "feature_hash": feature_hash,
     }
     backend.write_meta(root, "store", meta)
     text = "# emonet feature store: the feature config its log-mels were computed with\n"
     text += yaml.safe_dump(
-        {"backend": backend.name, "feature_hash": feature_hash, "feature_config": feature_config}, sort_keys=False
+        {"backend": backend.name, "codec": codec, "feature_hash": feature_hash, "feature_config": feature_config},
+        sort_keys=False,
     )
     atomic_write_bytes(root / CONFIG_YAML, text.encode())
+
+
+def recorded_codec(meta: dict) -> str:
+    """The ``--codec`` a store's root record names; stores written before the option
+    existed were all written with the default."""
+    return str(meta.get("codec", DEFAULT))
 
 
 def store_files(root: Path, backend: Backend) -> set[str]:

@@ -1,7 +1,8 @@
 """webdataset backend: the same content as tar shards, for streaming from object storage.
 
 Each tar holds whole utterances in csv order; a sample is ``<index>.logmel.blosc``
-(float16 [frames, n_mels], blosc compressed like the zarr store, :mod:`emonet.store.codec`) and
+(float16 [frames, n_mels], a blosc frame of the store's ``--codec``, :mod:`emonet.store.codec`;
+with ``none`` a frame of level 0 that holds the bytes as they are) and
 ``<index>.json`` (file, label, label_id, frames, n_mels, seconds). Beside the tars,
 ``index.npz`` holds the per-utterance arrays for random access.
 
@@ -28,14 +29,15 @@ import webdataset as wds
 from webdataset.tariterators import tar_file_iterator
 
 from emonet.errors import ConfigError
-from emonet.store import codec
+from emonet.store.codec import CODECS, DEFAULT, Codec
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockItem, BlockLayout
 from emonet.utils.checksum import crc32
 from emonet.utils.fs import atomic_write_bytes
 
 FRAMES_PER_TAR = 262144  # ~64 MiB of float16 at 128 mels before compression
-CODEC = codec.numcodecs_blosc()  # as the zarr store; it decodes any blosc frame
+DEFAULT_CODEC = CODECS[DEFAULT]
+CODEC = DEFAULT_CODEC.numcodecs_blosc()  # decodes any blosc frame, whichever setting wrote it
 INDEX = "index.npz"
 
 
@@ -43,21 +45,22 @@ def tar_name(k: int) -> str:
     return f"shard-{k:06d}.tar"
 
 
-def encode_logmel(x: np.ndarray) -> bytes:
-    return bytes(CODEC.encode(np.ascontiguousarray(x, dtype=np.float16)))
+def encode_logmel(x: np.ndarray, setting: Codec = DEFAULT_CODEC) -> bytes:
+    return bytes(setting.numcodecs_blosc().encode(np.ascontiguousarray(x, dtype=np.float16)))
 
 
 def decode_logmel(blob: bytes, frames: int, n_mels: int) -> np.ndarray:
     return np.frombuffer(CODEC.decode(blob), dtype=np.float16).reshape(frames, n_mels)
 
 
-def make_layout(frames_per_shard: int | None) -> WdsLayout:
-    return WdsLayout(frames_per_tar=frames_per_shard or FRAMES_PER_TAR)
+def make_layout(frames_per_shard: int | None, setting: Codec | None = None) -> WdsLayout:
+    return WdsLayout(frames_per_tar=frames_per_shard or FRAMES_PER_TAR, codec=setting or DEFAULT_CODEC)
 
 
 @dataclass(frozen=True)
 class WdsLayout(BlockLayout):
     frames_per_tar: int = FRAMES_PER_TAR
+    codec: Codec = DEFAULT_CODEC  # each sample's blosc setting
     name: str = "webdataset"
 
     def __post_init__(self) -> None:
@@ -65,7 +68,8 @@ class WdsLayout(BlockLayout):
             raise ConfigError(f"--frames-per-shard must be > 0, got {self.frames_per_tar}")
 
     def key(self) -> str:
-        return f"wds:{self.frames_per_tar}"
+        """Names the codec unless it is the default, so staging folders of earlier versions resume."""
+        return f"wds:{self.frames_per_tar}" + ("" if self.codec == DEFAULT_CODEC else f":{self.codec.name}")
 
     def block_bounds(self, content: PartitionContent) -> np.ndarray:
         """Cut at utterance edges once a tar holds at least ``frames_per_tar`` frames."""
@@ -103,7 +107,7 @@ class WdsLayout(BlockLayout):
                 sink.write(
                     {
                         "__key__": f"{it.index:09d}",
-                        "logmel.blosc": encode_logmel(x),
+                        "logmel.blosc": encode_logmel(x, self.codec),
                         "json": json.dumps(it.meta, sort_keys=True).encode(),
                     }
                 )

@@ -16,12 +16,13 @@ import zarr
 import zarr.codecs as zc
 
 from emonet.errors import ConfigError
-from emonet.store import codec
+from emonet.store.codec import CODECS, DEFAULT, Codec
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockItem, BlockLayout, file_crc32
 
 FRAMES_PER_CHUNK = 2048  # unit of reading
 FRAMES_PER_SHARD = 16384  # unit of writing (one file on disk, one writer)
+DEFAULT_CODEC = CODECS[DEFAULT]
 
 
 def shard_bounds(total_frames: int, frames_per_shard: int) -> np.ndarray:
@@ -33,22 +34,26 @@ def shard_path(partition: Path, k: int) -> Path:
     return Path(partition) / "features" / "c" / str(k) / "0"
 
 
-def compressor() -> zc.BloscCodec | None:
-    """The chunks' compressor (None: stored raw). Measured on log-mel float16
-    (bench/README.md): blosc's automatic block size gave zstd too little context (level 3:
-    2.43x); 256 KiB blocks make level 3 as small as level 5 at twice the speed."""
-    return zc.BloscCodec(cname=codec.CNAME, clevel=codec.CLEVEL, shuffle=codec.SHUFFLE, blocksize=codec.BLOCKSIZE)
+def compressor(setting: Codec) -> zc.BloscCodec | None:
+    """The chunks' compressor for ``setting`` (None: stored raw). Measured on log-mel
+    float16 (bench/README.md): blosc's automatic block size gave zstd too little context
+    (level 3: 2.43x); 256 KiB blocks make level 3 as small as level 5 at twice the speed."""
+    if setting.raw:
+        return None
+    s = setting
+    return zc.BloscCodec(cname=s.cname, clevel=s.clevel, shuffle=s.shuffle, blocksize=s.blocksize)
 
 
-def make_layout(frames_per_shard: int | None) -> ZarrLayout:
+def make_layout(frames_per_shard: int | None, setting: Codec | None = None) -> ZarrLayout:
     fps = frames_per_shard or FRAMES_PER_SHARD
-    return ZarrLayout(frames_per_shard=fps, frames_per_chunk=min(FRAMES_PER_CHUNK, fps))
+    return ZarrLayout(frames_per_shard=fps, frames_per_chunk=min(FRAMES_PER_CHUNK, fps), codec=setting or DEFAULT_CODEC)
 
 
 @dataclass(frozen=True)
 class ZarrLayout(BlockLayout):
     frames_per_shard: int = FRAMES_PER_SHARD
     frames_per_chunk: int = FRAMES_PER_CHUNK
+    codec: Codec = DEFAULT_CODEC  # the chunks' compression
     name: str = "zarr"
 
     def __post_init__(self) -> None:
@@ -59,7 +64,9 @@ class ZarrLayout(BlockLayout):
             )
 
     def key(self) -> str:
-        return f"zarr:{self.frames_per_shard}:{self.frames_per_chunk}"
+        """Names the codec unless it is the default, so staging folders of earlier versions resume."""
+        suffix = "" if self.codec == DEFAULT_CODEC else f":{self.codec.name}"
+        return f"zarr:{self.frames_per_shard}:{self.frames_per_chunk}{suffix}"
 
     def block_bounds(self, content: PartitionContent) -> np.ndarray:
         return shard_bounds(content.total_frames, self.frames_per_shard)
@@ -73,7 +80,7 @@ class ZarrLayout(BlockLayout):
             dtype="float16",
             chunks=(self.frames_per_chunk, c.n_mels),
             shards=(self.frames_per_shard, c.n_mels),
-            compressors=[chunk_codec] if (chunk_codec := compressor()) is not None else [],
+            compressors=[chunk_codec] if (chunk_codec := compressor(self.codec)) is not None else [],
             fill_value=0,
             dimension_names=("frame", "mel"),
         )

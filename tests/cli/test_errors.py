@@ -64,6 +64,7 @@ def test_console_script_shows_both_sides(tmp_path):
     ("argv", "needles", "help_of"),
     [
         (["extract", "-s", "s", "-dp", "d", "--format", "zar"], ["'zar'", "'zarr'", "'webdataset'"], "emonet extract"),
+        (["extract", "-s", "s", "-dp", "d", "--codec", "zstd"], ["--codec", "'zstd3'", "'lz4'"], "emonet extract"),
         (["extract", "-s", "s", "-dp", "d", "--device", "gpu"], ["'gpu'", "'cpu'", "'cuda'"], "emonet extract"),
         (["extract", "-s", "s", "-dp", "d", "-w", "2"], ["-w"], "emonet extract"),
         (["extract", "-dp", "d"], ["--store"], "emonet extract"),
@@ -90,7 +91,7 @@ def test_help_lists_the_choices(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "250")  # one row per option in rich's help
     assert main(["extract", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "zarr|webdataset" in text and "cpu|cuda" in text and "-j" in text
+    assert "zarr|webdataset" in text and "zstd3|lz4|none" in text and "cpu|cuda" in text and "-j" in text
     assert main(["init-model", "--help"]) == 0
     text = capsys.readouterr().out
     for values in ("cnn|rnn|fusion", "parallel|series|none", "avgpool|attention|FCNAttention", "scratch|finetune"):
@@ -110,7 +111,9 @@ def test_cli_choices_match_the_library():
     from emonet.models import MODES
     from emonet.models.config import ADAPTER_TYPES, CLASSIFIERS, MODEL_TYPES
     from emonet.store.backends import BACKENDS
+    from emonet.store.codec import CODECS
 
+    assert tuple(extract_cli.STORE_CODECS) == tuple(CODECS)
     assert tuple(mo.MODES) == tuple(MODES) and tuple(mo.MODEL_TYPES) == tuple(MODEL_TYPES)
     assert tuple(mo.CLASSIFIERS) == tuple(CLASSIFIERS) and tuple(mo.ADAPTER_TYPES) == tuple(ADAPTER_TYPES)
     assert tuple(extract_cli.STORE_FORMATS) == tuple(BACKENDS)

@@ -64,7 +64,7 @@ def test_overwrite_announces_what_it_removes_and_keeps_foreign_files(tmp_path, c
     capsys.readouterr()
     assert extract("-s", store, "-dp", data, "-t", "t", "-tr", csvs["train"], "-nm", 64, "--overwrite") == 0
     err = capsys.readouterr().err
-    assert f"removing {store / 't'} (train, devel)" in err and "another format or feature config" in err
+    assert f"removing {store / 't'} (train, devel)" in err and "another format, codec or feature config" in err
     assert (store / "notes.txt").read_text() == "mine" and (store / "t" / "mine.txt").read_text() == "mine too"
     assert "kept 1 file(s)" in err and "mine.txt" in err
     assert open_store(store).partitions("t") == ["train"]

@@ -1,32 +1,35 @@
-"""Stores written with another blosc setting (the zstd one before issue 20, lz4) or none
-read bit-identically through the store's own shard decoder and pass verify: the codec is
-in each chunk's blosc header (and the zarr array's metadata), never assumed."""
+"""Stores written with another blosc setting (the zstd one before issue 20, lz4 at other
+levels or shuffles) or none read bit-identically through the store's own shard decoder and
+pass verify: the codec is in each chunk's blosc header (and the zarr array's metadata),
+never assumed."""
 
 import numpy as np
 import pytest
-import zarr.codecs as zc
 from numcodecs import Blosc
 
 from emonet.data.partitions import single_task_sources
 from emonet.extraction.runner import ExtractOptions, run_extract
-from emonet.store import open_store, wds_backend, zarr_backend
+from emonet.store import codec, open_store, zarr_backend
+from emonet.store.codec import CODECS, Codec
 from emonet.store.verify import verify_store
 from tests.helpers import make_task
 
-OLD_ZSTD = ("zstd", 3, "shuffle")  # the default up to issue 20, written explicitly
-SETTINGS = {"zstd3": OLD_ZSTD, "lz4": ("lz4", 5, "shuffle"), "lz4-bit": ("lz4", 1, "bitshuffle"), "none": None}
+OLD_ZSTD = Codec("zstd3-auto-blocks", "zstd", 3, "shuffle", 0)  # the default up to issue 20
+SETTINGS = {
+    c.name: c
+    for c in (
+        OLD_ZSTD,
+        CODECS["zstd3"],
+        CODECS["lz4"],
+        Codec("lz4-5", "lz4", 5),
+        Codec("lz4-bit", "lz4", 1, "bitshuffle"),
+        CODECS["none"],
+    )
+}
 
 
-def _extract(tmp_path, monkeypatch, backend: str, setting) -> object:
-    if setting is None:
-        monkeypatch.setattr(zarr_backend, "compressor", lambda: None)
-    else:
-        cname, clevel, shuffle = setting
-        monkeypatch.setattr(
-            zarr_backend, "compressor", lambda: zc.BloscCodec(cname=cname, clevel=clevel, shuffle=shuffle)
-        )
-        ids = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
-        monkeypatch.setattr(wds_backend, "CODEC", Blosc(cname=cname, clevel=clevel, shuffle=ids[shuffle]))
+def _extract(tmp_path, monkeypatch, backend: str, setting: Codec) -> object:
+    monkeypatch.setitem(codec.CODECS, setting.name, setting)  # a setting --codec does not offer, written
     data, csvs = make_task(tmp_path, name="t", n_per_class=3, partitions=("train", "devel"))
     store = tmp_path / f"store-{backend}"
     opts = ExtractOptions(
@@ -36,6 +39,7 @@ def _extract(tmp_path, monkeypatch, backend: str, setting) -> object:
         backend=backend,
         workers=1,
         frames_per_shard=32,
+        codec=setting.name,
     )
     run_extract(opts, notify=lambda m: None)
     monkeypatch.undo()  # reading must not depend on the writer's setting
@@ -51,8 +55,6 @@ def _items(store) -> dict:
 def test_stores_of_every_codec_read_the_same_frames_and_verify(tmp_path, monkeypatch, backend):
     reference = None
     for name, setting in SETTINGS.items():
-        if setting is None and backend == "webdataset":
-            continue  # the webdataset samples are always blosc frames
         store = _extract(tmp_path / name, monkeypatch, backend, setting)
         assert verify_store(store).ok, name
         items = _items(store)
@@ -65,7 +67,7 @@ def test_stores_of_every_codec_read_the_same_frames_and_verify(tmp_path, monkeyp
         if backend == "zarr":  # the store's own decoder, not zarr's, and zarr agrees
             part = open_store(store).partition("t", "train")
             reader = part._reader
-            assert reader._plain_sharding and reader._blosc == (setting is not None)
+            assert reader._plain_sharding and reader._blosc == (not setting.raw)
             assert np.array_equal(np.concatenate([x for _, _, x in part]), np.asarray(reader.features[:], np.float32))
 
 
