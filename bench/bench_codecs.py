@@ -3,6 +3,7 @@
     python bench/bench_codecs.py [--files 1000] [--rounds 5] [--only zstd3,lz4-5]
     python bench/bench_codecs.py --decoder [--rounds 5]   # the shard decoder now vs before
     python bench/bench_codecs.py --trees SRC1,SRC2 [--only zstd3] [--band-norm] [--frame-cache]  # source trees
+    python bench/bench_codecs.py --stream [--only zstd3,lz4-1,none] [--band-norm]  # the trainer's loader
 
 One demo corpus (3-8 s clips, 128 mels) is extracted once per codec setting through the
 real extraction and store writer (``emonet.store.zarr_backend.compressor`` swapped for the
@@ -257,6 +258,64 @@ def trees_ab(
             print(f"| {t} | {lab} | " + " | ".join(f"{v:,.0f}" for v in m) + " |")
 
 
+_STREAM = """
+import json, os, statistics, time
+import numpy as np, torch
+torch.set_num_threads(1)
+from emonet.utils.allocator import keep_large_buffers
+keep_large_buffers()  # as the trainer does
+from emonet.data import store_access
+from emonet.data.crops import Normalizer
+from emonet.store import open_store
+from emonet.training.streams import StreamSpec, epoch_batch_count, stream
+store_access.CACHE.budget = 0  # the frame cache off: every window decoded from the block files
+store = open_store({store!r})
+its = []
+for task in {tasks!r}:
+    part = store_access.open_partition(store, task, "train")
+    index = store_access.partition_index(part)
+    spec = StreamSpec(task=task, band_norm={band_norm})
+    mean, std = store.normalization(task)
+    if not {band_norm}:  # the original's raw log-mels
+        mean, std = np.zeros_like(mean), np.ones_like(std)
+    its.append((stream(part, index, spec, Normalizer(mean, std), 0, 1), epoch_batch_count(index, spec, 0, 0, 1)))
+rates = []
+for epoch in range({epochs} + 1):  # epoch 0: imports, partitions opened, buffers grown
+    n, t0, c0 = 0, time.perf_counter(), time.process_time()
+    for it, nb in its:
+        for _ in range(nb):
+            n += len(next(it)[0])
+    if epoch:
+        rates.append((n / (time.perf_counter() - t0), n / (time.process_time() - c0)))
+print(json.dumps([statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates)]))
+"""
+
+
+def stream_rates(labels: list[str], stores: dict, rounds: int, band_norm: bool, epochs: int = 4) -> None:
+    """The trainer's loader in its steady state: one process per setting and round (the
+    settings rotating), three endless train streams (``emonet.training.streams.stream``, the
+    shuffle buffer reused, glibc malloc as the trainer sets it), the frame cache off, the
+    files in the page cache; median windows/s of ``epochs`` epochs after the first."""
+    import json
+
+    res = {lab: [] for lab in labels}
+    loads = []
+    for r in range(rounds):
+        for lab in labels[r % len(labels) :] + labels[: r % len(labels)]:
+            code = _STREAM.format(store=str(stores[lab]), tasks=TASKS, band_norm=band_norm, epochs=epochs)
+            env = {**os.environ, "EMONET_CACHE_MB": "0"}
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+            res[lab].append(json.loads(out.stdout.strip().splitlines()[-1]))
+            loads.append(os.getloadavg()[0])
+        print(f"round {r + 1} done", flush=True)
+    print(f"CPU: {cpu_name()}; load average (1 min) {min(loads):.1f}-{max(loads):.1f}; medians of {rounds} rounds")
+    print(f"band_norm {band_norm}; trainer streams, frame cache off, page cache warm")
+    print("| setting | windows/s | windows/CPU-s | CPU per window, us |\n| --- | ---: | ---: | ---: |")
+    for lab in labels:
+        wall, cpu = (statistics.median(r[i] for r in res[lab]) for i in range(2))
+        print(f"| {lab} | {wall:,.0f} | {cpu:,.0f} | {1e6 / cpu:.0f} |")
+
+
 def sizes(store_path: Path) -> tuple[int, int]:
     """(bytes of the train partitions' feature files, bytes of their frames as float16)."""
     import emonet
@@ -285,6 +344,7 @@ def main() -> None:
     ap.add_argument("--trees", default=None, help="comma-separated source trees: only their cold/warm epochs")
     ap.add_argument("--band-norm", action="store_true", help="with --trees: batches standardised per mel band")
     ap.add_argument("--frame-cache", action="store_true", help="with --trees: the frame cache on (cached epochs)")
+    ap.add_argument("--stream", action="store_true", help="only: the trainer's streams in their steady state")
     args = ap.parse_args()
 
     import torch
@@ -304,6 +364,9 @@ def main() -> None:
         return
     if args.trees:
         trees_ab(args.trees.split(","), labels, stores, args.rounds, args.band_norm, args.frame_cache)
+        return
+    if args.stream:
+        stream_rates(labels, stores, args.rounds, args.band_norm)
         return
     if args.decoder:
         print(f"CPU: {cpu_name()}; load average {os.getloadavg()[0]:.1f}")

@@ -10,15 +10,10 @@ def _mb(n: int) -> str:
 
 
 def store_summary(path) -> dict:
-    """The store's ``info()``, plus the ``--codec`` its root record names (stores written
-    before the option record none)."""
+    """The store's ``info()`` (its ``--codec`` included where its root record names one)."""
     from emonet.store import open_store  # lazy: keeps torch and zarr off 'emonet --help'
 
-    store = open_store(path)
-    info = store.info()
-    if codec := store.meta.get("codec"):
-        info = {"path": info["path"], "backend": info["backend"], "codec": codec, **info}  # in this order
-    return info
+    return open_store(path).info()
 
 
 def store_table(info: dict, statuses: dict | None = None) -> Table:

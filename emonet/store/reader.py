@@ -319,6 +319,7 @@ class FeatureStore:
         out: dict = {
             "path": str(self.path),
             "backend": self.backend,
+            **({"codec": self.meta["codec"]} if self.meta.get("codec") else {}),  # none before --codec
             "feature_hash": self.feature_hash,
             "feature_config": dict(self.feature_config),
             "tasks": {},
