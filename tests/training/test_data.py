@@ -126,8 +126,8 @@ def test_utterance_batches_are_whole_utterances_split_over_ranks(small_store):
 
 @pytest.mark.parametrize("partition, window", [("devel", None), ("train", 0.2)], ids=["whole", "crops"])
 def test_webdataset_store_reads_the_same_features(small_store, wds_store, partition, window):
-    """The same batches from both formats; a webdataset sample's read-only buffer is copied
-    from without a warning (torch cannot wrap it)."""
+    """The same batches from both formats, whole utterances and random crops, without a
+    warning (a webdataset sample's decoded buffer is read-only)."""
     z, w = emonet.open_store(small_store), emonet.open_store(wds_store)
     # storage order: the formats cut their blocks differently, so shuffled orders differ
     a = list(batches(z, "acted", partition=partition, batch_size=3, window=window, shuffle=False))
@@ -190,18 +190,3 @@ def test_the_frame_cache_keeps_two_normalisations_of_a_partition_apart(small_sto
     assert torch.allclose(plain - shifted, torch.ones_like(plain) / torch.as_tensor(std), atol=1e-5)
     again = read_frames_cached(part, 0, 10, Normalized(Normalizer(mean, std)))
     assert torch.equal(plain, again)
-
-
-@pytest.mark.parametrize("writeable", [True, False], ids=["decoded", "read-only-buffer"])
-def test_take_rows_copies_the_rows_of_any_frames_without_a_warning(writeable):
-    from emonet.training.streams import _take_rows
-
-    frames = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float16)
-    if not writeable:  # as np.frombuffer gives for a webdataset sample's decoded bytes
-        frames = np.frombuffer(frames.tobytes(), np.float16).reshape(50, 8)
-    rows = np.array([3, 4, 5, 40, 41, 0], np.int64)
-    out = np.full((len(rows), 8), np.nan, np.float16)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        _take_rows(frames, rows, out)
-    assert np.array_equal(out, frames[rows])
