@@ -16,7 +16,8 @@ process, for ``--rounds`` rounds with the settings in a rotated order each round
   partitions with the frame cache off (``EMONET_CACHE_MB=0``): the trainer's read path,
   every window decoded from the files;
 - *warm*: the same epoch again, the files now in the page cache (frame cache still off);
-- *read*: the cold shard files read and CRC-checked only (no decoding): the disk's part;
+- *read*: the cold shard files read and CRC-checked only (no decoding): the disk's part, and
+  the windows per second it allows (the read rate over the store's train bytes per window);
 - *decode*: the shards (bytes in memory) decoded only, MB/s of float16 out.
 
 Prints medians over rounds as a markdown table, with the CPU and load average.
@@ -402,9 +403,10 @@ def main() -> None:
     print(f"medians of {args.rounds} rounds\n")
     print(
         "| setting | codec | level | shuffle | block | size vs float32 | vs float16 | cold windows/s | "
-        "cold windows/CPU-s | warm windows/s | warm windows/CPU-s | cold read+CRC MB/s | decode MB/s |"
+        "cold windows/CPU-s | warm windows/s | warm windows/CPU-s | cold read+CRC MB/s | "
+        "the disk's bound, windows/s | decode MB/s |"
     )
-    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for lab in labels:
         cname, clevel, shuffle, block = SETTINGS[lab]
         disk, raw = sizes(stores[lab])
@@ -414,7 +416,7 @@ def main() -> None:
             f"{block // 1024 if block else 'auto' if cname else '-'}{' KiB' if block else ''} | "
             f"{2 * raw / disk:.2f}x | {raw / disk:.2f}x | {m['cold']:,.0f} | {m['cold_cpu']:,.0f} | "
             f"{m['warm']:,.0f} | {m['warm_cpu']:,.0f} | "
-            f"{m['read']:,.0f} | {m['decode']:,.0f} |"
+            f"{m['read']:,.0f} | {m['read'] * 1e6 / (disk / windows):,.0f} | {m['decode']:,.0f} |"
         )
 
 
