@@ -34,6 +34,11 @@ class Codec:
     def raw(self) -> bool:
         return self.clevel == 0
 
+    def key_suffix(self) -> str:
+        """What a block layout's key adds for this setting: nothing for the default, so the
+        staging folders of runs from before ``--codec`` still resume; else ``:<name>``."""
+        return "" if self.name == DEFAULT else f":{self.name}"
+
     def numcodecs_blosc(self) -> Blosc:
         """The setting as a numcodecs ``Blosc`` (the webdataset backend's per-sample codec)."""
         return _numcodecs_blosc(self)
@@ -62,3 +67,6 @@ def get_codec(name: str) -> Codec:
         return CODECS[name]
     except (KeyError, TypeError):
         raise ConfigError(f"unknown --codec {name!r}; choose one of: {', '.join(CODECS)}") from None
+
+
+DEFAULT_CODEC = CODECS[DEFAULT]

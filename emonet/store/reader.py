@@ -148,11 +148,11 @@ class Partition(Sequence):
         whose checked bytes are held are skipped; so are platforms without ``posix_fadvise``.
         Nothing is checked here: a missing or unreadable file is reported by the read."""
         advise = getattr(os, "posix_fadvise", None)
+        if advise is None or hi <= lo:
+            return
         b = self._reader.block_bounds
         k0 = max(int(np.searchsorted(b, int(lo), side="right") - 1), 0)
         k1 = min(int(np.searchsorted(b, int(hi), side="left")), len(b) - 1)
-        if advise is None or hi <= lo:
-            return
         for k in range(k0, k1):
             if k in self._held:
                 continue

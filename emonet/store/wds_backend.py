@@ -29,14 +29,13 @@ import webdataset as wds
 from webdataset.tariterators import tar_file_iterator
 
 from emonet.errors import ConfigError
-from emonet.store.codec import CODECS, DEFAULT, Codec
+from emonet.store.codec import DEFAULT_CODEC, Codec
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockItem, BlockLayout
 from emonet.utils.checksum import crc32
 from emonet.utils.fs import atomic_write_bytes
 
 FRAMES_PER_TAR = 262144  # ~64 MiB of float16 at 128 mels before compression
-DEFAULT_CODEC = CODECS[DEFAULT]
 CODEC = DEFAULT_CODEC.numcodecs_blosc()  # decodes any blosc frame, whichever setting wrote it
 INDEX = "index.npz"
 
@@ -68,8 +67,7 @@ class WdsLayout(BlockLayout):
             raise ConfigError(f"--frames-per-shard must be > 0, got {self.frames_per_tar}")
 
     def key(self) -> str:
-        """Names the codec unless it is the default, so staging folders of earlier versions resume."""
-        return f"wds:{self.frames_per_tar}" + ("" if self.codec == DEFAULT_CODEC else f":{self.codec.name}")
+        return f"wds:{self.frames_per_tar}{self.codec.key_suffix()}"
 
     def block_bounds(self, content: PartitionContent) -> np.ndarray:
         """Cut at utterance edges once a tar holds at least ``frames_per_tar`` frames."""

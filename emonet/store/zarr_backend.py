@@ -16,13 +16,12 @@ import zarr
 import zarr.codecs as zc
 
 from emonet.errors import ConfigError
-from emonet.store.codec import CODECS, DEFAULT, Codec
+from emonet.store.codec import DEFAULT_CODEC, Codec
 from emonet.store.content import PartitionContent
 from emonet.store.staging import BlockItem, BlockLayout, file_crc32
 
 FRAMES_PER_CHUNK = 2048  # unit of reading
 FRAMES_PER_SHARD = 16384  # unit of writing (one file on disk, one writer)
-DEFAULT_CODEC = CODECS[DEFAULT]
 
 
 def shard_bounds(total_frames: int, frames_per_shard: int) -> np.ndarray:
@@ -64,9 +63,7 @@ class ZarrLayout(BlockLayout):
             )
 
     def key(self) -> str:
-        """Names the codec unless it is the default, so staging folders of earlier versions resume."""
-        suffix = "" if self.codec == DEFAULT_CODEC else f":{self.codec.name}"
-        return f"zarr:{self.frames_per_shard}:{self.frames_per_chunk}{suffix}"
+        return f"zarr:{self.frames_per_shard}:{self.frames_per_chunk}{self.codec.key_suffix()}"
 
     def block_bounds(self, content: PartitionContent) -> np.ndarray:
         return shard_bounds(content.total_frames, self.frames_per_shard)
